@@ -1,0 +1,28 @@
+# The two entry points the README names: `make demo` (main job) and `make test` (CI's suite).
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint deps bench
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+deps: $(BIN)/.installed
+	scripts/system-deps.sh
+
+demo: $(BIN)/.installed
+	$(BIN)/pushprov demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: deps lint
+	$(BIN)/pytest -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py

@@ -1,0 +1,51 @@
+"""Reference time: parsed from the command line or taken once at the edge, then passed down."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+from ._errors import UsageError
+
+__all__ = ["as_unix", "from_unix", "now", "parse_duration", "parse_time"]
+
+_UNIX = re.compile(r"-?[0-9]{1,12}")
+_DURATION = re.compile(r"([0-9]{1,6})([smhdwy]?)")
+_DAY = 86400
+_UNIT_SECONDS = {"": _DAY, "s": 1, "m": 60, "h": 3600, "d": _DAY, "w": 7 * _DAY, "y": 365 * _DAY}
+
+
+def now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+
+
+def parse_time(text: str) -> _dt.datetime:
+    """ISO 8601 (naive means UTC) or Unix seconds, as sq's ``--time`` takes it."""
+    text = text.strip()
+    if _UNIX.fullmatch(text):
+        return from_unix(int(text))
+    try:
+        value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError("time must be ISO 8601 or Unix seconds") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    return value.astimezone(_dt.UTC)
+
+
+def parse_duration(text: str) -> _dt.timedelta:
+    """``365d``, ``52w``, ``1y`` (365 days), ``12h``; a bare number is days."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise UsageError("duration must look like 365d, 52w, 1y or 12h")
+    return _dt.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def as_unix(value: _dt.datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware one (UTC)")
+    return int(value.timestamp())
+
+
+def from_unix(seconds: int) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(seconds, _dt.UTC)

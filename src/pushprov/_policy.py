@@ -1,0 +1,54 @@
+"""Google's connection profile as one immutable value, passed down to every check.
+
+Tests and the sandbox build stricter or looser policies with ``dataclasses.replace``; nothing
+below this module hard-codes an algorithm list or a limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+
+from ._encoding import Encoding
+
+__all__ = ["GOOGLE_PROFILE", "Policy"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Policy:
+    """Allow-lists and limits. Algorithm names are the upper-case names used in RFC 9580 / JOSE."""
+
+    # OpenPGP signatures: what we write, and what we accept from others.
+    signing_hash: str = "SHA384"
+    signature_hashes: frozenset[str] = frozenset({"SHA256", "SHA384", "SHA512"})
+    # OpenPGP symmetric encryption: what we write, and what we accept (AES128 only by choice).
+    cipher: str = "AES256"
+    ciphers: frozenset[str] = frozenset({"AES256"})
+    # Keys.
+    min_rsa_bits: int = 2048
+    default_rsa_bits: int = 3072
+    default_key_validity: _dt.timedelta = _dt.timedelta(days=365)
+    max_key_lifetime: _dt.timedelta = _dt.timedelta(days=730)
+    # How far a signature's creation time may lie in the future of the reference time.
+    clock_skew: _dt.timedelta = _dt.timedelta(seconds=60)
+    # Size caps, applied before parsing (message) and while inflating (plaintext).
+    max_message_bytes: int = 64 * 1024
+    max_plaintext_bytes: int = 64 * 1024
+    max_key_file_bytes: int = 1024 * 1024
+    # GOPC.
+    output_encoding: Encoding = Encoding.BASE64
+    max_session_id_length: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.signing_hash not in self.signature_hashes:
+            raise ValueError("signing_hash must be one of signature_hashes")
+        if self.cipher not in self.ciphers:
+            raise ValueError("cipher must be one of ciphers")
+        if self.default_key_validity > self.max_key_lifetime:
+            raise ValueError("default_key_validity exceeds max_key_lifetime")
+        if min(self.max_message_bytes, self.max_plaintext_bytes, self.min_rsa_bits) <= 0:
+            raise ValueError("limits must be positive")
+
+
+#: Google's profile: SHA-384 signatures, AES-256, RSA >= 2048, keys valid one year (two at most).
+GOOGLE_PROFILE = Policy()
