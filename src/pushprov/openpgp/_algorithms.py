@@ -1,0 +1,99 @@
+"""OpenPGP algorithm identifiers (RFC 9580 §9) and their pyca/cryptography counterparts."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.decrepit.ciphers import algorithms as decrepit
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import algorithms
+
+__all__ = [
+    "CFB",
+    "CIPHERS",
+    "CIPHER_IDS",
+    "HASHES",
+    "HASH_IDS",
+    "PK_RSA",
+    "PK_RSA_ENCRYPT_ONLY",
+    "PK_RSA_SIGN_ONLY",
+    "CipherSpec",
+    "cipher_spec",
+    "hash_name",
+    "new_hash",
+]
+
+PK_RSA = 1
+PK_RSA_ENCRYPT_ONLY = 2
+PK_RSA_SIGN_ONLY = 3
+
+HASH_IDS: dict[str, int] = {
+    "MD5": 1,
+    "SHA1": 2,
+    "RIPEMD160": 3,
+    "SHA256": 8,
+    "SHA384": 9,
+    "SHA512": 10,
+    "SHA224": 11,
+}
+_HASH_NAMES = {v: k for k, v in HASH_IDS.items()}
+
+# Hashes we can compute. MD5 and SHA-1 stay here so a refusal can name them after policy says no.
+HASHES: dict[int, type[hashes.HashAlgorithm]] = {
+    1: hashes.MD5,
+    2: hashes.SHA1,
+    8: hashes.SHA256,
+    9: hashes.SHA384,
+    10: hashes.SHA512,
+    11: hashes.SHA224,
+}
+
+
+def hash_name(algo_id: int) -> str:
+    return _HASH_NAMES.get(algo_id, f"hash-{algo_id}")
+
+
+def new_hash(algo_id: int) -> hashes.Hash:
+    return hashes.Hash(HASHES[algo_id]())
+
+
+class CipherSpec:
+    __slots__ = ("block_size", "factory", "key_size", "name")
+
+    def __init__(self, name: str, factory: type, key_size: int, block_size: int) -> None:
+        self.name = name
+        self.factory = factory
+        self.key_size = key_size
+        self.block_size = block_size
+
+
+CIPHER_IDS: dict[str, int] = {
+    "IDEA": 1,
+    "TRIPLEDES": 2,
+    "CAST5": 3,
+    "BLOWFISH": 4,
+    "AES128": 7,
+    "AES192": 8,
+    "AES256": 9,
+    "TWOFISH": 10,
+}
+
+# Ciphers we can run, so that a message in a refused cipher is decrypted, its MDC checked, and
+# only then refused by name: the refusal then tells the sender something true and helps no oracle.
+CIPHERS: dict[int, CipherSpec] = {
+    1: CipherSpec("IDEA", decrepit.IDEA, 16, 8),
+    2: CipherSpec("TRIPLEDES", decrepit.TripleDES, 24, 8),
+    3: CipherSpec("CAST5", decrepit.CAST5, 16, 8),
+    4: CipherSpec("BLOWFISH", decrepit.Blowfish, 16, 8),
+    7: CipherSpec("AES128", algorithms.AES, 16, 16),
+    8: CipherSpec("AES192", algorithms.AES, 24, 16),
+    9: CipherSpec("AES256", algorithms.AES, 32, 16),
+}
+
+
+def cipher_spec(algo_id: int) -> CipherSpec | None:
+    return CIPHERS.get(algo_id)
+
+
+try:  # cryptography >= 47 keeps CFB among the decrepit modes; older releases in primitives.
+    from cryptography.hazmat.decrepit.ciphers.modes import CFB
+except ImportError:  # pragma: no cover - depends on the installed cryptography
+    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[assignment,unused-ignore]

@@ -1,0 +1,540 @@
+"""Sealing (sign, then encrypt) and opening (decrypt, check MDC, verify) OpenPGP messages.
+
+Sealing writes: PKESK v3 per recipient, then SEIPD v1 holding one-pass signatures, the literal
+data and the signatures in reverse order (RFC 9580 §10.3). Opening releases plaintext only after
+decryption, the MDC, at least one trusted signature and every policy check passed; every way the
+decryption itself can fail raises the same ``DecryptionFailedError``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime as _dt
+import hashlib
+import hmac
+import os
+import zlib
+from collections.abc import Iterable, Sequence
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher
+
+from .._clock import as_unix, from_unix
+from .._encoding import Encoding, b64decode_any, b64encode
+from .._errors import (
+    DecryptionFailedError,
+    InputTooLargeError,
+    MalformedInputError,
+    PolicyViolationError,
+    SignatureInvalidError,
+    UnsupportedError,
+    UsageError,
+)
+from .._opened import Opened, VerifiedSignature
+from .._policy import GOOGLE_PROFILE, Policy
+from ._algorithms import (
+    CFB,
+    CIPHER_IDS,
+    HASH_IDS,
+    PK_RSA,
+    PK_RSA_ENCRYPT_ONLY,
+    PK_RSA_SIGN_ONLY,
+    CipherSpec,
+    cipher_spec,
+    hash_name,
+    new_hash,
+)
+from ._keys import Certificate, SecretKey, _Key
+from ._packets import FramingError, Tag, armor, dearmor, encode_packet, is_armored, mpi, read_mpi
+from ._packets import read_packets as _read_packets
+from ._rsa import PrivateKeyOps, encrypt_block, modulus_octets, verify_digest
+from ._signature import (
+    Signature,
+    SigType,
+    Sub,
+    UnsupportedSignatureError,
+    build_signature_body,
+    encode_subpackets,
+    parse_signature,
+    signature_trailer,
+)
+
+__all__ = ["decode_message", "encode_message", "open_message", "seal"]
+
+_RSA = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
+_MDC_HEADER = b"\xd3\x14"
+_MAX_NESTING = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Sealing
+
+
+def seal(
+    plaintext: bytes,
+    *,
+    sign_with: Sequence[SecretKey],
+    encrypt_to: Sequence[Certificate],
+    at: _dt.datetime,
+    policy: Policy = GOOGLE_PROFILE,
+) -> bytes:
+    """Sign with every key in ``sign_with``, encrypt to every certificate; return binary OpenPGP."""
+    if not sign_with:
+        raise UsageError("at least one signing key is required")
+    if not encrypt_to:
+        raise UsageError("at least one recipient is required")
+    if len(plaintext) > policy.max_plaintext_bytes:
+        raise InputTooLargeError("plaintext is larger than the policy allows")
+    now = as_unix(at)
+    hash_algo = HASH_IDS[policy.signing_hash]
+    cipher_algo = CIPHER_IDS[policy.cipher]
+    spec = cipher_spec(cipher_algo)
+    assert spec is not None
+
+    signers = _unique(signer.signer(at) for signer in sign_with)
+    recipients = _unique((cert.encryption_key(at), None) for cert in encrypt_to)
+
+    # Hash the document once; each signer continues from a copy with its own trailer.
+    document_hash = new_hash(hash_algo)
+    document_hash.update(plaintext)
+    one_pass: list[bytes] = []
+    signatures: list[bytes] = []
+    last = len(signers) - 1
+    for index, (key, backend) in enumerate(signers):
+        assert backend is not None
+        one_pass.append(
+            encode_packet(
+                Tag.ONE_PASS_SIGNATURE,
+                bytes([3, SigType.BINARY, hash_algo, PK_RSA])
+                + key.key_id
+                + (b"\x01" if index == last else b"\x00"),
+            )
+        )
+        hashed = encode_subpackets(
+            [
+                (Sub.CREATION_TIME, now.to_bytes(4, "big")),
+                (Sub.ISSUER_FINGERPRINT, b"\x04" + key.fingerprint),
+            ]
+        )
+        hasher = document_hash.copy()
+        hasher.update(signature_trailer(SigType.BINARY, PK_RSA, hash_algo, hashed))
+        digest = hasher.finalize()
+        body = build_signature_body(
+            sig_type=SigType.BINARY,
+            pk_algo=PK_RSA,
+            hash_algo=hash_algo,
+            hashed_area=hashed,
+            unhashed_area=encode_subpackets([(Sub.ISSUER_KEY_ID, key.key_id)]),
+            digest=digest,
+            value=backend.sign_digest(hash_algo, digest),
+        )
+        signatures.append(encode_packet(Tag.SIGNATURE, body))
+    literal = encode_packet(Tag.LITERAL, b"b\x00" + now.to_bytes(4, "big") + plaintext)
+    inner = b"".join(one_pass) + literal + b"".join(reversed(signatures))
+
+    session_key = os.urandom(spec.key_size)
+    checksum = (sum(session_key) & 0xFFFF).to_bytes(2, "big")
+    block = bytes([cipher_algo]) + session_key + checksum
+    out = []
+    for key, _ in recipients:
+        assert key.public is not None
+        encrypted = encrypt_block(key.public, block)
+        out.append(
+            encode_packet(Tag.PKESK, b"\x03" + key.key_id + bytes([PK_RSA]) + mpi(encrypted))
+        )
+    prefix = os.urandom(spec.block_size)
+    clear = prefix + prefix[-2:] + inner + _MDC_HEADER
+    clear += hashlib.sha1(clear).digest()  # noqa: S324 - the MDC is SHA-1 by definition
+    encryptor = Cipher(spec.factory(session_key), CFB(bytes(spec.block_size))).encryptor()
+    out.append(encode_packet(Tag.SEIPD, b"\x01" + encryptor.update(clear) + encryptor.finalize()))
+    return b"".join(out)
+
+
+def _unique(
+    items: Iterable[tuple[_Key, PrivateKeyOps | None]],
+) -> list[tuple[_Key, PrivateKeyOps | None]]:
+    seen: set[bytes] = set()
+    result = []
+    for key, backend in items:
+        if key.fingerprint not in seen:
+            seen.add(key.fingerprint)
+            result.append((key, backend))
+    return result
+
+
+def encode_message(binary: bytes, encoding: Encoding) -> bytes:
+    if encoding is Encoding.BINARY:
+        return binary
+    if encoding is Encoding.ARMOR:
+        return armor("MESSAGE", binary).encode("ascii")
+    return b64encode(binary, encoding)
+
+
+def decode_message(data: bytes, policy: Policy = GOOGLE_PROFILE) -> bytes:
+    """Binary OpenPGP from armor, raw binary, or base64 in either alphabet."""
+    if len(data) > policy.max_message_bytes:
+        raise InputTooLargeError("message is larger than the policy allows")
+    if not data.strip():
+        raise MalformedInputError("empty input")
+    if data[0] & 0x80:
+        return data
+    if data.lstrip().startswith(b"-----BEGIN PGP SIGNED MESSAGE-----"):
+        raise PolicyViolationError("a cleartext-signed message is not encrypted")
+    if is_armored(data):
+        try:
+            kind, binary = dearmor(data)
+        except FramingError:
+            raise MalformedInputError("bad ASCII armor") from None
+        if kind != "MESSAGE":
+            raise MalformedInputError(f"expected an armored MESSAGE, got {kind}")
+        return binary
+    return b64decode_any(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening
+
+
+def open_message(
+    message: bytes,
+    *,
+    decrypt_with: Sequence[SecretKey],
+    verify_with: Sequence[Certificate],
+    at: _dt.datetime,
+    policy: Policy = GOOGLE_PROFILE,
+) -> Opened:
+    """Decrypt with any of ``decrypt_with``; require a valid signature by one of ``verify_with``."""
+    binary = decode_message(message, policy)
+    pkesks, seipd = _split_envelope(binary)
+    decrypted = _decrypt(pkesks, seipd, decrypt_with)
+    if decrypted is None:
+        raise DecryptionFailedError
+    decryption_key, spec, inner = decrypted
+    # The MDC matched, so whoever made this knew the session key: naming the cipher helps no oracle.
+    if spec.name not in policy.ciphers:
+        raise PolicyViolationError(f"cipher {spec.name} is not allowed by the policy")
+    try:
+        literal, signatures = _parse_signed_literal(inner, policy)
+    except FramingError:
+        raise DecryptionFailedError from None
+    verified = _verify(literal, signatures, verify_with, at, policy)
+    return Opened(
+        plaintext=literal.data,
+        format="pgp",
+        decryption_key=decryption_key.fingerprint.hex().upper(),
+        cipher=spec.name,
+        signatures=verified,
+    )
+
+
+def _split_envelope(binary: bytes) -> tuple[list[bytes], bytes]:
+    pkesks: list[bytes] = []
+    seipd: bytes | None = None
+    password_encrypted = False
+    seen_any = False
+    try:
+        for tag, body in _read_packets(binary):
+            seen_any = True
+            if tag == Tag.PKESK:
+                if seipd is not None or not body:
+                    raise FramingError("PKESK after encrypted data")
+                if body[0] == 6:
+                    raise UnsupportedError("v6 PKESK (RFC 9580 v6 keys) is not supported")
+                if body[0] != 3:
+                    raise FramingError("unknown PKESK version")
+                pkesks.append(body)
+            elif tag == Tag.SKESK:
+                password_encrypted = True
+            elif tag == Tag.SEIPD:
+                if seipd is not None or not body:
+                    raise FramingError("more than one encrypted data packet")
+                if body[0] == 2:
+                    raise UnsupportedError("SEIPD v2 (AEAD) is not supported")
+                if body[0] != 1:
+                    raise FramingError("unknown SEIPD version")
+                seipd = body
+            elif tag == Tag.SED:
+                raise PolicyViolationError("encrypted data without integrity protection (no MDC)")
+            elif tag == Tag.AEAD:
+                raise UnsupportedError("AEAD encrypted data packets are not supported")
+            elif tag in (Tag.MARKER, Tag.PADDING):
+                continue
+            elif tag in (Tag.LITERAL, Tag.ONE_PASS_SIGNATURE, Tag.SIGNATURE, Tag.COMPRESSED):
+                raise PolicyViolationError("the message is not encrypted")
+            else:
+                raise MalformedInputError("not an OpenPGP message")
+    except FramingError:
+        if not seen_any:
+            raise MalformedInputError("not an OpenPGP message") from None
+        raise DecryptionFailedError from None
+    if not pkesks and password_encrypted:
+        raise UnsupportedError("password-encrypted messages are not supported")
+    if seipd is None or not pkesks:
+        raise DecryptionFailedError
+    return pkesks, seipd
+
+
+def _decrypt(
+    pkesks: list[bytes], seipd: bytes, decrypt_with: Sequence[SecretKey]
+) -> tuple[_Key, CipherSpec, bytes] | None:
+    ours = [pair for secret in decrypt_with for pair in secret.decryptors()]
+    by_id: dict[bytes, list[tuple[_Key, PrivateKeyOps]]] = {}
+    for key, backend in ours:
+        by_id.setdefault(key.key_id, []).append((key, backend))
+    for body in pkesks:
+        if len(body) < 10 or body[9] not in _RSA:
+            continue
+        key_id = body[1:9]
+        # An all-zero key ID hides the recipient: try each of our keys, with the same outcome.
+        targets = ours if key_id == bytes(8) else by_id.get(key_id, [])
+        for key, backend in targets:
+            session = _decrypt_session_key(key, backend, body[10:])
+            if session is None:
+                continue
+            spec, session_key = session
+            inner = _decrypt_seipd(seipd, spec, session_key)
+            if inner is not None:
+                return key, spec, inner
+    return None
+
+
+def _decrypt_session_key(
+    key: _Key, backend: PrivateKeyOps, data: bytes
+) -> tuple[CipherSpec, bytes] | None:
+    """RSA-decrypt a PKESK body; any problem is the same ``None`` (RFC 9580 §13.5)."""
+    try:
+        value, end = read_mpi(data, 0)
+    except FramingError:
+        return None
+    size = modulus_octets(backend.public_key)
+    if end != len(data) or len(value) > size:
+        return None
+    try:
+        block = backend.decrypt_block(value.rjust(size, b"\0"))
+    except ValueError:
+        return None
+    spec = cipher_spec(block[0]) if block else None
+    if spec is None or len(block) != spec.key_size + 3:
+        return None
+    session_key = block[1:-2]
+    if not hmac.compare_digest((sum(session_key) & 0xFFFF).to_bytes(2, "big"), block[-2:]):
+        return None
+    return spec, session_key
+
+
+def _decrypt_seipd(body: bytes, spec: CipherSpec, session_key: bytes) -> bytes | None:
+    """Decrypt SEIPD v1; return the inner packets only when the MDC matches."""
+    ciphertext = body[1:]
+    block_size = spec.block_size
+    if len(ciphertext) < block_size + 2 + 22:
+        return None
+    decryptor = Cipher(spec.factory(session_key), CFB(bytes(block_size))).decryptor()
+    clear = decryptor.update(ciphertext) + decryptor.finalize()
+    # The two "quick check" octets are deliberately not consulted (§13.4): only the MDC decides.
+    expected = _MDC_HEADER + hashlib.sha1(clear[:-20]).digest()  # noqa: S324
+    if not hmac.compare_digest(clear[-22:], expected):
+        return None
+    return clear[block_size + 2 : -22]
+
+
+class _Literal:
+    __slots__ = ("data", "text")
+
+    def __init__(self, body: bytes) -> None:
+        if len(body) < 6:
+            raise FramingError("truncated literal data")
+        name_length = body[1]
+        start = 2 + name_length + 4
+        if len(body) < start:
+            raise FramingError("truncated literal data")
+        self.text = body[0] in b"tu"
+        self.data = body[start:]
+
+
+def _parse_signed_literal(inner: bytes, policy: Policy) -> tuple[_Literal, list[bytes]]:
+    """Check the signed-message grammar; return the literal and its signatures' bodies."""
+    packets = _flatten(inner, policy, 0, [0])
+    leading: list[bytes] = []
+    one_pass: list[bytes] = []
+    trailing: list[bytes] = []
+    literal: _Literal | None = None
+    for tag, body in packets:
+        if tag == Tag.SIGNATURE and literal is None and not one_pass:
+            leading.append(body)
+        elif tag == Tag.ONE_PASS_SIGNATURE and literal is None:
+            one_pass.append(body)
+        elif tag == Tag.LITERAL and literal is None:
+            literal = _Literal(body)
+        elif tag == Tag.SIGNATURE and literal is not None:
+            trailing.append(body)
+        else:
+            raise FramingError("unexpected packet in the signed message")
+    if literal is None or len(trailing) != len(one_pass):
+        raise FramingError("one-pass signatures and signatures do not pair")
+    # The signature after the literal closes the innermost (last written) one-pass packet.
+    for ops, sig_body in zip(reversed(one_pass), trailing, strict=True):
+        _check_pairing(ops, sig_body)
+    return literal, leading + trailing
+
+
+def _check_pairing(ops: bytes, sig_body: bytes) -> None:
+    if len(ops) != 13 or ops[0] != 3:
+        raise FramingError("bad one-pass signature packet")
+    if len(sig_body) < 4 or sig_body[0] != 4:
+        return  # a signature we cannot read is judged (and ignored) by the verifier
+    if ops[1:4] != bytes([sig_body[1], sig_body[3], sig_body[2]]):
+        raise FramingError("one-pass signature does not match its signature")
+
+
+def _flatten(
+    data: bytes, policy: Policy, depth: int, inflated: list[int]
+) -> list[tuple[int, bytes]]:
+    packets: list[tuple[int, bytes]] = []
+    for tag, body in _read_packets(data):
+        if tag == Tag.COMPRESSED:
+            if depth >= _MAX_NESTING:
+                raise FramingError("compressed packets nested too deeply")
+            content = _inflate(body, policy.max_plaintext_bytes - inflated[0])
+            inflated[0] += len(content)
+            packets += _flatten(content, policy, depth + 1, inflated)
+        elif tag not in (Tag.MARKER, Tag.PADDING):
+            packets.append((tag, body))
+    return packets
+
+
+def _inflate(body: bytes, cap: int) -> bytes:
+    """Decompress with a hard output cap, never inflating first and measuring after."""
+    if not body:
+        raise FramingError("empty compressed packet")
+    algorithm, data = body[0], body[1:]
+    if algorithm == 0:
+        content = data
+    elif algorithm in (1, 2):
+        inflater = zlib.decompressobj(-15 if algorithm == 1 else 15)
+        try:
+            content = inflater.decompress(data, cap + 1)
+        except zlib.error:
+            raise FramingError("bad compressed data") from None
+    elif algorithm == 3:
+        try:
+            content = bz2.BZ2Decompressor().decompress(data, max_length=cap + 1)
+        except (OSError, ValueError, EOFError):
+            raise FramingError("bad compressed data") from None
+    else:
+        raise FramingError("unknown compression algorithm")
+    if len(content) > cap:
+        raise InputTooLargeError("decompressed message is larger than the policy allows")
+    return content
+
+
+# ---------------------------------------------------------------------------------------------
+# Signature verification
+
+_OK = 0
+_UNKNOWN = 1  # no trusted key made it: ignored
+_BAD = 2
+_FUTURE = 3
+_KEY_UNUSABLE = 4
+_POLICY = 5
+
+
+def _verify(
+    literal: _Literal,
+    signatures: list[bytes],
+    verify_with: Sequence[Certificate],
+    at: _dt.datetime,
+    policy: Policy,
+) -> tuple[VerifiedSignature, ...]:
+    if not signatures:
+        raise SignatureInvalidError("the message is not signed")
+    by_fingerprint: dict[bytes, tuple[Certificate, _Key]] = {}
+    by_key_id: dict[bytes, list[tuple[Certificate, _Key]]] = {}
+    for cert in verify_with:
+        for key in cert._verifying_keys():
+            by_fingerprint[key.fingerprint] = (cert, key)
+            by_key_id.setdefault(key.key_id, []).append((cert, key))
+    now = as_unix(at)
+    digests: dict[tuple[int, int], hashes.Hash] = {}
+    verified: list[VerifiedSignature] = []
+    worst = (_UNKNOWN, "no signature by a trusted key")
+    for body in signatures:
+        try:
+            sig = parse_signature(body)
+        except (UnsupportedSignatureError, FramingError):
+            continue
+        candidates = [by_fingerprint[f] for f in sig.issuer_fingerprints if f in by_fingerprint]
+        if not candidates and not sig.issuer_fingerprints:
+            candidates = [c for k in sig.issuer_key_ids for c in by_key_id.get(k, [])]
+        for cert, key in candidates:
+            verdict, reason = _check(sig, cert, key, literal, now, policy, digests)
+            if verdict == _OK:
+                verified.append(
+                    VerifiedSignature(
+                        certificate=cert.fingerprint,
+                        signing_key=key.fingerprint.hex().upper(),
+                        hash_algorithm=hash_name(sig.hash_algo),
+                        created=from_unix(sig.created or 0),
+                    )
+                )
+                break
+            worst = max(worst, (verdict, reason))
+    if verified:
+        return tuple(verified)
+    verdict, reason = worst
+    if verdict == _POLICY:
+        raise PolicyViolationError(reason)
+    raise SignatureInvalidError(reason)
+
+
+def _check(
+    sig: Signature,
+    cert: Certificate,
+    key: _Key,
+    literal: _Literal,
+    now: int,
+    policy: Policy,
+    digests: dict[tuple[int, int], hashes.Hash],
+) -> tuple[int, str]:
+    if sig.sig_type not in (SigType.BINARY, SigType.TEXT) or sig.critical_unknown:
+        return _BAD, "signature is not a valid document signature"
+    name = hash_name(sig.hash_algo)
+    if name not in policy.signature_hashes:
+        return _POLICY, f"signature hash {name} is not allowed by the policy"
+    if sig.pk_algo not in _RSA or key.public is None:
+        return _POLICY, "signature algorithm is not allowed by the policy"
+    if key.bits < policy.min_rsa_bits:
+        return _POLICY, f"signer key has {key.bits} bits, below the policy minimum"
+    if sig.created is None:
+        return _BAD, "signature has no creation time"
+    if sig.created > now + int(policy.clock_skew.total_seconds()):
+        return _FUTURE, "signature was made in the future"
+    if sig.sig_expiration and now >= sig.created + sig.sig_expiration:
+        return _KEY_UNUSABLE, "signature is expired"
+    primary = cert._primary
+    if primary.revoked_at_time(now) or key.revoked_at_time(now):
+        return _KEY_UNUSABLE, "signer key is revoked"
+    for part in (primary, key):
+        if part.expires is not None and now >= part.expires:
+            return _KEY_UNUSABLE, "signer key is expired"
+    hasher = _document_hash(sig.hash_algo, sig.sig_type, literal, digests)
+    hasher.update(sig.trailer())
+    digest = hasher.finalize()
+    if not hmac.compare_digest(digest[:2], sig.left16):
+        return _BAD, "signature does not verify"
+    if not verify_digest(key.public, sig.hash_algo, digest, sig.value):
+        return _BAD, "signature does not verify"
+    return _OK, ""
+
+
+def _document_hash(
+    hash_algo: int, sig_type: int, literal: _Literal, cache: dict[tuple[int, int], hashes.Hash]
+) -> hashes.Hash:
+    cached = cache.get((hash_algo, sig_type))
+    if cached is None:
+        hasher = new_hash(hash_algo)
+        data = literal.data
+        if sig_type == SigType.TEXT:
+            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        hasher.update(data)
+        cache[(hash_algo, sig_type)] = cached = hasher
+    return cached.copy()

@@ -1,0 +1,201 @@
+"""OpenPGP packet framing (RFC 9580 §4.2), MPIs (§3.2) and ASCII armor (§6).
+
+Reads old- and new-format headers and partial body lengths; writes new format only. Every read is
+bounds-checked; problems raise ``FramingError`` which the callers map to a public error class.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+
+__all__ = [
+    "FramingError",
+    "Tag",
+    "armor",
+    "dearmor",
+    "encode_packet",
+    "is_armored",
+    "mpi",
+    "read_mpi",
+    "read_packets",
+]
+
+
+class FramingError(Exception):
+    """Internal: malformed packet stream. Never shown as is; the caller picks the public error."""
+
+
+class Tag:
+    PKESK = 1
+    SIGNATURE = 2
+    SKESK = 3
+    ONE_PASS_SIGNATURE = 4
+    SECRET_KEY = 5
+    PUBLIC_KEY = 6
+    SECRET_SUBKEY = 7
+    COMPRESSED = 8
+    SED = 9
+    MARKER = 10
+    LITERAL = 11
+    TRUST = 12
+    USER_ID = 13
+    PUBLIC_SUBKEY = 14
+    USER_ATTRIBUTE = 17
+    SEIPD = 18
+    MDC = 19
+    AEAD = 20
+    PADDING = 21
+
+
+# Only data-carrying packets may use partial body lengths (§4.2.1.4).
+_PARTIAL_OK = frozenset({Tag.COMPRESSED, Tag.SED, Tag.LITERAL, Tag.SEIPD, Tag.AEAD})
+
+
+def read_packets(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(tag, body)`` for each packet in ``data``; partial bodies are joined."""
+    pos = 0
+    end = len(data)
+    while pos < end:
+        first = data[pos]
+        if not first & 0x80:
+            raise FramingError("not a packet header")
+        pos += 1
+        if first & 0x40:
+            tag = first & 0x3F
+            body, pos = _read_new_body(data, pos, tag)
+        else:
+            tag = (first >> 2) & 0x0F
+            length_type = first & 0x03
+            if length_type == 3:  # indeterminate: to the end of the data
+                body, pos = data[pos:], end
+            else:
+                size = 1 << length_type
+                length = int.from_bytes(_take(data, pos, size), "big")
+                pos += size
+                body = _take(data, pos, length)
+                pos += length
+        yield tag, body
+
+
+def _read_new_body(data: bytes, pos: int, tag: int) -> tuple[bytes, int]:
+    chunks: list[bytes] = []
+    first_chunk = True
+    while True:
+        octet = _take(data, pos, 1)[0]
+        pos += 1
+        if octet < 192:
+            length = octet
+        elif octet < 224:
+            length = ((octet - 192) << 8) + _take(data, pos, 1)[0] + 192
+            pos += 1
+        elif octet == 255:
+            length = int.from_bytes(_take(data, pos, 4), "big")
+            pos += 4
+        else:
+            if tag not in _PARTIAL_OK:
+                raise FramingError("partial length on a packet that may not have one")
+            length = 1 << (octet & 0x1F)
+            if first_chunk and length < 512:
+                raise FramingError("first partial chunk shorter than 512 octets")
+            chunks.append(_take(data, pos, length))
+            pos += length
+            first_chunk = False
+            continue
+        chunks.append(_take(data, pos, length))
+        return b"".join(chunks), pos + length
+
+
+def _take(data: bytes, pos: int, length: int) -> bytes:
+    if pos + length > len(data):
+        raise FramingError("truncated")
+    return data[pos : pos + length]
+
+
+def encode_packet(tag: int, body: bytes) -> bytes:
+    """New-format header with the shortest definite length."""
+    length = len(body)
+    if length < 192:
+        header = bytes([0xC0 | tag, length])
+    elif length < 8384:
+        length -= 192
+        header = bytes([0xC0 | tag, (length >> 8) + 192, length & 0xFF])
+    else:
+        header = bytes([0xC0 | tag, 255]) + length.to_bytes(4, "big")
+    return header + body
+
+
+def mpi(value: int | bytes) -> bytes:
+    """Encode an MPI: bit count, then the big-endian value without leading zero octets."""
+    if isinstance(value, bytes):
+        value = int.from_bytes(value, "big")
+    bits = value.bit_length()
+    return bits.to_bytes(2, "big") + value.to_bytes((bits + 7) // 8, "big")
+
+
+def read_mpi(data: bytes, pos: int) -> tuple[bytes, int]:
+    """Return the MPI's value octets (as written, leading zeros stripped by the writer)."""
+    bits = int.from_bytes(_take(data, pos, 2), "big")
+    length = (bits + 7) // 8
+    return _take(data, pos + 2, length), pos + 2 + length
+
+
+# ---------------------------------------------------------------------------------------------
+# ASCII armor
+
+_ARMOR = re.compile(
+    rb"-----BEGIN PGP (?P<kind>[A-Z ,/0-9]+)-----[ \t]*\r?\n"
+    rb"(?P<headers>(?:[^\r\n]+\r?\n)*?)"
+    rb"[ \t]*\r?\n"
+    rb"(?P<body>[A-Za-z0-9+/=\s]*?)"
+    rb"(?:^=(?P<crc>[A-Za-z0-9+/]{4})[ \t]*\r?\n)?"
+    rb"-----END PGP (?P=kind)-----",
+    re.MULTILINE,
+)
+
+
+def is_armored(data: bytes) -> bool:
+    return data.lstrip()[:15] == b"-----BEGIN PGP "
+
+
+def dearmor(data: bytes) -> tuple[str, bytes]:
+    """Return ``(kind, binary)`` of the first armored block.
+
+    The CRC-24 line is optional and, when present, not checked: RFC 9580 §6.1 says a reader must
+    not reject on it; integrity comes from the MDC and the signatures.
+    """
+    match = _ARMOR.search(data)
+    if match is None:
+        raise FramingError("no ASCII armor")
+    body = re.sub(rb"\s+", b"", match.group("body"))
+    try:
+        binary = base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise FramingError("bad base64 in armor") from None
+    return match.group("kind").decode("ascii"), binary
+
+
+def armor(kind: str, data: bytes) -> str:
+    """Armor ``data`` as ``-----BEGIN PGP {kind}-----`` with 64-column lines and a CRC-24.
+
+    RFC 9580 makes the CRC optional; it is written because older readers require it.
+    """
+    encoded = base64.b64encode(data).decode("ascii")
+    lines = [encoded[i : i + 64] for i in range(0, len(encoded), 64)]
+    crc = base64.b64encode(_crc24(data).to_bytes(3, "big")).decode("ascii")
+    return "\n".join(
+        [f"-----BEGIN PGP {kind}-----", "", *lines, f"={crc}", f"-----END PGP {kind}-----", ""]
+    )
+
+
+def _crc24(data: bytes) -> int:
+    crc = 0xB704CE
+    for octet in data:
+        crc ^= octet << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF
