@@ -60,6 +60,7 @@ __all__ = [
     "Certificate",
     "KeyInfo",
     "SecretKey",
+    "contains_secret_key",
     "generate_key",
     "read_certificates",
     "read_secret_keys",
@@ -199,7 +200,7 @@ class Certificate:
     def expires(self) -> _dt.datetime | None:
         return None if self._primary.expires is None else from_unix(self._primary.expires)
 
-    def keys(self, secret_fingerprints: Iterable[bytes] = ()) -> tuple[KeyInfo, ...]:
+    def key_infos(self, secret_fingerprints: Iterable[bytes] = ()) -> tuple[KeyInfo, ...]:
         secret = set(secret_fingerprints)
         return tuple(_info(key, key.fingerprint in secret) for key in self._all_keys())
 
@@ -335,8 +336,8 @@ class SecretKey:
     def fingerprint(self) -> str:
         return self._certificate.fingerprint
 
-    def keys(self) -> tuple[KeyInfo, ...]:
-        return self._certificate.keys(self._backends)
+    def key_infos(self) -> tuple[KeyInfo, ...]:
+        return self._certificate.key_infos(self._backends)
 
     def signer(self, at: _dt.datetime) -> tuple[_Key, PrivateKeyOps]:
         """The newest valid signing-capable (sub)key with a private half."""
@@ -417,6 +418,16 @@ CIPHER_SPEC_AES256 = _spec
 
 # ---------------------------------------------------------------------------------------------
 # Reading
+
+
+def contains_secret_key(data: bytes) -> bool:
+    """True when ``data`` holds secret-key packets (so a file can be told apart for display)."""
+    try:
+        if is_armored(data):
+            _kind, data = dearmor(data)
+        return any(tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY) for tag, _ in _read_packets(data))
+    except FramingError:
+        return False
 
 
 def read_certificates(data: bytes, *, policy: Policy = GOOGLE_PROFILE) -> list[Certificate]:

@@ -1,0 +1,419 @@
+"""Command-line face. Habits of sq/sop: subcommands, stdin to stdout, secrets never on argv,
+``--json`` for machines, ``--at`` as the reference clock, fixed exit statuses per error class.
+
+On failure nothing is written to stdout and stderr gets one line ``error: <code>: <message>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
+
+from .. import _api, openpgp
+from .._card import Card, Gopc
+from .._clock import now, parse_duration, parse_time
+from .._encoding import Encoding
+from .._errors import InputTooLargeError, PushprovError, UsageError
+from .._opened import Opened
+from .._policy import GOOGLE_PROFILE, Policy
+from ._demo import run_demo
+
+__all__ = ["main"]
+
+EXIT_STATUS_TABLE = """exit status:
+  0   success
+  1   internal error (details withheld so no data can leak)
+  2   usage: bad arguments, unreadable file, bad --at
+  3   malformed_input     4  input_too_large     5  decryption_failed
+  6   signature_invalid   7  policy_violation    8  key_invalid
+  9   key_unusable       10  unsupported        11  gopc_invalid
+  12  session_mismatch   13  bad_passphrase
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse's default prints usage and exits 2; keep the one-line error contract.
+        raise UsageError(message)
+
+
+def _add_time(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--at",
+        metavar="TIME",
+        type=parse_time,
+        help="reference time for every validity and policy check (ISO 8601 or Unix seconds); "
+        "default: now",
+    )
+
+
+def _add_passphrase(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="file whose first line unlocks protected secret keys (never pass secrets on argv)",
+    )
+
+
+def _add_encoding(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoding",
+        choices=[e.value for e in Encoding],
+        default=None,
+        help="output encoding (default: base64, RFC 4648 §4, as Google's GOPC spec asks)",
+    )
+
+
+def _add_seal_keys(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sign-with",
+        metavar="SECRET_KEY_FILE",
+        action="append",
+        required=True,
+        help="secret key to sign with (repeat to sign with several keys)",
+    )
+    parser.add_argument(
+        "--encrypt-to",
+        metavar="CERT_FILE",
+        action="append",
+        required=True,
+        help="certificate to encrypt to (repeat for several recipients)",
+    )
+
+
+def _add_open_keys(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--decrypt-with",
+        metavar="SECRET_KEY_FILE",
+        action="append",
+        required=True,
+        help="secret key that may decrypt (repeat: any of several)",
+    )
+    parser.add_argument(
+        "--verify-with",
+        metavar="CERT_FILE",
+        action="append",
+        required=True,
+        help="trusted signer certificate (repeat: one valid signature by any of them suffices)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pushprov",
+        description="Seal and open Google Opaque Payment Cards (GOPCs) under Google's profile: "
+        "SHA-384 signatures, AES-256, RSA keys valid one year (two at most), several keys at "
+        "once. Data flows stdin -> stdout.",
+        epilog=EXIT_STATUS_TABLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    key = commands.add_parser("key", help="generate and inspect keys").add_subparsers(
+        dest="key_command", required=True, metavar="SUBCOMMAND"
+    )
+    generate = key.add_parser(
+        "generate",
+        help="generate an RSA key to Google's rules",
+        description="Generate an RSA key: [CS] primary + [E] subkey, AES-256/SHA-384 "
+        "preferences, expiring after --expires (at most 2 years).",
+    )
+    generate.add_argument("--uid", required=True, help="user ID, e.g. 'Issuer <ops@example>'")
+    generate.add_argument("--bits", type=int, default=None, help="RSA size (default 3072)")
+    generate.add_argument(
+        "--expires", default="365d", type=parse_duration, help="validity: 365d, 52w, 1y, ..."
+    )
+    generate.add_argument("--secret-out", required=True, metavar="FILE")
+    generate.add_argument("--public-out", required=True, metavar="FILE")
+    _add_passphrase(generate)
+    _add_time(generate)
+
+    inspect = key.add_parser(
+        "inspect",
+        help="show fingerprints, sizes, flags, expiry and the policy verdict",
+        description="Reads public or secret keys (secret parts are not unlocked or shown).",
+    )
+    inspect.add_argument("file", metavar="FILE", help="key or certificate file ('-' for stdin)")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_time(inspect)
+
+    seal = commands.add_parser("seal", help="sign and encrypt stdin to stdout")
+    _add_seal_keys(seal)
+    _add_encoding(seal)
+    _add_passphrase(seal)
+    _add_time(seal)
+
+    open_ = commands.add_parser("open", help="decrypt and verify stdin to stdout")
+    _add_open_keys(open_)
+    open_.add_argument("--json", action="store_true", help="JSON with plaintext (base64) + facts")
+    _add_passphrase(open_)
+    _add_time(open_)
+
+    gopc = commands.add_parser("gopc", help="seal and open Google Opaque Payment Cards")
+    gopc_commands = gopc.add_subparsers(dest="gopc_command", required=True, metavar="SUBCOMMAND")
+    gopc_seal = gopc_commands.add_parser(
+        "seal",
+        help="card JSON on stdin -> sealed GOPC on stdout",
+        description='Reads {"accountNumber":..,"expiryMonth":"MM","expiryYear":"YY"} on stdin.',
+    )
+    gopc_seal.add_argument("--session-id", required=True, help="serverSessionId from Google's SDK")
+    _add_seal_keys(gopc_seal)
+    _add_encoding(gopc_seal)
+    _add_passphrase(gopc_seal)
+    _add_time(gopc_seal)
+    gopc_open = gopc_commands.add_parser(
+        "open",
+        help="sealed GOPC on stdin -> GOPC JSON on stdout (as Google would open it)",
+    )
+    gopc_open.add_argument("--session-id", required=True, help="the serverSessionId expected")
+    _add_open_keys(gopc_open)
+    gopc_open.add_argument(
+        "--masked", action="store_true", help="print a masked summary instead of the GOPC"
+    )
+    gopc_open.add_argument("--json", action="store_true", help="GOPC with envelope facts")
+    _add_passphrase(gopc_open)
+    _add_time(gopc_open)
+
+    commands.add_parser(
+        "demo",
+        help="end-to-end demo on throwaway sandbox keys (issuer and stand-in Google)",
+    )
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    stdout = sys.stdout.buffer
+    try:
+        args = build_parser().parse_args(argv)
+        output = _dispatch(args, sys.stdin.buffer)
+    except PushprovError as error:
+        print(f"error: {error.code}: {error.message}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        print("error: internal_error: unexpected failure", file=sys.stderr)
+        return 1
+    stdout.write(output)
+    stdout.flush()
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
+    policy = GOOGLE_PROFILE
+    at: _dt.datetime = getattr(args, "at", None) or now()
+    if args.command == "key":
+        if args.key_command == "generate":
+            return _key_generate(args, at, policy)
+        return _key_inspect(args, at, policy)
+    if args.command == "demo":
+        return run_demo(at)
+    passphrase = _passphrase(args)
+    if args.command == "seal" or (args.command == "gopc" and args.gopc_command == "seal"):
+        signers = _secret_keys(args.sign_with, passphrase, policy)
+        recipients = _certificates(args.encrypt_to, policy)
+        encoding = Encoding(args.encoding) if args.encoding else None
+        if args.command == "seal":
+            return _api.seal_message(
+                _read_stdin(stdin, policy.max_plaintext_bytes),
+                sign_with=signers,
+                encrypt_to=recipients,
+                encoding=encoding,
+                at=at,
+                policy=policy,
+            )
+        card = Card.from_json(_read_stdin(stdin, 4096))
+        gopc = Gopc(server_session_id=args.session_id, card=card)
+        sealed = _api.seal_gopc(
+            gopc, sign_with=signers, encrypt_to=recipients, encoding=encoding, at=at, policy=policy
+        )
+        return sealed if encoding is Encoding.BINARY else sealed + b"\n"
+    decryptors = _secret_keys(args.decrypt_with, passphrase, policy)
+    verifiers = _certificates(args.verify_with, policy)
+    message = _read_stdin(stdin, policy.max_message_bytes)
+    if args.command == "open":
+        opened = _api.open_message(
+            message, decrypt_with=decryptors, verify_with=verifiers, at=at, policy=policy
+        )
+        if args.json:
+            facts = _facts(opened)
+            facts["plaintext_base64"] = base64.b64encode(opened.plaintext).decode()
+            return _json(facts)
+        return opened.plaintext
+    result = _api.open_gopc(
+        message,
+        session_id=args.session_id,
+        decrypt_with=decryptors,
+        verify_with=verifiers,
+        at=at,
+        policy=policy,
+    )
+    if args.masked:
+        return _masked_summary(result).encode() + b"\n"
+    if args.json:
+        facts = _facts(result.envelope)
+        facts["gopc"] = json.loads(result.gopc.to_json())
+        return _json(facts)
+    return result.gopc.to_json() + b"\n"
+
+
+def _facts(opened: Opened) -> dict[str, Any]:
+    return {
+        "format": opened.format,
+        "cipher": opened.cipher,
+        "decryption_key": opened.decryption_key,
+        "signatures": [
+            {
+                "certificate": sig.certificate,
+                "signing_key": sig.signing_key,
+                "hash": sig.hash_algorithm,
+                "created": sig.created.isoformat() if sig.created else None,
+            }
+            for sig in opened.signatures
+        ],
+    }
+
+
+def _masked_summary(result: _api.OpenedGopc) -> str:
+    card = result.gopc.card
+    signers = ", ".join(sig.certificate[-16:] for sig in result.envelope.signatures)
+    return (
+        f"GOPC ok: card {card.account_number.masked} exp {card.expiry_month}/{card.expiry_year}, "
+        f"session {result.gopc.server_session_id[:12]}…, cipher {result.envelope.cipher}, "
+        f"signed by {signers}"
+    )
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def _read_stdin(stdin: BinaryIO, cap: int) -> bytes:
+    data = stdin.read(cap + 1)
+    if len(data) > cap:
+        raise InputTooLargeError("input is larger than the policy allows")
+    return data
+
+
+def _read_file(path: str, cap: int) -> bytes:
+    try:
+        if path == "-":
+            return _read_stdin(sys.stdin.buffer, cap)
+        with open(path, "rb") as handle:
+            data = handle.read(cap + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    if len(data) > cap:
+        raise InputTooLargeError(f"{path} is larger than the policy allows")
+    return data
+
+
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    path = getattr(args, "passphrase_file", None)
+    if path is None:
+        return None
+    lines = _read_file(path, 4096).splitlines()
+    return lines[0] if lines else b""
+
+
+def _secret_keys(
+    paths: list[str], passphrase: bytes | None, policy: Policy
+) -> list[openpgp.SecretKey]:
+    keys = []
+    for path in paths:
+        keys += openpgp.read_secret_keys(
+            _read_file(path, policy.max_key_file_bytes), passphrase=passphrase, policy=policy
+        )
+    return keys
+
+
+def _certificates(paths: list[str], policy: Policy) -> list[openpgp.Certificate]:
+    certs = []
+    for path in paths:
+        certs += openpgp.read_certificates(
+            _read_file(path, policy.max_key_file_bytes), policy=policy
+        )
+    return certs
+
+
+def _key_generate(args: argparse.Namespace, at: _dt.datetime, policy: Policy) -> bytes:
+    passphrase = _passphrase(args)
+    key = openpgp.generate_key(
+        args.uid, bits=args.bits, validity=args.expires, at=at, policy=policy
+    )
+    _write_private(Path(args.secret_out), key.armor(passphrase).encode())
+    Path(args.public_out).write_text(key.certificate.armor())
+    return (key.fingerprint + "\n").encode()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create the secret key file 0600 from the start, never world-readable for a moment."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; refusing to overwrite a secret key") from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _key_inspect(args: argparse.Namespace, at: _dt.datetime, policy: Policy) -> bytes:
+    data = _read_file(args.file, policy.max_key_file_bytes)
+    certificates = openpgp.read_certificates(data, policy=policy)
+    has_secret = openpgp.contains_secret_key(data)
+    report = []
+    for cert in certificates:
+        problems = cert.policy_problems(policy, at)
+        report.append(
+            {
+                "fingerprint": cert.fingerprint,
+                "user_ids": list(cert.user_ids),
+                "secret": has_secret,
+                "keys": [
+                    {
+                        "fingerprint": info.fingerprint,
+                        "key_id": info.key_id,
+                        "algorithm": info.algorithm,
+                        "bits": info.bits,
+                        "capabilities": info.capabilities,
+                        "created": info.created.isoformat(),
+                        "expires": info.expires.isoformat() if info.expires else None,
+                        "revoked": info.revoked,
+                    }
+                    for info in cert.key_infos()
+                ],
+                "policy": {"ok": not problems, "problems": problems},
+            }
+        )
+    return _json(report) if args.json else _render_inspect(report).encode()
+
+
+def _render_inspect(report: list[dict[str, Any]]) -> str:
+    lines = []
+    for cert in report:
+        kind = "secret key" if cert["secret"] else "certificate"
+        lines.append(f"{kind} {cert['fingerprint']}")
+        lines += [f"  user ID  {uid}" for uid in cert["user_ids"]]
+        for index, key in enumerate(cert["keys"]):
+            role = "primary" if index == 0 else "subkey "
+            expires = key["expires"][:10] if key["expires"] else "never"
+            lines.append(
+                f"  {role}  {key['algorithm']} {key['bits']} [{key['capabilities'].upper()}]"
+                f"  created {key['created'][:10]}  expires {expires}"
+                f"{'  REVOKED' if key['revoked'] else ''}  {key['fingerprint']}"
+            )
+        policy = cert["policy"]
+        verdict = "ok" if policy["ok"] else "NOT OK: " + "; ".join(policy["problems"])
+        lines.append(f"  policy   {verdict}")
+    return "\n".join(lines) + "\n"
