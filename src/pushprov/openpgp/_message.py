@@ -231,10 +231,10 @@ def _split_envelope(binary: bytes) -> tuple[list[bytes], bytes]:
     pkesks: list[bytes] = []
     seipd: bytes | None = None
     password_encrypted = False
-    seen_any = False
+    if not binary or not binary[0] & 0x80:
+        raise MalformedInputError("not an OpenPGP message")
     try:
         for tag, body in _read_packets(binary):
-            seen_any = True
             if tag == Tag.PKESK:
                 if seipd is not None or not body:
                     raise FramingError("PKESK after encrypted data")
@@ -264,8 +264,7 @@ def _split_envelope(binary: bytes) -> tuple[list[bytes], bytes]:
             else:
                 raise MalformedInputError("not an OpenPGP message")
     except FramingError:
-        if not seen_any:
-            raise MalformedInputError("not an OpenPGP message") from None
+        # Truncation counts as a decryption failure: one outward error for all of them.
         raise DecryptionFailedError from None
     if not pkesks and password_encrypted:
         raise UnsupportedError("password-encrypted messages are not supported")
@@ -302,16 +301,8 @@ def _decrypt_session_key(
     key: _Key, backend: PrivateKeyOps, data: bytes
 ) -> tuple[CipherSpec, bytes] | None:
     """RSA-decrypt a PKESK body; any problem is the same ``None`` (RFC 9580 §13.5)."""
-    try:
-        value, end = read_mpi(data, 0)
-    except FramingError:
-        return None
-    size = modulus_octets(backend.public_key)
-    if end != len(data) or len(value) > size:
-        return None
-    try:
-        block = backend.decrypt_block(value.rjust(size, b"\0"))
-    except ValueError:
+    block = rsa_decrypt_mpi(backend, data)
+    if block is None:
         return None
     spec = cipher_spec(block[0]) if block else None
     if spec is None or len(block) != spec.key_size + 3:
@@ -320,6 +311,25 @@ def _decrypt_session_key(
     if not hmac.compare_digest((sum(session_key) & 0xFFFF).to_bytes(2, "big"), block[-2:]):
         return None
     return spec, session_key
+
+
+def rsa_decrypt_mpi(backend: PrivateKeyOps, data: bytes) -> bytes | None:
+    """The RSA step of a PKESK: one MPI, left-padded to the modulus length, then decrypted.
+
+    ``None`` for every failure; with OpenSSL's implicit rejection a bad padding instead yields
+    unrelated bytes, which the session-key checks then refuse the same way.
+    """
+    try:
+        value, end = read_mpi(data, 0)
+    except FramingError:
+        return None
+    size = modulus_octets(backend.public_key)
+    if end != len(data) or len(value) > size:
+        return None
+    try:
+        return backend.decrypt_block(value.rjust(size, b"\0"))
+    except ValueError:
+        return None
 
 
 def _decrypt_seipd(body: bytes, spec: CipherSpec, session_key: bytes) -> bytes | None:
@@ -378,12 +388,18 @@ def _parse_signed_literal(inner: bytes, policy: Policy) -> tuple[_Literal, list[
 
 
 def _check_pairing(ops: bytes, sig_body: bytes) -> None:
+    """GnuPG checks this pairing too: same type, algorithms and issuer as the one-pass packet."""
     if len(ops) != 13 or ops[0] != 3:
         raise FramingError("bad one-pass signature packet")
-    if len(sig_body) < 4 or sig_body[0] != 4:
-        return  # a signature we cannot read is judged (and ignored) by the verifier
-    if ops[1:4] != bytes([sig_body[1], sig_body[3], sig_body[2]]):
+    try:
+        sig = parse_signature(sig_body)
+    except UnsupportedSignatureError:
+        return  # a signature we cannot read is ignored by the verifier anyway
+    if ops[1:4] != bytes([sig.sig_type, sig.hash_algo, sig.pk_algo]):
         raise FramingError("one-pass signature does not match its signature")
+    issuers = set(sig.issuer_key_ids) | {fpr[-8:] for fpr in sig.issuer_fingerprints}
+    if ops[4:12] not in issuers:
+        raise FramingError("one-pass signature names another issuer than its signature")
 
 
 def _flatten(

@@ -1,0 +1,95 @@
+"""The public surface is explicit and pinned: a change to it must be a deliberate edit here."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import pushprov
+from pushprov import openpgp
+
+from .conftest import Keys
+
+
+def test_top_level_exports_are_pinned() -> None:
+    assert sorted(pushprov.__all__) == sorted(
+        [
+            "GOOGLE_PROFILE",
+            "Card",
+            "Certificate",
+            "DecryptionFailedError",
+            "Encoding",
+            "Gopc",
+            "GopcInvalidError",
+            "InputTooLargeError",
+            "KeyInvalidError",
+            "KeyUnusableError",
+            "MalformedInputError",
+            "Opened",
+            "OpenedGopc",
+            "Pan",
+            "PassphraseError",
+            "PolicyViolationError",
+            "Policy",
+            "PushprovError",
+            "SecretKey",
+            "SessionMismatchError",
+            "SignatureInvalidError",
+            "UnsupportedError",
+            "UsageError",
+            "VerifiedSignature",
+            "__version__",
+            "generate_key",
+            "open_gopc",
+            "open_message",
+            "read_certificates",
+            "read_secret_keys",
+            "seal_gopc",
+            "seal_message",
+        ]
+    )
+    for name in pushprov.__all__:
+        assert hasattr(pushprov, name), name
+
+
+def test_openpgp_exports_are_pinned() -> None:
+    assert sorted(openpgp.__all__) == [
+        "Certificate",
+        "KeyInfo",
+        "PrivateKeyOps",
+        "SecretKey",
+        "contains_secret_key",
+        "decode_message",
+        "encode_message",
+        "generate_key",
+        "open_message",
+        "read_certificates",
+        "read_secret_keys",
+        "seal",
+    ]
+
+
+def test_public_objects_are_defined_in_private_modules() -> None:
+    for name in pushprov.__all__:
+        module = getattr(getattr(pushprov, name), "__module__", "pushprov._")
+        assert module.startswith(("pushprov._", "pushprov.openpgp._")), (name, module)
+
+
+def test_error_codes_are_unique_and_stable() -> None:
+    errors = [getattr(pushprov, n) for n in pushprov.__all__ if n.endswith("Error")]
+    codes = {e.code: e.exit_status for e in errors}
+    assert len(codes) == len(errors)
+    assert len(set(codes.values())) == len(errors)
+    assert codes["decryption_failed"] == 5
+    assert codes["signature_invalid"] == 6
+    assert codes["policy_violation"] == 7
+
+
+def test_secret_key_is_not_picklable_nor_built_ad_hoc(keys: Keys) -> None:
+    with pytest.raises(TypeError):
+        pickle.dumps(keys.issuer_a)
+    with pytest.raises(TypeError):
+        openpgp.SecretKey(keys.issuer_a.certificate, {})
+    assert "secret" in repr(keys.issuer_a)
+    assert "PRIVATE" not in repr(keys.issuer_a) + str(keys.issuer_a)
