@@ -811,8 +811,10 @@ class Gpg:
     ) -> bytes:
         """Signed-then-encrypted message (``--sign --encrypt``), the GOPC shape.
 
-        Several `signers` produce several one-pass/signature pairs; several `recipients` one
-        PKESK each (to each key's encryption subkey). One `passphrase` serves all signers.
+        Several `signers` produce several one-pass/signature pairs — gpg writes the one-pass
+        packets in *reverse* `signers` order (only the last has nested flag 1) and the signatures
+        mirrored after the literal; several `recipients` give one PKESK each (to each key's
+        encryption subkey). One `passphrase` serves all signers.
         `mdc=False` adds ``--rfc2440`` → SED (tag 9). Recipients are used with
         ``--always-trust``.
         """

@@ -7,6 +7,7 @@ trust it. Structure claims are checked with gpg's own ``--list-packets``.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 
@@ -21,6 +22,7 @@ from gpg import (
     GpgWorld,
     StatusLine,
     _parse_signatures,
+    gpg_available,
     packet_tags,
 )
 
@@ -84,6 +86,7 @@ def peer(gpg: Gpg, gpg_world: GpgWorld) -> Gpg:
 # --- the home itself --------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not gpg_available(), reason="GnuPG not installed")
 def test_home_is_private_and_close_kills_the_agent() -> None:
     g = Gpg.create()
     assert stat.S_IMODE(os.stat(g.home).st_mode) == 0o700
@@ -253,6 +256,11 @@ def test_two_signers_two_recipients(peer: Gpg, gpg_world: GpgWorld) -> None:
     assert packet_tags(dump) == [1, 1, 18, 4, 4, 11, 2, 2]
     # gpg marks only the last one-pass packet as "last=1" (nested flag)
     assert [line.split("last=")[1] for line in dump.splitlines() if "last=" in line] == ["0", "1"]
+    # gpg writes the one-pass packets in reverse `-u` order, the signatures mirrored after them
+    onepass = re.findall(r":onepass_sig packet: keyid ([0-9A-F]{16})", dump)
+    sigs = re.findall(r":signature packet: algo 1, keyid ([0-9A-F]{16})", dump)
+    assert onepass == [sam.signing_fpr[-16:], alice.fpr[-16:]]
+    assert sigs == onepass[::-1]
 
     for home in (gpg_world.home, peer):  # either recipient can open it
         res = home.decrypt_verify(msg)
