@@ -1,10 +1,9 @@
-"""Shared pytest setup. Sections: path setup, reference time and vectors, our keys, GnuPG."""
+"""Shared pytest setup. Sections: reference time and vectors, our keys, GnuPG."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,14 +11,7 @@ import pytest
 
 from pushprov import openpgp
 
-# ---------------------------------------------------------------------------------------------
-# path setup: make `from gpg import Gpg` work from any test module
-# ---------------------------------------------------------------------------------------------
-_TESTS = str(Path(__file__).resolve().parent)
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-
-from gpg import Gpg, GpgWorld, build_world, gpg_available  # noqa: E402
+from .gpg import Gpg, GpgWorld, build_world, gpg_available
 
 # ---------------------------------------------------------------------------------------------
 # reference time and vectors

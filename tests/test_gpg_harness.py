@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from gpg import (
+from .gpg import (
     DAVE_PASSPHRASE,
     GPGCONF_BIN,
     DecryptResult,
@@ -290,7 +290,7 @@ def test_compression(gpg_world: GpgWorld, compress: str, algo: int | None) -> No
         MSG,
         recipients=[alice.fpr],
         signers=[alice.fpr],
-        compress=compress,  # type: ignore[arg-type]
+        compress=compress,  # type: ignore[arg-type,unused-ignore]
     )
     dump = gpg_world.home.list_packets(msg)
     if algo is None:
