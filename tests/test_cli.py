@@ -1,0 +1,198 @@
+"""The command line as a user drives it: real processes, stdin to stdout, the error contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CARD = b'{"accountNumber":"4111111111111111","expiryMonth":"12","expiryYear":"29"}'
+AT = "2026-11-01T12:00:00Z"
+
+
+@dataclass
+class Run:
+    code: int
+    out: bytes
+    err: str
+
+
+def pushprov(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> Run:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pushprov", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr.decode())
+
+
+def assert_error(run: Run, code: str, status: int) -> None:
+    assert run.code == status, run.err
+    assert run.out == b""
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {code}: "), run.err
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two issuer keys and two Google keys made with the CLI (RSA-2048 to keep it quick)."""
+    path = tmp_path_factory.mktemp("cli")
+    (path / "pass").write_bytes(b"correct horse\n")
+    for name in ("issuer1", "issuer2", "google1", "google2"):
+        extra = ["--passphrase-file", str(path / "pass")] if name == "google2" else []
+        run = pushprov(
+            "key", "generate", "--uid", f"{name} <{name}@example.org>", "--bits", "2048",
+            "--secret-out", str(path / f"{name}.sec"), "--public-out", str(path / f"{name}.pub"),
+            "--at", AT, *extra,
+        )  # fmt: skip
+        assert run.code == 0, run.err
+        assert len(run.out.strip()) == 40
+    return path
+
+
+def test_generated_secret_key_is_private_and_never_overwritten(home: Path) -> None:
+    mode = stat.S_IMODE(os.stat(home / "issuer1.sec").st_mode)
+    assert mode == 0o600
+    run = pushprov(
+        "key", "generate", "--uid", "x <x@example.org>", "--bits", "2048",
+        "--secret-out", str(home / "issuer1.sec"), "--public-out", str(home / "other.pub"),
+    )  # fmt: skip
+    assert_error(run, "usage", 2)
+    assert b"PRIVATE KEY BLOCK" in (home / "issuer1.sec").read_bytes()
+
+
+def test_inspect_text_and_json(home: Path) -> None:
+    run = pushprov("key", "inspect", str(home / "issuer1.sec"), "--at", AT)
+    assert run.code == 0
+    text = run.out.decode()
+    assert text.startswith("secret key ")
+    assert (
+        "[CS]" in text and "[E]" in text and "expires 2027-11-01" in text and "policy   ok" in text
+    )
+    report = json.loads(pushprov("key", "inspect", str(home / "google1.pub"), "--json").out)
+    assert report[0]["secret"] is False
+    assert [k["capabilities"] for k in report[0]["keys"]] == ["cs", "e"]
+    assert report[0]["policy"] == {"ok": True, "problems": []}
+    late = json.loads(
+        pushprov("key", "inspect", str(home / "google1.pub"), "--json", "--at", "2028-01-01").out
+    )
+    assert late[0]["policy"]["ok"] is False
+    assert "primary key is expired" in late[0]["policy"]["problems"]
+
+
+def test_seal_open_two_signers_two_recipients(home: Path) -> None:
+    sealed = pushprov(
+        "seal", "--sign-with", str(home / "issuer1.sec"), "--sign-with", str(home / "issuer2.sec"),
+        "--encrypt-to", str(home / "google1.pub"), "--encrypt-to", str(home / "google2.pub"),
+        "--at", AT, stdin=b"hello",
+    )  # fmt: skip
+    assert sealed.code == 0, sealed.err
+    for decryptor, extra in (("google1", []), ("google2", ["--passphrase-file", "pass"])):
+        opened = pushprov(
+            "open", "--decrypt-with", f"{decryptor}.sec", "--verify-with", "issuer2.pub",
+            "--at", AT, *extra, stdin=sealed.out, cwd=home,
+        )  # fmt: skip
+        assert opened.code == 0, opened.err
+        assert opened.out == b"hello"
+    facts = json.loads(
+        pushprov(
+            "open", "--decrypt-with", "google1.sec", "--verify-with", "issuer1.pub",
+            "--verify-with", "issuer2.pub", "--json", "--at", AT, stdin=sealed.out, cwd=home,
+        ).out
+    )  # fmt: skip
+    assert facts["cipher"] == "AES256"
+    assert {s["hash"] for s in facts["signatures"]} == {"SHA384"}
+    assert len(facts["signatures"]) == 2
+
+
+@pytest.mark.parametrize("encoding", ["base64", "base64url", "armor", "binary"])
+def test_gopc_seal_and_open(home: Path, encoding: str) -> None:
+    sealed = pushprov(
+        "gopc", "seal", "--session-id", "sess-42", "--sign-with", "issuer1.sec",
+        "--encrypt-to", "google1.pub", "--encoding", encoding, "--at", AT, stdin=CARD, cwd=home,
+    )  # fmt: skip
+    assert sealed.code == 0, sealed.err
+    opened = pushprov(
+        "gopc", "open", "--session-id", "sess-42", "--decrypt-with", "google1.sec",
+        "--verify-with", "issuer1.pub", "--at", AT, stdin=sealed.out, cwd=home,
+    )  # fmt: skip
+    assert opened.code == 0, opened.err
+    document = json.loads(opened.out)
+    assert document["paymentCard"]["accountNumber"] == "4111111111111111"
+    assert document["validationContext"]["serverSessionId"] == "sess-42"
+    masked = pushprov(
+        "gopc", "open", "--session-id", "sess-42", "--decrypt-with", "google1.sec",
+        "--verify-with", "issuer1.pub", "--masked", "--at", AT, stdin=sealed.out, cwd=home,
+    )  # fmt: skip
+    assert b"411111******1111" in masked.out and b"4111111111111111" not in masked.out
+
+
+def test_error_contract(home: Path) -> None:
+    def gopc_open(sealed: bytes, *extra: str) -> Run:
+        return pushprov(
+            "gopc", "open", "--decrypt-with", "google1.sec", "--verify-with", "issuer1.pub",
+            "--at", AT, *extra, stdin=sealed, cwd=home,
+        )  # fmt: skip
+
+    sealed = pushprov(
+        "gopc", "seal", "--session-id", "s1", "--sign-with", "issuer1.sec",
+        "--encrypt-to", "google1.pub", "--at", AT, stdin=CARD, cwd=home,
+    ).out  # fmt: skip
+    assert_error(gopc_open(sealed, "--session-id", "s2"), "session_mismatch", 12)
+    not_ours = pushprov(
+        "gopc", "seal", "--session-id", "s1", "--sign-with", "issuer1.sec",
+        "--encrypt-to", "google2.pub", "--at", AT, stdin=CARD, cwd=home,
+    ).out  # fmt: skip
+    assert_error(gopc_open(not_ours, "--session-id", "s1"), "decryption_failed", 5)
+    assert_error(gopc_open(b"%%%", "--session-id", "s1"), "malformed_input", 3)
+    assert_error(gopc_open(sealed, "--session-id", "s1", "--at", "tomorrow"), "usage", 2)
+    assert_error(pushprov("gopc", "open"), "usage", 2)
+    assert_error(pushprov("frobnicate"), "usage", 2)
+    bad_card = CARD.replace(b"4111111111111111", b"4111111111111112")
+    run = pushprov(
+        "gopc", "seal", "--session-id", "s1", "--sign-with", "issuer1.sec",
+        "--encrypt-to", "google1.pub", "--at", AT, stdin=bad_card, cwd=home,
+    )  # fmt: skip
+    assert_error(run, "gopc_invalid", 11)
+    assert "4111" not in run.err
+    expired = pushprov(
+        "seal", "--sign-with", "issuer1.sec", "--encrypt-to", "google1.pub",
+        "--at", "2028-01-01", stdin=b"x", cwd=home,
+    )  # fmt: skip
+    assert_error(expired, "key_unusable", 9)
+    no_pass = pushprov(
+        "open", "--decrypt-with", "google2.sec", "--verify-with", "issuer1.pub",
+        stdin=sealed, cwd=home,
+    )  # fmt: skip
+    assert_error(no_pass, "bad_passphrase", 13)
+    missing = pushprov(
+        "open", "--decrypt-with", "nope.sec", "--verify-with", "issuer1.pub", cwd=home
+    )
+    assert_error(missing, "usage", 2)
+
+
+def test_help_documents_verbs_and_exit_statuses() -> None:
+    run = pushprov("--help")
+    assert run.code == 0
+    text = run.out.decode()
+    for word in ("key", "seal", "open", "gopc", "demo", "decryption_failed", "13"):
+        assert word in text
+    gopc_seal = pushprov("gopc", "seal", "--help").out.decode()
+    assert "--session-id" in gopc_seal and "--sign-with" in gopc_seal and "stdin" in gopc_seal
+
+
+def test_demo_runs_end_to_end() -> None:
+    run = pushprov("demo")
+    assert run.code == 0, run.err
+    text = run.out.decode()
+    assert text.rstrip().endswith("demo ok")
+    assert "cipher AES256" in text and "SHA384" in text
