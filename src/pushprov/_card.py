@@ -162,7 +162,7 @@ def check_session_id(session_id: object, policy: Policy) -> None:
         raise GopcInvalidError("serverSessionId must be a non-empty string")
     if len(session_id) > policy.max_session_id_length:
         raise GopcInvalidError("serverSessionId is too long")
-    if not all(" " <= ch <= "~" for ch in session_id):
+    if not (session_id.isascii() and session_id.isprintable()):
         raise GopcInvalidError("serverSessionId must be printable ASCII")
 
 

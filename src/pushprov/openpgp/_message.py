@@ -361,8 +361,8 @@ class _Literal:
         self.data = body[start:]
 
 
-def _parse_signed_literal(inner: bytes, policy: Policy) -> tuple[_Literal, list[bytes]]:
-    """Check the signed-message grammar; return the literal and its signatures' bodies."""
+def _parse_signed_literal(inner: bytes, policy: Policy) -> tuple[_Literal, list[Signature]]:
+    """Check the signed-message grammar; return the literal and its readable signatures."""
     packets = _flatten(inner, policy, 0, [0])
     leading: list[bytes] = []
     one_pass: list[bytes] = []
@@ -381,20 +381,30 @@ def _parse_signed_literal(inner: bytes, policy: Policy) -> tuple[_Literal, list[
             raise FramingError("unexpected packet in the signed message")
     if literal is None or len(trailing) != len(one_pass):
         raise FramingError("one-pass signatures and signatures do not pair")
+    signatures = [sig for sig in map(_readable_signature, leading) if sig is not None]
     # The signature after the literal closes the innermost (last written) one-pass packet.
-    for ops, sig_body in zip(reversed(one_pass), trailing, strict=True):
-        _check_pairing(ops, sig_body)
-    return literal, leading + trailing
+    for ops, body in zip(reversed(one_pass), trailing, strict=True):
+        sig = _readable_signature(body)
+        _check_pairing(ops, sig)
+        if sig is not None:
+            signatures.append(sig)
+    return literal, signatures
 
 
-def _check_pairing(ops: bytes, sig_body: bytes) -> None:
+def _readable_signature(body: bytes) -> Signature | None:
+    """A v4 signature, or None for one we cannot read (v3, v6): the verifier ignores those."""
+    try:
+        return parse_signature(body)
+    except UnsupportedSignatureError:
+        return None
+
+
+def _check_pairing(ops: bytes, sig: Signature | None) -> None:
     """GnuPG checks this pairing too: same type, algorithms and issuer as the one-pass packet."""
     if len(ops) != 13 or ops[0] != 3:
         raise FramingError("bad one-pass signature packet")
-    try:
-        sig = parse_signature(sig_body)
-    except UnsupportedSignatureError:
-        return  # a signature we cannot read is ignored by the verifier anyway
+    if sig is None:
+        return
     if ops[1:4] != bytes([sig.sig_type, sig.hash_algo, sig.pk_algo]):
         raise FramingError("one-pass signature does not match its signature")
     issuers = set(sig.issuer_key_ids) | {fpr[-8:] for fpr in sig.issuer_fingerprints}
@@ -456,7 +466,7 @@ _POLICY = 5
 
 def _verify(
     literal: _Literal,
-    signatures: list[bytes],
+    signatures: list[Signature],
     verify_with: Sequence[Certificate],
     at: _dt.datetime,
     policy: Policy,
@@ -473,11 +483,7 @@ def _verify(
     digests: dict[tuple[int, int], hashes.Hash] = {}
     verified: list[VerifiedSignature] = []
     worst = (_UNKNOWN, "no signature by a trusted key")
-    for body in signatures:
-        try:
-            sig = parse_signature(body)
-        except (UnsupportedSignatureError, FramingError):
-            continue
+    for sig in signatures:
         candidates = [by_fingerprint[f] for f in sig.issuer_fingerprints if f in by_fingerprint]
         if not candidates and not sig.issuer_fingerprints:
             candidates = [c for k in sig.issuer_key_ids for c in by_key_id.get(k, [])]
