@@ -24,9 +24,7 @@ from pushprov.openpgp._signature import (
     KeyFlags,
     SigType,
     Sub,
-    build_signature_body,
-    encode_subpackets,
-    signature_trailer,
+    make_signature,
 )
 
 from .conftest import T0, Keys
@@ -40,19 +38,11 @@ def _sign(
     data: bytes,
     subpackets: list[tuple[int, bytes]],
 ) -> bytes:
-    hashed = encode_subpackets(
-        [
-            (Sub.CREATION_TIME, as_unix(T0).to_bytes(4, "big")),
-            (Sub.ISSUER_FINGERPRINT, b"\x04" + issuer.fingerprint),
-            *subpackets,
-        ]
-    )
     hasher = new_hash(10)
-    hasher.update(data + signature_trailer(sig_type, 1, 10, hashed))
-    digest = hasher.finalize()
-    return build_signature_body(
-        sig_type=sig_type, pk_algo=1, hash_algo=10, hashed_area=hashed,
-        unhashed_area=b"", digest=digest, value=signer.sign_digest(10, digest),
+    hasher.update(data)
+    return make_signature(
+        signer, fingerprint=issuer.fingerprint, sig_type=sig_type, hash_algo=10,
+        data_hash=hasher, created=as_unix(T0), subpackets=subpackets,
     )  # fmt: skip
 
 

@@ -50,10 +50,8 @@ from ._signature import (
     SigType,
     Sub,
     UnsupportedSignatureError,
-    build_signature_body,
-    encode_subpackets,
+    make_signature,
     parse_signature,
-    signature_trailer,
 )
 
 __all__ = [
@@ -826,25 +824,16 @@ def generate_key(
     primary_ops = SoftwareRsaKey(primary_private)
 
     def self_sign(sig_type: int, data: bytes, subpackets: list[tuple[int, bytes]]) -> bytes:
-        hashed = encode_subpackets(
-            [
-                (Sub.CREATION_TIME, created.to_bytes(4, "big")),
-                (Sub.ISSUER_FINGERPRINT, b"\x04" + primary.fingerprint),
-                *subpackets,
-            ]
-        )
-        unhashed = encode_subpackets([(Sub.ISSUER_KEY_ID, primary.key_id)])
         hasher = new_hash(hash_algo)
-        hasher.update(data + signature_trailer(sig_type, PK_RSA, hash_algo, hashed))
-        digest = hasher.finalize()
-        body = build_signature_body(
+        hasher.update(data)
+        body = make_signature(
+            primary_ops,
+            fingerprint=primary.fingerprint,
             sig_type=sig_type,
-            pk_algo=PK_RSA,
             hash_algo=hash_algo,
-            hashed_area=hashed,
-            unhashed_area=unhashed,
-            digest=digest,
-            value=primary_ops.sign_digest(hash_algo, digest),
+            data_hash=hasher,
+            created=created,
+            subpackets=subpackets,
         )
         return encode_packet(Tag.SIGNATURE, body)
 

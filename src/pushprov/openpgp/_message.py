@@ -51,12 +51,9 @@ from ._rsa import PrivateKeyOps, encrypt_block, modulus_octets, verify_digest
 from ._signature import (
     Signature,
     SigType,
-    Sub,
     UnsupportedSignatureError,
-    build_signature_body,
-    encode_subpackets,
+    make_signature,
     parse_signature,
-    signature_trailer,
 )
 
 __all__ = ["decode_message", "encode_message", "open_message", "seal"]
@@ -110,23 +107,13 @@ def seal(
                 + (b"\x01" if index == last else b"\x00"),
             )
         )
-        hashed = encode_subpackets(
-            [
-                (Sub.CREATION_TIME, now.to_bytes(4, "big")),
-                (Sub.ISSUER_FINGERPRINT, b"\x04" + key.fingerprint),
-            ]
-        )
-        hasher = document_hash.copy()
-        hasher.update(signature_trailer(SigType.BINARY, PK_RSA, hash_algo, hashed))
-        digest = hasher.finalize()
-        body = build_signature_body(
+        body = make_signature(
+            backend,
+            fingerprint=key.fingerprint,
             sig_type=SigType.BINARY,
-            pk_algo=PK_RSA,
             hash_algo=hash_algo,
-            hashed_area=hashed,
-            unhashed_area=encode_subpackets([(Sub.ISSUER_KEY_ID, key.key_id)]),
-            digest=digest,
-            value=backend.sign_digest(hash_algo, digest),
+            data_hash=document_hash.copy(),
+            created=now,
         )
         signatures.append(encode_packet(Tag.SIGNATURE, body))
     literal = encode_packet(Tag.LITERAL, b"b\x00" + now.to_bytes(4, "big") + plaintext)

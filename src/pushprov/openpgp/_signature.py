@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
+from cryptography.hazmat.primitives import hashes
+
+from ._algorithms import PK_RSA
 from ._packets import FramingError, mpi, read_mpi
+from ._rsa import PrivateKeyOps
 
 __all__ = [
     "KeyFlags",
@@ -12,8 +17,8 @@ __all__ = [
     "Signature",
     "Sub",
     "UnsupportedSignatureError",
-    "build_signature_body",
     "encode_subpackets",
+    "make_signature",
     "parse_signature",
     "signature_trailer",
 ]
@@ -218,24 +223,39 @@ def encode_subpackets(items: list[tuple[int, bytes]]) -> bytes:
     return bytes(out)
 
 
-def build_signature_body(
+def make_signature(
+    signer: PrivateKeyOps,
     *,
+    fingerprint: bytes,
     sig_type: int,
-    pk_algo: int,
     hash_algo: int,
-    hashed_area: bytes,
-    unhashed_area: bytes,
-    digest: bytes,
-    value: bytes,
+    data_hash: hashes.Hash,
+    created: int,
+    subpackets: Sequence[tuple[int, bytes]] = (),
 ) -> bytes:
+    """A v4 RSA signature packet body over what ``data_hash`` has absorbed (it is finalized).
+
+    The hashed area always carries the creation time and the issuer fingerprint (RFC 9580
+    §5.2.3.35); the unhashed area the issuer key ID for older readers.
+    """
+    hashed = encode_subpackets(
+        [
+            (Sub.CREATION_TIME, created.to_bytes(4, "big")),
+            (Sub.ISSUER_FINGERPRINT, b"\x04" + fingerprint),
+            *subpackets,
+        ]
+    )
+    unhashed = encode_subpackets([(Sub.ISSUER_KEY_ID, fingerprint[-8:])])
+    data_hash.update(signature_trailer(sig_type, PK_RSA, hash_algo, hashed))
+    digest = data_hash.finalize()
     return (
-        bytes([4, sig_type, pk_algo, hash_algo])
-        + len(hashed_area).to_bytes(2, "big")
-        + hashed_area
-        + len(unhashed_area).to_bytes(2, "big")
-        + unhashed_area
+        bytes([4, sig_type, PK_RSA, hash_algo])
+        + len(hashed).to_bytes(2, "big")
+        + hashed
+        + len(unhashed).to_bytes(2, "big")
+        + unhashed
         + digest[:2]
-        + mpi(value)
+        + mpi(signer.sign_digest(hash_algo, digest))
     )
 
 
