@@ -229,7 +229,9 @@ class JwkKey:
         if self._key_ops is not None and not self._key_ops.intersection(names):
             return 'its "key_ops" exclude it'
         if self._alg is not None and self._alg != alg:
-            return f"it is pinned to {self._alg}"
+            # Name only algorithms we know: the key file's text does not reach error messages.
+            known = self._alg in JWE_ALGS | JWS_ALGS
+            return f"it is pinned to {self._alg if known else 'another algorithm'}"
         if operation in ("sign", "decrypt") and self._ops is None:
             return "it has no private part"
         if at is not None and self.expired_at(at):
