@@ -140,6 +140,7 @@ class JwkKey:
 
     @property
     def kid(self) -> str:
+        """The key id: the JWK's ``kid``, else the thumbprint."""
         return self._kid
 
     @property
@@ -154,22 +155,27 @@ class JwkKey:
 
     @property
     def use(self) -> str | None:
+        """The JWK's ``use`` ("sig" or "enc"), or None for both."""
         return self._use
 
     @property
     def created(self) -> _dt.datetime | None:
+        """The JWK's ``iat`` (our extension: when the key was made), if recorded."""
         return self._created
 
     @property
     def expires(self) -> _dt.datetime | None:
+        """The JWK's ``exp`` (our extension): from then on, no sealing or verifying."""
         return self._expires
 
     @property
     def bits(self) -> int:
+        """The RSA modulus size."""
         return self._public.key_size
 
     @property
     def is_private(self) -> bool:
+        """Whether private-key operations (sign, decrypt) are available."""
         return self._ops is not None
 
     def public(self) -> JwkKey:
