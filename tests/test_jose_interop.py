@@ -83,6 +83,18 @@ def test_our_tokens_open_with_jwcrypto(alg: str, enc: str, compress: bool) -> No
     assert verified.payload == PAYLOAD
 
 
+@pytest.mark.parametrize("jws_alg", ["PS256", "RS384", "RS512"])
+def test_other_signature_algorithms_verify_with_jwcrypto(jws_alg: str) -> None:
+    signer, recipient = _keys()
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, jws_alg=jws_alg)
+    decrypted = jw_jwe.JWE(algs=["RSA-OAEP-256", "A256GCM"])
+    decrypted.deserialize(token.decode(), key=_jw_key(recipient, private=True))
+    verified = jw_jws.JWS()
+    verified.deserialize(decrypted.payload.decode())
+    verified.verify(_jw_key(signer, private=False), alg=jws_alg)
+    assert verified.payload == PAYLOAD
+
+
 def test_thumbprints_agree_with_jwcrypto() -> None:
     signer, _ = _keys()
     assert _jw_key(signer, private=False).thumbprint() == signer.thumbprint
