@@ -38,6 +38,15 @@ class Policy:
     # GOPC.
     output_encoding: Encoding = Encoding.BASE64
     max_session_id_length: int = 1024
+    # JOSE: what we seal with by default, what we accept, and the caps of the compact form.
+    jwe_alg: str = "RSA-OAEP-256"
+    jwe_algs: frozenset[str] = frozenset({"RSA-OAEP-256", "RSA1_5"})  # RSA1_5: legacy, §11.5
+    jwe_enc: str = "A256GCM"
+    jwe_encs: frozenset[str] = frozenset({"A256GCM", "A128CBC-HS256"})
+    jws_alg: str = "RS256"
+    jws_algs: frozenset[str] = frozenset({"RS256", "RS384", "RS512", "PS256"})
+    max_jose_header_bytes: int = 2048  # encoded protected header, JWE and JWS alike
+    max_jose_token_bytes: int = 192 * 1024  # room for max_plaintext_bytes, nested and encoded twice
 
     def __post_init__(self) -> None:
         if self.signing_hash not in self.signature_hashes:
@@ -47,6 +56,23 @@ class Policy:
         if self.default_key_validity > self.max_key_lifetime:
             raise ValueError("default_key_validity exceeds max_key_lifetime")
         if min(self.max_message_bytes, self.max_plaintext_bytes, self.min_rsa_bits) <= 0:
+            raise ValueError("limits must be positive")
+        # JOSE: only what pushprov.jose implements can be named. RSA-OAEP (SHA-1), "none", "dir",
+        # key wrap, PBES2 and ECDH-ES are outside it on purpose, whatever a policy says.
+        if not self.jwe_algs <= {"RSA-OAEP-256", "RSA1_5"} or self.jwe_alg not in self.jwe_algs:
+            raise ValueError("jwe_alg must be one of jwe_algs, which allow RSA-OAEP-256 and RSA1_5")
+        encs = {"A128GCM", "A192GCM", "A256GCM", "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512"}
+        if not self.jwe_encs <= encs or self.jwe_enc not in self.jwe_encs:
+            raise ValueError(
+                "jwe_enc must be one of jwe_encs, which allow AES-GCM and AES-CBC-HMAC"
+            )
+        if not self.jws_algs <= {
+            f"{kind}{bits}" for kind in ("RS", "PS") for bits in (256, 384, 512)
+        }:
+            raise ValueError("jws_algs allow RS256/384/512 and PS256/384/512 only")
+        if self.jws_alg not in self.jws_algs:
+            raise ValueError("jws_alg must be one of jws_algs")
+        if min(self.max_jose_header_bytes, self.max_jose_token_bytes) <= 0:
             raise ValueError("limits must be positive")
 
 

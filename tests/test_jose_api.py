@@ -1,0 +1,268 @@
+"""pushprov.jose: public surface, seal/open round trips, key choice, expiry, policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+
+import pytest
+
+import pushprov.jose
+from pushprov._errors import (
+    DecryptionFailedError,
+    InputTooLargeError,
+    KeyUnusableError,
+    PolicyViolationError,
+    SignatureInvalidError,
+    UsageError,
+)
+from pushprov._policy import GOOGLE_PROFILE, Policy
+from pushprov.jose import generate_jwk, open_jwe, seal_jwe
+from pushprov.jose._jws import sign_jws
+from test_jose_support import NOW, PROFILE_CELLS, decode_header, fixed_key, forge_jwe
+
+PAYLOAD = b'{"protocolHeader":{"version":1}}'
+
+
+def test_public_surface_is_pinned() -> None:
+    expected = ["JwkKey", "generate_jwk", "load_jwk", "load_jwks", "open_jwe", "seal_jwe"]
+    assert sorted(pushprov.jose.__all__) == expected
+    public = {
+        name
+        for name, value in vars(pushprov.jose).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(expected)
+
+
+@pytest.mark.parametrize(("alg", "enc", "compress"), PROFILE_CELLS)
+def test_round_trip_every_profile_cell(alg: str, enc: str, compress: bool) -> None:
+    signer, recipient = fixed_key("signer", use="sig"), fixed_key("recipient", use="enc")
+    token = seal_jwe(
+        PAYLOAD,
+        sign_with=signer,
+        encrypt_to=recipient.public(),
+        at=NOW,
+        alg=alg,
+        enc=enc,
+        compress=compress,
+    )
+    header = decode_header(token)
+    assert header == {
+        "alg": alg,
+        "enc": enc,
+        **({"zip": "DEF"} if compress else {}),
+        "kid": "recipient",
+        "cty": "JWT",
+    }
+    opened = open_jwe(token, decrypt_with=[recipient], verify_with=[signer.public()], at=NOW)
+    assert opened.plaintext == PAYLOAD
+    assert (opened.format, opened.decryption_key, opened.cipher) == ("jwe", "recipient", enc)
+    (signature,) = opened.signatures
+    assert (signature.certificate, signature.signing_key) == ("signer", "signer")
+    assert (signature.hash_algorithm, signature.created) == ("RS256", NOW)
+
+
+def test_defaults_are_the_policy_choices() -> None:
+    token = seal_jwe(
+        PAYLOAD, sign_with=fixed_key("signer"), encrypt_to=fixed_key("recipient"), at=NOW
+    )
+    header = decode_header(token)
+    assert (header["alg"], header["enc"], "zip" in header) == ("RSA-OAEP-256", "A256GCM", False)
+
+
+@pytest.mark.parametrize("jws_alg", ["RS256", "RS384", "RS512", "PS256"])
+def test_selectable_signature_algorithms(jws_alg: str) -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, jws_alg=jws_alg)
+    opened = open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+    assert opened.signatures[0].hash_algorithm == jws_alg
+
+
+def test_algorithms_outside_the_policy_are_refused_when_sealing() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    for options in ({"jws_alg": "PS384"}, {"alg": "RSA-OAEP"}, {"enc": "A128GCM"}):
+        with pytest.raises(PolicyViolationError):
+            seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, **options)  # type: ignore[arg-type]
+
+
+def test_a_stricter_policy_turns_rsa1_5_off() -> None:
+    strict = dataclasses.replace(GOOGLE_PROFILE, jwe_algs=frozenset({"RSA-OAEP-256"}))
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, alg="RSA1_5")
+    assert open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+    with pytest.raises(PolicyViolationError):
+        open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW, policy=strict)
+    with pytest.raises(PolicyViolationError):
+        seal_jwe(
+            PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, alg="RSA1_5", policy=strict
+        )
+
+
+def test_a_pinned_key_chooses_its_algorithm_and_refuses_others() -> None:
+    signer = fixed_key("signer")
+    legacy = fixed_key("legacy", alg="RSA1_5")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=legacy, at=NOW)
+    assert decode_header(token)["alg"] == "RSA1_5"
+    with pytest.raises(KeyUnusableError, match="pinned to RSA1_5"):
+        seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=legacy, at=NOW, alg="RSA-OAEP-256")
+    ps_signer = fixed_key("ps-signer", alg="PS256")
+    token = seal_jwe(PAYLOAD, sign_with=ps_signer, encrypt_to=legacy, at=NOW)
+    opened = open_jwe(token, decrypt_with=[legacy], verify_with=[ps_signer], at=NOW)
+    assert opened.signatures[0].hash_algorithm == "PS256"
+
+
+def test_opening_picks_the_key_named_by_kid() -> None:
+    signer = fixed_key("signer")
+    keys = [fixed_key("old"), fixed_key("current"), fixed_key("next")]
+    for key in keys:
+        token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=key.public(), at=NOW)
+        opened = open_jwe(token, decrypt_with=keys, verify_with=[signer], at=NOW)
+        assert opened.decryption_key == key.kid
+
+
+def test_a_token_without_kid_tries_each_fitting_key() -> None:
+    signer, target = fixed_key("signer"), fixed_key("target")
+    jws = sign_jws(PAYLOAD, signer, "RS256", NOW)
+    token = forge_jwe({"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT"}, jws, target)
+    keys = [fixed_key("legacy", alg="RSA1_5"), fixed_key("other"), target]
+    opened = open_jwe(token, decrypt_with=keys, verify_with=[signer], at=NOW)
+    assert (opened.decryption_key, opened.plaintext) == ("target", PAYLOAD)
+    with pytest.raises(DecryptionFailedError) as no_match:
+        open_jwe(token, decrypt_with=keys[:2], verify_with=[signer], at=NOW)
+    unknown = forge_jwe(
+        {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": "nobody", "cty": "JWT"}, jws, target
+    )
+    with pytest.raises(DecryptionFailedError) as unknown_kid:
+        open_jwe(unknown, decrypt_with=keys, verify_with=[signer], at=NOW)
+    assert (
+        str(no_match.value)
+        == str(unknown_kid.value)
+        == "decryption_failed: " + ("the message could not be decrypted")
+    )
+
+
+def test_unsigned_content_needs_the_explicit_opt_in() -> None:
+    recipient = fixed_key("recipient")
+    token = forge_jwe({"alg": "RSA-OAEP-256", "enc": "A256GCM"}, PAYLOAD, recipient)
+    with pytest.raises(SignatureInvalidError):
+        open_jwe(token, decrypt_with=[recipient], verify_with=[], at=NOW)
+    opened = open_jwe(token, decrypt_with=[recipient], verify_with=[], at=NOW, allow_unsigned=True)
+    assert (opened.plaintext, opened.signatures) == (PAYLOAD, ())
+
+
+def test_the_opt_in_still_verifies_a_nested_signature() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
+    opened = open_jwe(
+        token, decrypt_with=[recipient], verify_with=[signer], at=NOW, allow_unsigned=True
+    )
+    assert opened.signers == ("signer",)
+    with pytest.raises(SignatureInvalidError):
+        open_jwe(
+            token,
+            decrypt_with=[recipient],
+            verify_with=[fixed_key("other")],
+            at=NOW,
+            allow_unsigned=True,
+        )
+
+
+def test_signatures_need_a_trusted_current_fitting_key() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
+    later = NOW + dt.timedelta(days=366)  # the signer's exp is NOW + 365 days
+    for verifiers, at in (
+        ([], NOW),
+        ([fixed_key("other")], NOW),
+        ([signer], later),
+        ([fixed_key("recipient", use="enc")], NOW),
+    ):
+        with pytest.raises(SignatureInvalidError):
+            open_jwe(token, decrypt_with=[recipient], verify_with=verifiers, at=at)
+    # Decryption itself does not expire: messages in flight still open with an old key.
+    assert open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+
+
+def test_a_signature_from_the_future_is_refused() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
+    early = NOW - GOOGLE_PROFILE.clock_skew - dt.timedelta(seconds=1)
+    with pytest.raises(SignatureInvalidError, match="future"):
+        open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=early)
+    within = NOW - GOOGLE_PROFILE.clock_skew
+    assert open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=within)
+
+
+def test_expired_or_misused_keys_do_not_seal() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    expired = NOW + dt.timedelta(days=365)
+    with pytest.raises(KeyUnusableError, match="expired"):
+        seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=expired)
+    with pytest.raises(KeyUnusableError, match='"use"'):
+        seal_jwe(PAYLOAD, sign_with=fixed_key("enc-only", use="enc"), encrypt_to=recipient, at=NOW)
+    with pytest.raises(KeyUnusableError, match='"use"'):
+        seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=fixed_key("sig-only", use="sig"), at=NOW)
+    with pytest.raises(KeyUnusableError, match="no private part"):
+        seal_jwe(PAYLOAD, sign_with=signer.public(), encrypt_to=recipient, at=NOW)
+
+
+def test_calls_that_are_wrong_raise_usage_errors() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
+    naive = NOW.replace(tzinfo=None)
+    with pytest.raises(UsageError):
+        seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=naive)
+    with pytest.raises(UsageError):
+        seal_jwe("text", sign_with=signer, encrypt_to=recipient, at=NOW)  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        open_jwe(token, decrypt_with=[recipient.public()], verify_with=[signer], at=NOW)
+    with pytest.raises(UsageError):
+        open_jwe(token, decrypt_with=[], verify_with=[signer], at=NOW)
+    with pytest.raises(UsageError):
+        open_jwe(token, decrypt_with=[recipient], verify_with=["signer"], at=NOW)  # type: ignore[list-item]
+
+
+def test_plaintext_over_the_cap_is_refused_both_ways() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    small = dataclasses.replace(GOOGLE_PROFILE, max_plaintext_bytes=100)
+    with pytest.raises(InputTooLargeError):
+        seal_jwe(b"x" * 101, sign_with=signer, encrypt_to=recipient, at=NOW, policy=small)
+    token = seal_jwe(b"x" * 101, sign_with=signer, encrypt_to=recipient, at=NOW)
+    with pytest.raises(InputTooLargeError):
+        open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW, policy=small)
+
+
+def test_generated_keys_follow_the_policy() -> None:
+    key = generate_jwk(at=NOW)  # the policy's default size: 3072 bits
+    assert (key.bits, key.kid, key.is_private) == (3072, key.thumbprint, True)
+    assert (key.created, key.expires) == (NOW, NOW + dt.timedelta(days=365))
+    assert not key.public().is_private
+    assert key.expired_at(NOW + dt.timedelta(days=365))
+    assert not key.expired_at(NOW + dt.timedelta(days=364))
+    with pytest.raises(PolicyViolationError):
+        generate_jwk(at=NOW, validity=dt.timedelta(days=731))
+    with pytest.raises(PolicyViolationError):
+        generate_jwk(at=NOW, bits=1024)
+    with pytest.raises(UsageError):
+        generate_jwk(at=NOW, bits=2000)
+    with pytest.raises(PolicyViolationError):
+        generate_jwk(at=NOW, bits=2048, use="sig", alg="RSA-OAEP-256")
+
+
+def test_policy_refuses_algorithms_outside_the_implementation() -> None:
+    for change in (
+        {"jwe_algs": frozenset({"RSA-OAEP-256", "RSA-OAEP"})},
+        {"jwe_algs": frozenset({"dir"}), "jwe_alg": "dir"},
+        {"jwe_encs": frozenset({"A256GCM", "A256KW"})},
+        {"jws_algs": frozenset({"RS256", "none"})},
+        {"jws_alg": "PS384"},
+        {"jwe_enc": "A128CBC-HS256", "jwe_encs": frozenset({"A256GCM"})},
+        {"max_jose_header_bytes": 0},
+    ):
+        with pytest.raises(ValueError):
+            Policy(**change)
+    assert GOOGLE_PROFILE.jwe_algs == {"RSA-OAEP-256", "RSA1_5"}
+    assert GOOGLE_PROFILE.jwe_encs == {"A256GCM", "A128CBC-HS256"}
+    assert GOOGLE_PROFILE.jws_algs == {"RS256", "RS384", "RS512", "PS256"}
