@@ -20,7 +20,8 @@ from pushprov._errors import (
 from pushprov._policy import GOOGLE_PROFILE, Policy
 from pushprov.jose import generate_jwk, open_jwe, seal_jwe
 from pushprov.jose._jws import sign_jws
-from test_jose_support import NOW, PROFILE_CELLS, decode_header, fixed_key, forge_jwe
+
+from .jose_support import NOW, PROFILE_CELLS, decode_header, fixed_key, forge_jwe
 
 PAYLOAD = b'{"protocolHeader":{"version":1}}'
 

@@ -28,7 +28,8 @@ from pushprov.jose._compact import b64u_decode, b64u_encode, encode_header
 from pushprov.jose._content import deflate
 from pushprov.jose._jws import sign_jws
 from pushprov.jose._keys import PrivateOps
-from test_jose_support import NOW, fixed_key, forge_jwe
+
+from .jose_support import NOW, fixed_key, forge_jwe
 
 PAYLOAD = b'{"protocolHeader":{"version":1}}'
 NESTED = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": "victim", "cty": "JWT"}

@@ -19,7 +19,8 @@ from jwcrypto import jwk as jw_jwk
 from jwcrypto import jws as jw_jws
 
 from pushprov.jose import JwkKey, open_jwe, seal_jwe
-from test_jose_support import NOW, PROFILE_CELLS, canary_gopc, decode_header, fixed_key
+
+from .jose_support import NOW, PROFILE_CELLS, canary_gopc, decode_header, fixed_key
 
 NODE_DIR = Path(__file__).parent / "interop" / "node"
 PAYLOAD = canary_gopc()

@@ -19,7 +19,8 @@ from pushprov._errors import (
 )
 from pushprov._policy import GOOGLE_PROFILE
 from pushprov.jose import JwkKey, load_jwk, load_jwks
-from test_jose_support import NOW, fixed_key
+
+from .jose_support import NOW, fixed_key
 
 # RFC 7638 §3.1: the example key and its SHA-256 thumbprint.
 RFC7638_N = (

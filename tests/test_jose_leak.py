@@ -17,7 +17,8 @@ from pushprov._opened import Opened
 from pushprov._policy import GOOGLE_PROFILE
 from pushprov.jose import JwkKey, load_jwk, load_jwks, open_jwe, seal_jwe
 from pushprov.jose._compact import b64u_encode, encode_header
-from test_jose_support import (
+
+from .jose_support import (
     CANARY_PAN,
     NOW,
     PROFILE_CELLS,

@@ -29,7 +29,8 @@ from pushprov.jose._compact import b64u_decode
 from pushprov.jose._content import TAG_BYTES, decrypt_content, encrypt_content, inflate
 from pushprov.jose._jwe import _decrypt, _Parts
 from pushprov.jose._jws import verify_jws
-from test_jose_support import NOW, fixed_key, load_vector
+
+from .jose_support import NOW, fixed_key, load_vector
 
 COOKBOOK = ("rfc7520-cookbook", "jwe")
 WYCHEPROOF = ("wycheproof", "testvectors_v1")
