@@ -196,3 +196,66 @@ def test_demo_runs_end_to_end() -> None:
     text = run.out.decode()
     assert text.rstrip().endswith("demo ok")
     assert "cipher AES256" in text and "SHA384" in text
+
+
+@pytest.fixture(scope="module")
+def jwk_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("jwk")
+    for name in ("issuer", "google"):
+        run = pushprov(
+            "key", "generate", "--format", "jwk", "--bits", "2048", "--at", AT,
+            "--secret-out", str(path / f"{name}.jwk"),
+            "--public-out", str(path / f"{name}.pub.jwk"),
+        )  # fmt: skip
+        assert run.code == 0, run.err
+    return path
+
+
+def test_gopc_over_jwe(jwk_home: Path) -> None:
+    for options in ([], ["--alg", "RSA1_5", "--enc", "A128CBC-HS256", "--zip"]):
+        sealed = pushprov(
+            "gopc", "seal", "--format", "jwe", "--session-id", "s-7", "--sign-with", "issuer.jwk",
+            "--encrypt-to", "google.pub.jwk", "--at", AT, *options, stdin=CARD, cwd=jwk_home,
+        )  # fmt: skip
+        assert sealed.code == 0, sealed.err
+        assert sealed.out.count(b".") == 4  # compact JWE
+        opened = pushprov(
+            "gopc", "open", "--format", "jwe", "--session-id", "s-7", "--decrypt-with",
+            "google.jwk", "--verify-with", "issuer.pub.jwk", "--json", "--at", AT,
+            stdin=sealed.out, cwd=jwk_home,
+        )  # fmt: skip
+        assert opened.code == 0, opened.err
+        facts = json.loads(opened.out)
+        assert facts["format"] == "jwe"
+        assert facts["gopc"]["validationContext"]["serverSessionId"] == "s-7"
+        # The OpenPGP reader is never tried on a JWE: the format is not guessed.
+        assert_error(
+            pushprov(
+                "gopc",
+                "open",
+                "--session-id",
+                "s-7",
+                "--decrypt-with",
+                "google.jwk",
+                "--verify-with",
+                "issuer.pub.jwk",
+                stdin=sealed.out,
+                cwd=jwk_home,
+            ),
+            "key_invalid",
+            8,
+        )
+
+
+def test_jwe_options_need_jwe_and_inspect_reads_jwk(home: Path, jwk_home: Path) -> None:
+    run = pushprov(
+        "seal", "--sign-with", "issuer1.sec", "--encrypt-to", "google1.pub", "--zip",
+        stdin=b"x", cwd=home,
+    )  # fmt: skip
+    assert_error(run, "usage", 2)
+    report = json.loads(pushprov("key", "inspect", str(jwk_home / "google.jwk"), "--json").out)
+    assert report[0]["private"] is True and report[0]["bits"] == 2048
+    assert report[0]["expires"].startswith("2027-11-01")
+    assert "d" not in json.loads((jwk_home / "google.pub.jwk").read_text())
+    mode = stat.S_IMODE(os.stat(jwk_home / "google.jwk").st_mode)
+    assert mode == 0o600

@@ -23,6 +23,8 @@ def test_top_level_exports_are_pinned() -> None:
             "Gopc",
             "GopcInvalidError",
             "InputTooLargeError",
+            "JweOptions",
+            "JwkKey",
             "KeyInvalidError",
             "KeyUnusableError",
             "MalformedInputError",
@@ -73,7 +75,10 @@ def test_openpgp_exports_are_pinned() -> None:
 def test_public_objects_are_defined_in_private_modules() -> None:
     for name in pushprov.__all__:
         module = getattr(getattr(pushprov, name), "__module__", "pushprov._")
-        assert module.startswith(("pushprov._", "pushprov.openpgp._")), (name, module)
+        assert module.startswith(("pushprov._", "pushprov.openpgp._", "pushprov.jose._")), (
+            name,
+            module,
+        )
 
 
 def test_error_codes_are_unique_and_stable() -> None:

@@ -11,10 +11,11 @@ profile (``GOOGLE_PROFILE``)::
     gopc = pushprov.Gopc(server_session_id=sid, card=card)
     sealed = pushprov.seal_gopc(gopc, sign_with=[issuer], encrypt_to=[google_certificate])
 
+``format="jwe"`` switches the same verbs to the JWE/JWS envelope (keys from ``pushprov.jose``).
 Every error raised on purpose is a ``PushprovError`` with a stable ``code``.
 """
 
-from ._api import OpenedGopc, open_gopc, open_message, seal_gopc, seal_message
+from ._api import JweOptions, OpenedGopc, open_gopc, open_message, seal_gopc, seal_message
 from ._card import Card, Gopc, Pan
 from ._encoding import Encoding
 from ._errors import (
@@ -34,6 +35,7 @@ from ._errors import (
 )
 from ._opened import Opened, VerifiedSignature
 from ._policy import GOOGLE_PROFILE, Policy
+from .jose import JwkKey
 from .openpgp import Certificate, SecretKey, generate_key, read_certificates, read_secret_keys
 
 __version__ = "0.1.0"
@@ -47,6 +49,8 @@ __all__ = [
     "Gopc",
     "GopcInvalidError",
     "InputTooLargeError",
+    "JweOptions",
+    "JwkKey",
     "KeyInvalidError",
     "KeyUnusableError",
     "MalformedInputError",

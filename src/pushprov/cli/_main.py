@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from .. import _api, openpgp
+from .. import _api, jose, openpgp
 from .._card import Card, Gopc
 from .._clock import now, parse_duration, parse_time
 from .._encoding import Encoding
@@ -67,8 +67,31 @@ def _add_encoding(parser: argparse.ArgumentParser) -> None:
         "--encoding",
         choices=[e.value for e in Encoding],
         default=None,
-        help="output encoding (default: base64, RFC 4648 §4, as Google's GOPC spec asks)",
+        help="output encoding for pgp (default: base64, RFC 4648 §4, as Google's GOPC spec asks)",
     )
+
+
+def _add_format(parser: argparse.ArgumentParser, *, sealing: bool) -> None:
+    parser.add_argument(
+        "--format",
+        choices=["pgp", "jwe"],
+        default="pgp",
+        help="envelope: OpenPGP (default) or JWE with a nested JWS; never guessed from input. "
+        "With jwe, key files are JWK, JWK Set or PEM",
+    )
+    if sealing:
+        jwe = parser.add_argument_group("JWE sealing (with --format jwe)")
+        jwe.add_argument("--alg", help="key management: RSA-OAEP-256 (default) or RSA1_5")
+        jwe.add_argument("--enc", help="content encryption: A256GCM (default) or A128CBC-HS256")
+        jwe.add_argument("--jws-alg", help="inner signature: RS256 (default), PS256, RS384, RS512")
+        jwe.add_argument("--zip", action="store_true", help='compress the payload (zip: "DEF")')
+    else:
+        parser.add_argument(
+            "--allow-unsigned",
+            action="store_true",
+            help="(jwe only) accept a JWE whose plaintext is the bare payload, as Google's older "
+            "variant allows; never the default",
+        )
 
 
 def _add_seal_keys(parser: argparse.ArgumentParser) -> None:
@@ -123,9 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
         "generate",
         help="generate an RSA key to Google's rules",
         description="Generate an RSA key: [CS] primary + [E] subkey, AES-256/SHA-384 "
-        "preferences, expiring after --expires (at most 2 years).",
+        "preferences, expiring after --expires (at most 2 years). With --format jwk: an RSA "
+        "JWK pair whose kid is its RFC 7638 thumbprint, with iat/exp recorded.",
     )
-    generate.add_argument("--uid", required=True, help="user ID, e.g. 'Issuer <ops@example>'")
+    generate.add_argument(
+        "--format",
+        choices=["pgp", "jwk"],
+        default="pgp",
+        help="OpenPGP key (default) or an RSA JWK pair for the JWE envelope",
+    )
+    generate.add_argument("--uid", help="user ID, e.g. 'Issuer <ops@example>' (pgp only)")
     generate.add_argument("--bits", type=int, default=None, help="RSA size (default 3072)")
     generate.add_argument(
         "--expires", default="365d", type=parse_duration, help="validity: 365d, 52w, 1y, ..."
@@ -138,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = key.add_parser(
         "inspect",
         help="show fingerprints, sizes, flags, expiry and the policy verdict",
-        description="Reads public or secret keys (secret parts are not unlocked or shown).",
+        description="Reads OpenPGP keys, JWKs, JWK Sets (secret parts are not unlocked or shown).",
     )
     inspect.add_argument("file", metavar="FILE", help="key or certificate file ('-' for stdin)")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
@@ -146,12 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     seal = commands.add_parser("seal", help="sign and encrypt stdin to stdout")
     _add_seal_keys(seal)
+    _add_format(seal, sealing=True)
     _add_encoding(seal)
     _add_passphrase(seal)
     _add_time(seal)
 
     open_ = commands.add_parser("open", help="decrypt and verify stdin to stdout")
     _add_open_keys(open_)
+    _add_format(open_, sealing=False)
     open_.add_argument("--json", action="store_true", help="JSON with plaintext (base64) + facts")
     _add_passphrase(open_)
     _add_time(open_)
@@ -165,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gopc_seal.add_argument("--session-id", required=True, help="serverSessionId from Google's SDK")
     _add_seal_keys(gopc_seal)
+    _add_format(gopc_seal, sealing=True)
     _add_encoding(gopc_seal)
     _add_passphrase(gopc_seal)
     _add_time(gopc_seal)
@@ -174,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gopc_open.add_argument("--session-id", required=True, help="the serverSessionId expected")
     _add_open_keys(gopc_open)
+    _add_format(gopc_open, sealing=False)
     gopc_open.add_argument(
         "--masked", action="store_true", help="print a masked summary instead of the GOPC"
     )
@@ -219,31 +253,41 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
     if args.command == "demo":
         return run_demo(at)
     passphrase = _passphrase(args)
+    fmt: _api.Format = args.format
     if args.command == "seal" or (args.command == "gopc" and args.gopc_command == "seal"):
-        signers = _secret_keys(args.sign_with, passphrase, policy)
-        recipients = _certificates(args.encrypt_to, policy)
+        signers = _secret_keys(args.sign_with, passphrase, policy, fmt)
+        recipients = _public_keys(args.encrypt_to, policy, fmt)
         encoding = Encoding(args.encoding) if args.encoding else None
+        jwe = _jwe_options(args)
         if args.command == "seal":
-            return _api.seal_message(
-                _read_stdin(stdin, policy.max_plaintext_bytes),
-                sign_with=signers,
-                encrypt_to=recipients,
-                encoding=encoding,
-                at=at,
-                policy=policy,
-            )
-        card = Card.from_json(_read_stdin(stdin, 4096))
-        gopc = Gopc(server_session_id=args.session_id, card=card)
-        sealed = _api.seal_gopc(
-            gopc, sign_with=signers, encrypt_to=recipients, encoding=encoding, at=at, policy=policy
+            plaintext = _read_stdin(stdin, policy.max_plaintext_bytes)
+        else:
+            card = Card.from_json(_read_stdin(stdin, 4096))
+            plaintext = Gopc(server_session_id=args.session_id, card=card).to_json()
+        sealed = _api.seal_message(
+            plaintext,
+            sign_with=signers,
+            encrypt_to=recipients,
+            format=fmt,
+            encoding=encoding,
+            jwe=jwe,
+            at=at,
+            policy=policy,
         )
-        return sealed if encoding is Encoding.BINARY else sealed + b"\n"
-    decryptors = _secret_keys(args.decrypt_with, passphrase, policy)
-    verifiers = _certificates(args.verify_with, policy)
-    message = _read_stdin(stdin, policy.max_message_bytes)
+        # Text goes out as one line; binary and armor (which ends its own lines) as they are.
+        return sealed if encoding is Encoding.BINARY or sealed.endswith(b"\n") else sealed + b"\n"
+    decryptors = _secret_keys(args.decrypt_with, passphrase, policy, fmt)
+    verifiers = _public_keys(args.verify_with, policy, fmt)
+    message = _read_stdin(stdin, max(policy.max_message_bytes, policy.max_jose_token_bytes))
     if args.command == "open":
         opened = _api.open_message(
-            message, decrypt_with=decryptors, verify_with=verifiers, at=at, policy=policy
+            message,
+            decrypt_with=decryptors,
+            verify_with=verifiers,
+            format=fmt,
+            allow_unsigned=args.allow_unsigned,
+            at=at,
+            policy=policy,
         )
         if args.json:
             facts = _facts(opened)
@@ -255,6 +299,8 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         session_id=args.session_id,
         decrypt_with=decryptors,
         verify_with=verifiers,
+        format=fmt,
+        allow_unsigned=args.allow_unsigned,
         at=at,
         policy=policy,
     )
@@ -265,6 +311,15 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         facts["gopc"] = json.loads(result.gopc.to_json())
         return _json(facts)
     return result.gopc.to_json() + b"\n"
+
+
+def _jwe_options(args: argparse.Namespace) -> _api.JweOptions | None:
+    chosen = (args.alg, args.enc, args.jws_alg)
+    if args.format != "jwe":
+        if any(chosen) or args.zip:
+            raise UsageError("--alg, --enc, --jws-alg and --zip go with --format jwe")
+        return None
+    return _api.JweOptions(alg=args.alg, enc=args.enc, jws_alg=args.jws_alg, compress=args.zip)
 
 
 def _facts(opened: Opened) -> dict[str, Any]:
@@ -327,27 +382,49 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
 
 
 def _secret_keys(
-    paths: list[str], passphrase: bytes | None, policy: Policy
-) -> list[openpgp.SecretKey]:
-    keys = []
+    paths: list[str], passphrase: bytes | None, policy: Policy, fmt: str
+) -> list[openpgp.SecretKey | jose.JwkKey]:
+    keys: list[openpgp.SecretKey | jose.JwkKey] = []
     for path in paths:
-        keys += openpgp.read_secret_keys(
-            _read_file(path, policy.max_key_file_bytes), passphrase=passphrase, policy=policy
-        )
+        data = _read_file(path, policy.max_key_file_bytes)
+        if fmt == "jwe":
+            keys += _jwks(data, policy)
+        else:
+            keys += openpgp.read_secret_keys(data, passphrase=passphrase, policy=policy)
     return keys
 
 
-def _certificates(paths: list[str], policy: Policy) -> list[openpgp.Certificate]:
-    certs = []
+def _public_keys(
+    paths: list[str], policy: Policy, fmt: str
+) -> list[openpgp.Certificate | jose.JwkKey]:
+    keys: list[openpgp.Certificate | jose.JwkKey] = []
     for path in paths:
-        certs += openpgp.read_certificates(
-            _read_file(path, policy.max_key_file_bytes), policy=policy
-        )
-    return certs
+        data = _read_file(path, policy.max_key_file_bytes)
+        if fmt == "jwe":
+            keys += [key.public() for key in _jwks(data, policy)]
+        else:
+            keys += openpgp.read_certificates(data, policy=policy)
+    return keys
+
+
+def _jwks(data: bytes, policy: Policy) -> list[jose.JwkKey]:
+    """A JWK Set, a single JWK or a PEM key."""
+    if data.lstrip().startswith(b"{") and b'"keys"' in data:
+        return jose.load_jwks(data, policy=policy)
+    return [jose.load_jwk(data, policy=policy)]
 
 
 def _key_generate(args: argparse.Namespace, at: _dt.datetime, policy: Policy) -> bytes:
     passphrase = _passphrase(args)
+    if args.format == "jwk":
+        if passphrase is not None or args.uid is not None:
+            raise UsageError("--uid and --passphrase-file go with --format pgp")
+        jwk = jose.generate_jwk(bits=args.bits, validity=args.expires, at=at, policy=policy)
+        _write_private(Path(args.secret_out), jwk.to_json(private=True).encode() + b"\n")
+        Path(args.public_out).write_text(jwk.public().to_json() + "\n")
+        return (jwk.kid + "\n").encode()
+    if args.uid is None:
+        raise UsageError("--uid is required for an OpenPGP key")
     key = openpgp.generate_key(
         args.uid, bits=args.bits, validity=args.expires, at=at, policy=policy
     )
@@ -370,6 +447,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def _key_inspect(args: argparse.Namespace, at: _dt.datetime, policy: Policy) -> bytes:
     data = _read_file(args.file, policy.max_key_file_bytes)
+    if data.lstrip().startswith(b"{"):
+        return _jwk_inspect(_jwks(data, policy), args, at, policy)
     certificates = openpgp.read_certificates(data, policy=policy)
     has_secret = openpgp.contains_secret_key(data)
     report = []
@@ -397,6 +476,48 @@ def _key_inspect(args: argparse.Namespace, at: _dt.datetime, policy: Policy) -> 
             }
         )
     return _json(report) if args.json else _render_inspect(report).encode()
+
+
+def _jwk_inspect(
+    keys: list[jose.JwkKey], args: argparse.Namespace, at: _dt.datetime, policy: Policy
+) -> bytes:
+    report = []
+    for key in keys:
+        problems = []
+        if key.expires is None:
+            problems.append("no expiry recorded (exp)")
+        elif key.expired_at(at):
+            problems.append("expired")
+        elif key.created is not None and key.expires - key.created > policy.max_key_lifetime:
+            problems.append(f"lifetime exceeds {policy.max_key_lifetime.days} days")
+        report.append(
+            {
+                "kid": key.kid,
+                "thumbprint": key.thumbprint,
+                "private": key.is_private,
+                "bits": key.bits,
+                "alg": key.alg,
+                "use": key.use,
+                "created": key.created.isoformat() if key.created else None,
+                "expires": key.expires.isoformat() if key.expires else None,
+                "policy": {"ok": not problems, "problems": problems},
+            }
+        )
+    if args.json:
+        return _json(report)
+    lines = []
+    for item in report:
+        kind = "private JWK" if item["private"] else "public JWK"
+        expires = str(item["expires"] or "never")[:10]
+        lines.append(
+            f"{kind} kid {item['kid']}  RSA {item['bits']}  alg {item['alg'] or 'any'}"
+            f"  expires {expires}"
+        )
+        policy_report = item["policy"]
+        assert isinstance(policy_report, dict)
+        verdict = "ok" if policy_report["ok"] else "NOT OK: " + "; ".join(policy_report["problems"])
+        lines.append(f"  policy   {verdict}")
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _render_inspect(report: list[dict[str, Any]]) -> str:
