@@ -24,6 +24,14 @@ from .._errors import InputTooLargeError, PushprovError, UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
 from ._demo import run_demo
+from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
+    add_keys_commands,
+    add_store_options,
+    run_keys_command,
+    store_keys_for_open,
+    store_keys_for_seal,
+    uses_store,
+)
 
 __all__ = ["main"]
 
@@ -76,16 +84,15 @@ def _add_seal_keys(parser: argparse.ArgumentParser) -> None:
         "--sign-with",
         metavar="SECRET_KEY_FILE",
         action="append",
-        required=True,
         help="secret key to sign with (repeat to sign with several keys)",
     )
     parser.add_argument(
         "--encrypt-to",
         metavar="CERT_FILE",
         action="append",
-        required=True,
         help="certificate to encrypt to (repeat for several recipients)",
     )
+    add_store_options(parser)
 
 
 def _add_open_keys(parser: argparse.ArgumentParser) -> None:
@@ -93,16 +100,15 @@ def _add_open_keys(parser: argparse.ArgumentParser) -> None:
         "--decrypt-with",
         metavar="SECRET_KEY_FILE",
         action="append",
-        required=True,
         help="secret key that may decrypt (repeat: any of several)",
     )
     parser.add_argument(
         "--verify-with",
         metavar="CERT_FILE",
         action="append",
-        required=True,
         help="trusted signer certificate (repeat: one valid signature by any of them suffices)",
     )
+    add_store_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_passphrase(gopc_open)
     _add_time(gopc_open)
 
+    add_keys_commands(commands)
+
     commands.add_parser(
         "demo",
         help="end-to-end demo on throwaway sandbox keys (issuer and stand-in Google)",
@@ -218,10 +226,15 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         return _key_inspect(args, at, policy)
     if args.command == "demo":
         return run_demo(at)
+    if args.command == "keys":
+        return run_keys_command(args, stdin)
     passphrase = _passphrase(args)
     if args.command == "seal" or (args.command == "gopc" and args.gopc_command == "seal"):
-        signers = _secret_keys(args.sign_with, passphrase, policy)
-        recipients = _certificates(args.encrypt_to, policy)
+        if uses_store(args, "sign_with", "encrypt_to"):
+            signers, recipients = store_keys_for_seal(args, at, policy)
+        else:
+            signers = _secret_keys(args.sign_with, passphrase, policy)
+            recipients = _certificates(args.encrypt_to, policy)
         encoding = Encoding(args.encoding) if args.encoding else None
         if args.command == "seal":
             return _api.seal_message(
@@ -238,8 +251,11 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
             gopc, sign_with=signers, encrypt_to=recipients, encoding=encoding, at=at, policy=policy
         )
         return sealed if encoding is Encoding.BINARY else sealed + b"\n"
-    decryptors = _secret_keys(args.decrypt_with, passphrase, policy)
-    verifiers = _certificates(args.verify_with, policy)
+    if uses_store(args, "decrypt_with", "verify_with"):
+        decryptors, verifiers = store_keys_for_open(args, policy)
+    else:
+        decryptors = _secret_keys(args.decrypt_with, passphrase, policy)
+        verifiers = _certificates(args.verify_with, policy)
     message = _read_stdin(stdin, policy.max_message_bytes)
     if args.command == "open":
         opened = _api.open_message(
