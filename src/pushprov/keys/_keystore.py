@@ -179,7 +179,12 @@ class Keystore:
         if owner == OURS:
             if not has_secret:
                 raise UsageError("our own key must be imported with its secret part")
-            keys = openpgp.read_secret_keys(data, passphrase=passphrase, policy=self.policy)
+            known = self._secrets.get(data) if passphrase is None else None
+            keys = (
+                [known]
+                if known
+                else openpgp.read_secret_keys(data, passphrase=passphrase, policy=self.policy)
+            )
             if len(keys) != 1:
                 raise UsageError("import one key at a time")
             clear = keys[0].armor().encode()
