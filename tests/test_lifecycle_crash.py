@@ -103,7 +103,7 @@ def _child(directory: str, operation: Operation, kill_after: int, count_to: str)
 _FORK = multiprocessing.get_context("fork")
 
 
-def _run_child(
+def run_child(
     directory: Path, operation: Operation, kill_after: int, delay: float | None, count_to: str = ""
 ) -> int:
     child = _FORK.Process(target=_child, args=(str(directory), operation, kill_after, count_to))
@@ -126,7 +126,7 @@ def run_once(scenario: Scenario, workdir: Path, rng: random.Random, index: int) 
         how, kill_after, delay = "statement", rng.randint(1, scenario.statements + 1), None
     else:
         how, kill_after, delay = "delay", 0, rng.uniform(0, scenario.seconds * 1.5)
-    _run_child(directory, scenario.operation, kill_after, delay)
+    run_child(directory, scenario.operation, kill_after, delay)
     state = dump(directory)
     shutil.rmtree(directory)
     if state == scenario.old:
@@ -154,7 +154,7 @@ def _prepare(base: Path, name: str, setup: Operation, operation: Operation) -> S
     _copy(template, reference)
     count_file = base / f"{name}-count"
     started = time.perf_counter()
-    assert _run_child(reference, operation, 0, None, str(count_file)) == 0
+    assert run_child(reference, operation, 0, None, str(count_file)) == 0
     seconds = time.perf_counter() - started
     new = dump(reference)
     assert new != old
