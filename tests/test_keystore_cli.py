@@ -111,7 +111,10 @@ def test_lifecycle_through_the_cli_and_store_backed_gopc(cli: Cli) -> None:
     assert (status, out) == (23, b"") and err.startswith("error: still_draining: ")
     status, out, err = cli.keys("retire", ours, "--final", "--force")
     assert (status, out) == (2, b"") and "reason" in err
-    cli.ok("retire", ours, "--final", at=LATER)
+    short = ("--final", "--drain-window", "2d")
+    status, _, err = cli.keys("retire", ours, *short, at="2026-11-02T12:00:00Z")
+    assert status == 23 and "drain window 2.0 days" in err
+    assert cli.ok("retire", ours, *short, at="2026-11-03T12:00:00Z")["state"] == "retired"
     cli.ok("destroy", ours, "--reason", "rotation complete", at=LATER)
     audit = cli.ok("audit", "--verify")
     assert audit["verified"] is True and audit["head"] == audit["entries"][-1]["hash"]

@@ -19,6 +19,7 @@ from .._clock import now, parse_duration, parse_time
 from .._errors import InputTooLargeError, KeyUnusableError, UsageError
 from .._policy import Policy
 from ..keys import (
+    DEFAULT_DRAIN_WINDOW,
     AttentionNeededError,
     Environment,
     Finding,
@@ -95,6 +96,13 @@ def add_keys_commands(subparsers: Any) -> None:
         help="reference time for the operation (ISO 8601 or Unix seconds); default: now",
     )
     common.add_argument("--actor", help="who acts, for the audit log (default: login name)")
+    common.add_argument(
+        "--drain-window",
+        type=parse_duration,
+        default=DEFAULT_DRAIN_WINDOW,
+        metavar="DURATION",
+        help="how long a retiring key keeps being accepted before `retire --final` (default 7d)",
+    )
     reason = argparse.ArgumentParser(add_help=False)
     reason.add_argument("--reason", default="", help="why, for the audit log")
     keys = subparsers.add_parser(
@@ -344,9 +352,10 @@ def _open_keystore(
     path = Path(args.store) if args.store else default_store_path()
     store = SqliteStore.open(path, passphrase=_store_passphrase(args), create=create)
     actor = getattr(args, "actor", None) or _login_name()
+    drain = getattr(args, "drain_window", DEFAULT_DRAIN_WINDOW)
     if policy is None:
-        return Keystore(store, actor=actor)
-    return Keystore(store, actor=actor, policy=policy)
+        return Keystore(store, actor=actor, drain_window=drain)
+    return Keystore(store, actor=actor, policy=policy, drain_window=drain)
 
 
 def _login_name() -> str:
