@@ -24,6 +24,14 @@ from .._errors import InputTooLargeError, PushprovError, UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
 from ._demo import run_demo
+from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
+    add_keys_commands,
+    add_store_options,
+    run_keys_command,
+    store_keys_for_open,
+    store_keys_for_seal,
+    uses_store,
+)
 
 __all__ = ["main"]
 
@@ -99,16 +107,15 @@ def _add_seal_keys(parser: argparse.ArgumentParser) -> None:
         "--sign-with",
         metavar="SECRET_KEY_FILE",
         action="append",
-        required=True,
         help="secret key to sign with (repeat to sign with several keys)",
     )
     parser.add_argument(
         "--encrypt-to",
         metavar="CERT_FILE",
         action="append",
-        required=True,
         help="certificate to encrypt to (repeat for several recipients)",
     )
+    add_store_options(parser)
 
 
 def _add_open_keys(parser: argparse.ArgumentParser) -> None:
@@ -116,16 +123,15 @@ def _add_open_keys(parser: argparse.ArgumentParser) -> None:
         "--decrypt-with",
         metavar="SECRET_KEY_FILE",
         action="append",
-        required=True,
         help="secret key that may decrypt (repeat: any of several)",
     )
     parser.add_argument(
         "--verify-with",
         metavar="CERT_FILE",
         action="append",
-        required=True,
         help="trusted signer certificate (repeat: one valid signature by any of them suffices)",
     )
+    add_store_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_passphrase(gopc_open)
     _add_time(gopc_open)
 
+    add_keys_commands(commands)
+
     commands.add_parser(
         "demo",
         help="end-to-end demo on throwaway sandbox keys (issuer and stand-in Google)",
@@ -252,11 +260,19 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         return _key_inspect(args, at, policy)
     if args.command == "demo":
         return run_demo(at)
+    if args.command == "keys":
+        return run_keys_command(args, stdin)
     passphrase = _passphrase(args)
     fmt: _api.Format = args.format
     if args.command == "seal" or (args.command == "gopc" and args.gopc_command == "seal"):
-        signers = _secret_keys(args.sign_with, passphrase, policy, fmt)
-        recipients = _public_keys(args.encrypt_to, policy, fmt)
+        signers: Sequence[openpgp.SecretKey | jose.JwkKey]
+        recipients: Sequence[openpgp.Certificate | jose.JwkKey]
+        if uses_store(args, "sign_with", "encrypt_to"):
+            _store_format(fmt)
+            signers, recipients = store_keys_for_seal(args, at, policy)
+        else:
+            signers = _secret_keys(args.sign_with, passphrase, policy, fmt)
+            recipients = _public_keys(args.encrypt_to, policy, fmt)
         encoding = Encoding(args.encoding) if args.encoding else None
         jwe = _jwe_options(args)
         if args.command == "seal":
@@ -276,8 +292,14 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         )
         # Text goes out as one line; binary and armor (which ends its own lines) as they are.
         return sealed if encoding is Encoding.BINARY or sealed.endswith(b"\n") else sealed + b"\n"
-    decryptors = _secret_keys(args.decrypt_with, passphrase, policy, fmt)
-    verifiers = _public_keys(args.verify_with, policy, fmt)
+    decryptors: Sequence[openpgp.SecretKey | jose.JwkKey]
+    verifiers: Sequence[openpgp.Certificate | jose.JwkKey]
+    if uses_store(args, "decrypt_with", "verify_with"):
+        _store_format(fmt)
+        decryptors, verifiers = store_keys_for_open(args, policy)
+    else:
+        decryptors = _secret_keys(args.decrypt_with, passphrase, policy, fmt)
+        verifiers = _public_keys(args.verify_with, policy, fmt)
     message = _read_stdin(stdin, max(policy.max_message_bytes, policy.max_jose_token_bytes))
     if args.command == "open":
         opened = _api.open_message(
@@ -311,6 +333,11 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         facts["gopc"] = json.loads(result.gopc.to_json())
         return _json(facts)
     return result.gopc.to_json() + b"\n"
+
+
+def _store_format(fmt: str) -> None:
+    if fmt != "pgp":
+        raise UsageError("--store holds OpenPGP keys for now; use JWK files with --format jwe")
 
 
 def _jwe_options(args: argparse.Namespace) -> _api.JweOptions | None:

@@ -1,0 +1,53 @@
+"""Key lifecycle: records, states, checked transitions, keyring snapshots, the audit log.
+
+States ``pending -> active -> retiring -> retired -> destroyed`` (and ``retiring -> active``
+to roll back, ``pending -> destroyed`` to discard). Promotion runs a self-test first; final
+retirement waits out a drain window; every change is one versioned, audited commit::
+
+    store = SqliteStore.open(path, passphrase=..., create=True)
+    keystore = Keystore(store, actor="alice")
+    new = keystore.generate(Environment.PRODUCTION, user_id="Issuer <ops@x>", at=when)
+    keystore.promote(Environment.PRODUCTION, new.key_id, at=when, replacing=[old_id])
+    ring = keystore.snapshot(Environment.PRODUCTION)
+    seal_gopc(gopc, sign_with=ring.signing_keys(at=when), encrypt_to=ring.recipients(at=when))
+"""
+
+from ._audit import entry_hash, genesis_hash
+from ._errors import (
+    AttentionNeededError,
+    AuditTamperedError,
+    DrainWindowError,
+    KeyNotFoundError,
+    SelfTestFailedError,
+    TransitionRefusedError,
+)
+from ._keyring import Keyring, SecretCache
+from ._keystore import KeyGenerator, Keystore
+from ._model import ALLOWED_EDGES, OURS, Environment, Format, KeyRecord, Role, State
+from ._rules import DEFAULT_DRAIN_WINDOW, DEFAULT_EXPIRY_WARNING, Finding, key_warnings
+
+__all__ = [
+    "ALLOWED_EDGES",
+    "DEFAULT_DRAIN_WINDOW",
+    "DEFAULT_EXPIRY_WARNING",
+    "OURS",
+    "AttentionNeededError",
+    "AuditTamperedError",
+    "DrainWindowError",
+    "Environment",
+    "Finding",
+    "Format",
+    "KeyGenerator",
+    "KeyNotFoundError",
+    "KeyRecord",
+    "Keyring",
+    "Keystore",
+    "Role",
+    "SecretCache",
+    "SelfTestFailedError",
+    "State",
+    "TransitionRefusedError",
+    "entry_hash",
+    "genesis_hash",
+    "key_warnings",
+]

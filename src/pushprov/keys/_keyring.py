@@ -1,0 +1,166 @@
+"""The immutable keyring snapshot readers work on, and the memo of parsed secret keys."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import NoReturn
+
+from .. import openpgp
+from .._errors import KeyUnusableError
+from .._policy import Policy
+from ._errors import KeyNotFoundError
+from ._model import Environment, Format, KeyRecord, Role, State
+
+__all__ = ["Keyring", "SecretCache", "resolve"]
+
+_NOT_BUILT_AD_HOC = object()
+_MIN_REFERENCE = 8  # a key reference shorter than a key ID is too easy to mistype into another
+
+
+class SecretCache:
+    """Parsed secret keys by SHA-256 of their stored clear form, in this process only.
+
+    Parsing an RSA secret key costs tens of milliseconds (the private key is validated), so a
+    long-lived keystore keeps what it parsed. Entries are added only when a secret is asked for
+    and dropped when the key is destroyed; nothing here is ever written anywhere.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: dict[bytes, openpgp.SecretKey] = {}
+
+    @staticmethod
+    def digest(clear: bytes) -> bytes:
+        return hashlib.sha256(clear).digest()
+
+    def get(self, clear: bytes) -> openpgp.SecretKey | None:
+        return self._keys.get(self.digest(clear))
+
+    def put(self, clear: bytes, key: openpgp.SecretKey) -> None:
+        self._keys[self.digest(clear)] = key
+
+    def forget(self, fingerprint: str) -> None:
+        for digest in [d for d, key in self._keys.items() if key.fingerprint == fingerprint]:
+            del self._keys[digest]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"SecretCache({len(self._keys)} keys, [secret])"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("secret keys cannot be pickled")
+
+
+def resolve(records: Iterable[KeyRecord], reference: str) -> KeyRecord:
+    """A record by its full id, or by a unique suffix of at least 8 characters (a key ID)."""
+    ref = reference.strip().replace(" ", "")
+    candidates = list(records)
+    exact = [r for r in candidates if r.key_id.upper() == ref.upper()]
+    if exact:
+        return exact[0]
+    if len(ref) >= _MIN_REFERENCE:
+        matches = [r for r in candidates if r.key_id.upper().endswith(ref.upper())]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise KeyNotFoundError(f"{reference!r} matches {len(matches)} keys; give more of it")
+    raise KeyNotFoundError(f"no key {reference!r} in this environment")
+
+
+class Keyring:
+    """One environment's keys at one version. Immutable; secrets load only when asked for.
+
+    Outgoing: sign with every active key of ours, encrypt to every active partner key, never
+    with an expired one. Inbound: decrypt with, and verify against, active and retiring keys.
+    """
+
+    __slots__ = ("_certificates", "_env", "_load_secret", "_policy", "_records", "_version")
+
+    def __init__(
+        self,
+        env: Environment,
+        version: int,
+        records: tuple[KeyRecord, ...],
+        load_secret: Callable[[KeyRecord], openpgp.SecretKey],
+        policy: Policy,
+        *,
+        _token: object = None,
+    ) -> None:
+        if _token is not _NOT_BUILT_AD_HOC:
+            raise TypeError("keyrings come from Keystore.snapshot()")
+        self._env = env
+        self._version = version
+        self._records = records
+        self._load_secret = load_secret
+        self._policy = policy
+        self._certificates: dict[str, openpgp.Certificate] = {}
+
+    @property
+    def env(self) -> Environment:
+        return self._env
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def records(self) -> tuple[KeyRecord, ...]:
+        return self._records
+
+    def record(self, reference: str) -> KeyRecord:
+        return resolve(self._records, reference)
+
+    def in_state(self, *states: State) -> tuple[KeyRecord, ...]:
+        return tuple(r for r in self._records if r.state in states)
+
+    def certificate(self, record: KeyRecord) -> openpgp.Certificate:
+        if record.format is not Format.PGP:
+            raise KeyUnusableError(f"key {record.key_id} is not an OpenPGP key")
+        cert = self._certificates.get(record.key_id)
+        if cert is None:
+            (cert,) = openpgp.read_certificates(record.public, policy=self._policy)
+            self._certificates[record.key_id] = cert
+        return cert
+
+    def secret_key(self, record: KeyRecord) -> openpgp.SecretKey:
+        """The secret key of one of our records (an explicit request: it is loaded now)."""
+        return self._load_secret(record)
+
+    def _select(
+        self, role: Role, states: tuple[State, ...], at: _dt.datetime | None
+    ) -> list[KeyRecord]:
+        return [
+            r
+            for r in self._records
+            if r.format is Format.PGP
+            and role in r.roles
+            and r.state in states
+            and (at is None or (r.created <= at and not r.expired(at)))
+        ]
+
+    def signing_keys(self, *, at: _dt.datetime) -> tuple[openpgp.SecretKey, ...]:
+        return tuple(self._load_secret(r) for r in self._select(Role.SIGN, (State.ACTIVE,), at))
+
+    def recipients(self, *, at: _dt.datetime) -> tuple[openpgp.Certificate, ...]:
+        return tuple(self.certificate(r) for r in self._select(Role.ENCRYPT, (State.ACTIVE,), at))
+
+    def decryption_keys(self) -> tuple[openpgp.SecretKey, ...]:
+        chosen = self._select(Role.DECRYPT, (State.ACTIVE, State.RETIRING), None)
+        return tuple(self._load_secret(r) for r in chosen)
+
+    def verification_certs(self) -> tuple[openpgp.Certificate, ...]:
+        chosen = self._select(Role.VERIFY, (State.ACTIVE, State.RETIRING), None)
+        return tuple(self.certificate(r) for r in chosen)
+
+    def __repr__(self) -> str:
+        return (
+            f"Keyring(env={self._env.value!r}, version={self._version}, keys={len(self._records)})"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("keyrings cannot be pickled")

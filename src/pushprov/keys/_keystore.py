@@ -1,0 +1,469 @@
+"""The keystore: every lifecycle operation as read, check, build, commit-on-version.
+
+Each operation reads one environment at version N, checks the rules on those records, and
+commits version N+1 with its audit entries in one transaction; a concurrent change makes the
+commit fail with ``StoreConflictError`` instead of being lost. The time is always passed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from collections.abc import Callable, Collection, Sequence
+
+from .. import openpgp
+from .._clock import as_unix
+from .._errors import (
+    KeyUnusableError,
+    PolicyViolationError,
+    UnsupportedError,
+    UsageError,
+)
+from .._policy import GOOGLE_PROFILE, Policy
+from ..store import AuditEntry, Change, Store, StoreConflictError, StoreCorruptError, StoreView
+from ._audit import genesis_hash, make_entry, verify_chain
+from ._errors import AuditTamperedError, SelfTestFailedError, TransitionRefusedError
+from ._keyring import _NOT_BUILT_AD_HOC, Keyring, SecretCache
+from ._model import OURS, Environment, Format, KeyRecord, Role, State, check_owner, roles_for
+from ._rules import (
+    DEFAULT_DRAIN_WINDOW,
+    DEFAULT_EXPIRY_WARNING,
+    Finding,
+    findings,
+    plan_transition,
+)
+from ._selftest import self_test_ours, self_test_partner
+
+__all__ = ["KeyGenerator", "Keystore"]
+
+KeyGenerator = Callable[..., openpgp.SecretKey]
+_JWK_PENDING = "format jwk arrives with the JOSE envelope and is not wired into the keystore yet"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Event:
+    action: str
+    key_id: str
+    from_state: State | None
+    to_state: State | None
+
+
+class Keystore:
+    """Lifecycle operations over a ``Store``; ``actor`` names who acts in the audit log."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        actor: str,
+        policy: Policy = GOOGLE_PROFILE,
+        drain_window: _dt.timedelta = DEFAULT_DRAIN_WINDOW,
+        expiry_warning: _dt.timedelta = DEFAULT_EXPIRY_WARNING,
+        secret_cache: SecretCache | None = None,
+        keygen: KeyGenerator = openpgp.generate_key,
+    ) -> None:
+        if not actor.strip():
+            raise UsageError("the audit log needs an actor name")
+        self._store = store
+        self.actor = actor
+        self.policy = policy
+        self.drain_window = drain_window
+        self.expiry_warning = expiry_warning
+        self._secrets = SecretCache() if secret_cache is None else secret_cache
+        self._keygen = keygen
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __repr__(self) -> str:
+        return f"Keystore(store={self._store!r}, actor={self.actor!r})"
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def snapshot(self, env: Environment) -> Keyring:
+        view = self._store.read(env.value)
+        return self._keyring(env, view)
+
+    def _keyring(self, env: Environment, view: StoreView) -> Keyring:
+        records = tuple(KeyRecord.from_row(row) for row in view.keys)
+        return Keyring(
+            env, view.version, records, self._load_secret, self.policy, _token=_NOT_BUILT_AD_HOC
+        )
+
+    def _load_secret(self, record: KeyRecord) -> openpgp.SecretKey:
+        if record.format is not Format.PGP:
+            raise UnsupportedError(_JWK_PENDING)
+        clear = self._store.load_secret(record.env.value, record.key_id)
+        if clear is None:
+            raise KeyUnusableError(f"key {record.key_id} has no secret material here")
+        key = self._secrets.get(clear)
+        if key is None:
+            (key,) = openpgp.read_secret_keys(clear, policy=self.policy)
+            self._secrets.put(clear, key)
+        if key.fingerprint != record.key_id:
+            raise StoreCorruptError(f"the secret stored for {record.key_id} is another key")
+        return key
+
+    def check(self, env: Environment, *, at: _dt.datetime) -> tuple[Finding, ...]:
+        """What needs attention: a role without an active key, expiry soon, a drained key."""
+        keyring = self.snapshot(env)
+        return findings(
+            keyring.records, at, expiry_warning=self.expiry_warning, drain_window=self.drain_window
+        )
+
+    def audit_log(self, env: Environment) -> tuple[AuditEntry, ...]:
+        return self._store.audit_log(env.value)
+
+    def verify_audit(self, env: Environment) -> str:
+        """Check the hash chain and that it replays to the current states; return the head."""
+        view = self._store.read(env.value)
+        entries = self._store.audit_log(env.value)
+        head = verify_chain(env.value, entries, view.audit_seq, view.audit_head)
+        last_state: dict[str, str | None] = {}
+        for entry in entries:
+            if entry.to_state is not None:
+                last_state[entry.key_id] = entry.to_state
+        for row in view.keys:
+            if last_state.get(row.key_id) != row.state:
+                raise AuditTamperedError(
+                    f"the audit log does not replay to the state of key {row.key_id}"
+                )
+        return head if entries else genesis_hash(env.value)
+
+    def record_use(self, env: Environment, key_ids: Collection[str], *, at: _dt.datetime) -> None:
+        """Note that these keys were just used to seal (feeds the drain window)."""
+        self._store.record_use(env.value, key_ids, as_unix(at))
+
+    # -- adding keys -------------------------------------------------------------------------
+
+    def generate(
+        self,
+        env: Environment,
+        *,
+        user_id: str,
+        at: _dt.datetime,
+        bits: int | None = None,
+        validity: _dt.timedelta | None = None,
+        key_format: Format = Format.PGP,
+        reason: str = "",
+        expect_version: int | None = None,
+    ) -> KeyRecord:
+        """Make one of our keys (pending); its secret is sealed in the store."""
+        if key_format is not Format.PGP:
+            raise UnsupportedError(_JWK_PENDING)
+        key = self._keygen(user_id, bits=bits, validity=validity, at=at, policy=self.policy)
+        clear = key.armor().encode()
+        self._secrets.put(clear, key)
+        return self._add(env, key.certificate, OURS, clear, "generate", at, reason, expect_version)
+
+    def import_key(
+        self,
+        env: Environment,
+        data: bytes,
+        *,
+        at: _dt.datetime,
+        owner: str | None = None,
+        passphrase: bytes | None = None,
+        reason: str = "",
+        expect_version: int | None = None,
+    ) -> KeyRecord:
+        """Add one key as pending: a secret key is ours, a certificate a partner's (``google``).
+
+        Refused when it breaks the policy (lifetime beyond ``max_key_lifetime``, no expiry,
+        too small, expired) or is already known in either environment.
+        """
+        if data.lstrip().startswith(b"{"):
+            raise UnsupportedError(_JWK_PENDING)
+        has_secret = openpgp.contains_secret_key(data)
+        owner = check_owner(owner or (OURS if has_secret else "google"))
+        if owner == OURS:
+            if not has_secret:
+                raise UsageError("our own key must be imported with its secret part")
+            known = self._secrets.get(data) if passphrase is None else None
+            keys = (
+                [known]
+                if known
+                else openpgp.read_secret_keys(data, passphrase=passphrase, policy=self.policy)
+            )
+            if len(keys) != 1:
+                raise UsageError("import one key at a time")
+            clear = keys[0].armor().encode()
+            self._secrets.put(clear, keys[0])
+            return self._add(
+                env, keys[0].certificate, owner, clear, "import", at, reason, expect_version
+            )
+        if has_secret:
+            raise UsageError("a partner's key is imported as a certificate, never with a secret")
+        certs = openpgp.read_certificates(data, policy=self.policy)
+        if len(certs) != 1:
+            raise UsageError("import one key at a time")
+        return self._add(env, certs[0], owner, None, "import", at, reason, expect_version)
+
+    def _add(
+        self,
+        env: Environment,
+        cert: openpgp.Certificate,
+        owner: str,
+        clear_secret: bytes | None,
+        action: str,
+        at: _dt.datetime,
+        reason: str,
+        expect_version: int | None,
+    ) -> KeyRecord:
+        problems = cert.policy_problems(self.policy, at)
+        if problems:
+            raise PolicyViolationError(f"key {cert.fingerprint}: " + "; ".join(problems))
+        other = Environment.SANDBOX if env is Environment.PRODUCTION else Environment.PRODUCTION
+        if any(row.key_id == cert.fingerprint for row in self._store.read(other.value).keys):
+            raise TransitionRefusedError(
+                f"key {cert.fingerprint} is in {other.value}: environments never share keys"
+            )
+        view = self._read(env, expect_version)
+        if any(row.key_id == cert.fingerprint for row in view.keys):
+            raise TransitionRefusedError(f"key {cert.fingerprint} is already in {env.value}")
+        record = KeyRecord(
+            key_id=cert.fingerprint,
+            env=env,
+            format=Format.PGP,
+            owner=owner,
+            roles=roles_for(owner, Format.PGP),
+            label=cert.user_ids[0] if cert.user_ids else "",
+            created=cert.created,
+            expires=cert.expires,
+            state=State.PENDING,
+            transitions=((State.PENDING, at),),
+            public=cert.armor().encode(),
+            has_secret=clear_secret is not None,
+        )
+        secrets = () if clear_secret is None else ((record.key_id, clear_secret),)
+        self._commit(
+            view,
+            [record],
+            [_Event(action, record.key_id, None, State.PENDING)],
+            at=at,
+            reason=reason,
+            secrets=secrets,
+        )
+        return record
+
+    def export(
+        self,
+        env: Environment,
+        reference: str,
+        *,
+        at: _dt.datetime,
+        secret_passphrase: bytes | None = None,
+        reason: str = "",
+    ) -> bytes:
+        """The armored certificate; with ``secret_passphrase``, the passphrase-protected secret
+        key (audited as ``export-secret``; an unprotected export is never offered)."""
+        view = self._store.read(env.value)
+        keyring = self._keyring(env, view)
+        record = keyring.record(reference)
+        if secret_passphrase is None:
+            return record.public
+        if not secret_passphrase:
+            raise UsageError("a secret export needs a non-empty passphrase")
+        armored = keyring.secret_key(record).armor(secret_passphrase).encode()
+        self._commit(
+            view,
+            [],
+            [_Event("export-secret", record.key_id, record.state, record.state)],
+            at=at,
+            reason=reason,
+        )
+        return armored
+
+    # -- transitions -------------------------------------------------------------------------
+
+    def promote(
+        self,
+        env: Environment,
+        reference: str,
+        *,
+        at: _dt.datetime,
+        replacing: Sequence[str] = (),
+        test_message: bytes | None = None,
+        reason: str = "",
+        expect_version: int | None = None,
+    ) -> KeyRecord:
+        """pending -> active after the self-test; keys in ``replacing`` go to retiring at once."""
+        return self._transition(
+            env, reference, State.ACTIVE, "promote", at=at, replacing=replacing,
+            test_message=test_message, reason=reason, expect_version=expect_version,
+            expect_from=State.PENDING,
+        )  # fmt: skip
+
+    def rollback(
+        self,
+        env: Environment,
+        reference: str,
+        *,
+        at: _dt.datetime,
+        replacing: Sequence[str] = (),
+        reason: str = "",
+        expect_version: int | None = None,
+    ) -> KeyRecord:
+        """retiring -> active: take back a rotation (no self-test: the key was active before)."""
+        return self._transition(
+            env, reference, State.ACTIVE, "rollback", at=at, replacing=replacing,
+            reason=reason, expect_version=expect_version, expect_from=State.RETIRING,
+        )  # fmt: skip
+
+    def retire(
+        self,
+        env: Environment,
+        reference: str,
+        *,
+        at: _dt.datetime,
+        final: bool = False,
+        force: bool = False,
+        reason: str = "",
+        expect_version: int | None = None,
+    ) -> KeyRecord:
+        """active -> retiring; with ``final``, retiring -> retired once the drain window passed
+        (``force`` with a ``reason`` overrides the window)."""
+        return self._transition(
+            env, reference, State.RETIRED if final else State.RETIRING,
+            "retire-final" if final else "retire", at=at, force=force, reason=reason,
+            expect_version=expect_version,
+        )  # fmt: skip
+
+    def destroy(
+        self,
+        env: Environment,
+        reference: str,
+        *,
+        at: _dt.datetime,
+        reason: str,
+        expect_version: int | None = None,
+    ) -> KeyRecord:
+        """retired (or never-used pending) -> destroyed: the secret is erased for good."""
+        if not reason.strip():
+            raise UsageError("destroying a key needs a reason")
+        return self._transition(
+            env, reference, State.DESTROYED, "destroy", at=at, reason=reason,
+            expect_version=expect_version,
+        )  # fmt: skip
+
+    def _transition(
+        self,
+        env: Environment,
+        reference: str,
+        to: State,
+        action: str,
+        *,
+        at: _dt.datetime,
+        replacing: Sequence[str] = (),
+        test_message: bytes | None = None,
+        force: bool = False,
+        reason: str = "",
+        expect_version: int | None = None,
+        expect_from: State | None = None,
+    ) -> KeyRecord:
+        view = self._read(env, expect_version)
+        keyring = self._keyring(env, view)
+        key = keyring.record(reference)
+        if expect_from is not None and key.state is not expect_from:
+            raise TransitionRefusedError(
+                f"{action} moves a {expect_from.value} key; {key.key_id} is {key.state.value}"
+            )
+        old = tuple(keyring.record(ref) for ref in replacing)
+        moved = plan_transition(
+            keyring.records, key, to, at=at, replacing=old, force=force, reason=reason,
+            drain_window=self.drain_window,
+        )  # fmt: skip
+        if to is State.ACTIVE and action == "promote":
+            self._self_test(keyring, key, at, test_message)
+        events = [_Event(action, key.key_id, key.state, to)]
+        events += [_Event("retire", r.key_id, r.state, State.RETIRING) for r in old]
+        erase = frozenset({key.key_id}) if to is State.DESTROYED and key.has_secret else frozenset()
+        self._commit(view, list(moved), events, at=at, reason=reason, erase=erase)
+        if erase:
+            self._secrets.forget(key.key_id)
+        return moved[0]
+
+    def _self_test(
+        self, keyring: Keyring, key: KeyRecord, at: _dt.datetime, test_message: bytes | None
+    ) -> None:
+        if key.format is not Format.PGP:
+            raise UnsupportedError(_JWK_PENDING)
+        if key.ours:
+            partners = [
+                keyring.certificate(r)
+                for r in keyring.records
+                if Role.VERIFY in r.roles
+                and r.state in (State.PENDING, State.ACTIVE, State.RETIRING)
+            ]
+            self_test_ours(
+                keyring.secret_key(key), at=at, policy=self.policy, test_message=test_message,
+                partner_certs=partners,
+            )  # fmt: skip
+            return
+        if test_message is not None:
+            raise UsageError("a test message proves one of our keys, not a partner's")
+        signers = [
+            r
+            for state in (State.ACTIVE, State.PENDING)
+            for r in keyring.in_state(state)
+            if r.ours and r.has_secret and r.format is Format.PGP and not r.expired(at)
+        ]
+        if not signers:
+            raise SelfTestFailedError(
+                "sealing a probe to a partner key needs one of our keys (active or pending)"
+            )
+        self_test_partner(
+            keyring.certificate(key), signer=keyring.secret_key(signers[0]), at=at,
+            policy=self.policy,
+        )  # fmt: skip
+
+    # -- committing --------------------------------------------------------------------------
+
+    def _read(self, env: Environment, expect_version: int | None) -> StoreView:
+        view = self._store.read(env.value)
+        if expect_version is not None and view.version != expect_version:
+            raise StoreConflictError(
+                f"{env.value} keyring is at version {view.version}, not {expect_version}"
+            )
+        return view
+
+    def _commit(
+        self,
+        view: StoreView,
+        records: list[KeyRecord],
+        events: list[_Event],
+        *,
+        at: _dt.datetime,
+        reason: str,
+        secrets: tuple[tuple[str, bytes], ...] = (),
+        erase: frozenset[str] = frozenset(),
+    ) -> int:
+        version = view.version + 1
+        prev = view.audit_head or genesis_hash(view.env)
+        entries = []
+        for seq, event in enumerate(events, start=view.audit_seq + 1):
+            entry = make_entry(
+                env=view.env,
+                seq=seq,
+                at=as_unix(at),
+                actor=self.actor,
+                action=event.action,
+                key_id=event.key_id,
+                from_state=None if event.from_state is None else event.from_state.value,
+                to_state=None if event.to_state is None else event.to_state.value,
+                reason=reason,
+                version=version,
+                prev_hash=prev,
+            )
+            entries.append(entry)
+            prev = entry.hash
+        return self._store.commit(
+            Change(
+                env=view.env,
+                base_version=view.version,
+                upsert=tuple(r.to_row() for r in records),
+                secrets=secrets,
+                erase=erase,
+                audit=tuple(entries),
+            )
+        )

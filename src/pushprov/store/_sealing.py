@@ -1,0 +1,87 @@
+"""Secrets at rest: AES-256-GCM under a key-encryption key (KEK) derived with scrypt.
+
+Why scrypt and not HKDF over a key file: the passphrase may come from an environment variable
+or a file an operator typed, so it can be low in entropy; only a memory-hard KDF makes guessing
+it from a stolen database expensive. A random 32-byte key file works as a passphrase too (scrypt
+then costs a fraction of a second at open, nothing more). The KDF parameters and salt live in
+the store, so the cost can be raised for new stores without breaking old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import NoReturn
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .._errors import PassphraseError
+from ._errors import StoreCorruptError
+
+__all__ = [
+    "DEFAULT_KDF_LOG2N",
+    "MAX_KDF_LOG2N",
+    "MIN_KDF_LOG2N",
+    "SecretBox",
+    "derive_kek",
+    "secret_aad",
+]
+
+DEFAULT_KDF_LOG2N = 15  # N = 32768, r = 8: 32 MiB and ~0.1 s per open
+MIN_KDF_LOG2N = 10  # tests only; a value read from a store is clamped to these bounds
+MAX_KDF_LOG2N = 20
+_R, _P = 8, 1
+_NONCE = 12
+_CHECK_PLAINTEXT = b"pushprov keystore key-encryption key check v1"
+_CHECK_AAD = b"pushprov-keystore-v1\0kek-check"
+
+
+def derive_kek(passphrase: bytes, salt: bytes, log2n: int) -> bytes:
+    if not MIN_KDF_LOG2N <= log2n <= MAX_KDF_LOG2N:
+        raise StoreCorruptError("store KDF parameters are out of bounds")
+    if not passphrase:
+        raise PassphraseError("the store passphrase is empty")
+    n = 1 << log2n
+    return hashlib.scrypt(
+        passphrase, salt=salt, n=n, r=_R, p=_P, maxmem=128 * _R * n + (1 << 20), dklen=32
+    )
+
+
+def secret_aad(env: str, key_id: str) -> bytes:
+    """Binds a sealed secret to its record: moving the blob to another row fails to open."""
+    return b"pushprov-keystore-v1\0secret\0" + env.encode() + b"\0" + key_id.encode()
+
+
+class SecretBox:
+    """AES-256-GCM with a random 96-bit nonce per secret. Holds the KEK; shows nothing of it."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, kek: bytes) -> None:
+        self._aead = AESGCM(kek)
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, blob: bytes, aad: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad)
+        except (InvalidTag, ValueError):
+            raise StoreCorruptError("a sealed secret failed its integrity check") from None
+
+    def make_check(self) -> bytes:
+        return self.seal(_CHECK_PLAINTEXT, _CHECK_AAD)
+
+    def verify_check(self, blob: bytes) -> None:
+        try:
+            self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], _CHECK_AAD)
+        except (InvalidTag, ValueError):
+            raise PassphraseError("wrong store passphrase") from None
+
+    def __repr__(self) -> str:
+        return "SecretBox([secret])"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a key-encryption key cannot be pickled")

@@ -1,0 +1,366 @@
+"""The embedded store: one SQLite file (WAL, synchronous=FULL), secrets sealed at rest.
+
+Schema (version 1)::
+
+    meta    (name TEXT PRIMARY KEY, value BLOB)          schema, kdf_log2n, kdf_salt, kek_check
+    keyring (env TEXT PRIMARY KEY, version INTEGER, audit_seq INTEGER, audit_head TEXT)
+    keys    (key_id TEXT PRIMARY KEY, env, format, owner, roles, label, created, expires,
+             state, transitions (JSON), last_used, public BLOB, sealed_secret BLOB NULL)
+    audit   (env, seq, at, actor, action, key_id, from_state, to_state, reason, version,
+             prev_hash, hash; PRIMARY KEY (env, seq))
+
+``key_id`` is unique across environments, so one key can never serve sandbox and production.
+Every commit is one ``BEGIN IMMEDIATE`` transaction that first checks the environment's version:
+a crash leaves the old or the new version, and a stale writer gets ``StoreConflictError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+
+from .._errors import UsageError
+from ._errors import StoreConflictError, StoreCorruptError, StoreInsecureError
+from ._model import AuditEntry, Change, KeyRow, StoreView
+from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad
+
+__all__ = ["SqliteStore", "check_private_path"]
+
+_SCHEMA_VERSION = b"1"
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE keyring (
+    env TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    audit_seq INTEGER NOT NULL,
+    audit_head TEXT
+);
+CREATE TABLE keys (
+    key_id TEXT PRIMARY KEY,
+    env TEXT NOT NULL,
+    format TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER,
+    state TEXT NOT NULL,
+    transitions TEXT NOT NULL,
+    last_used INTEGER,
+    public BLOB NOT NULL,
+    sealed_secret BLOB
+);
+CREATE INDEX keys_env ON keys (env);
+CREATE TABLE audit (
+    env TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT,
+    reason TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (env, seq)
+);
+"""
+_KEY_COLUMNS = (
+    "key_id, env, format, owner, roles, label, created, expires, state, transitions, "
+    "last_used, public"
+)
+_AUDIT_COLUMNS = (
+    "env, seq, at, actor, action, key_id, from_state, to_state, reason, version, prev_hash, hash"
+)
+
+
+def check_private_path(path: Path, *, directory: bool) -> None:
+    """Refuse a path that is a symlink, not ours, or grants group/other any access."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    kind = "directory" if directory else "file"
+    if stat.S_ISLNK(info.st_mode):
+        raise StoreInsecureError(f"store {kind} {path} is a symbolic link")
+    if (stat.S_ISDIR(info.st_mode)) != directory:
+        raise StoreInsecureError(f"store path {path} is not a {kind}")
+    if info.st_uid != os.geteuid():
+        raise StoreInsecureError(f"store {kind} {path} belongs to another user")
+    if info.st_mode & 0o077:
+        wanted = "0700" if directory else "0600"
+        raise StoreInsecureError(
+            f"store {kind} {path} is accessible by group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}; want {wanted})"
+        )
+
+
+class SqliteStore:
+    """``Store`` on one SQLite file. Open with ``SqliteStore.open``; one per thread."""
+
+    def __init__(self, connection: sqlite3.Connection, box: SecretBox, path: Path) -> None:
+        self._db = connection
+        self._box = box
+        self.path = path
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        passphrase: bytes,
+        create: bool = False,
+        kdf_log2n: int = DEFAULT_KDF_LOG2N,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> SqliteStore:
+        """Open (or, with ``create``, create) the store at ``path``.
+
+        The directory is created 0700 and the file 0600 before SQLite touches it; an existing
+        one that group or others may access is refused. ``kdf_log2n`` applies to new stores
+        only. ``on_connect`` receives the connection first (tracing, fault injection).
+        """
+        path = Path(path)
+        directory = path.parent
+        if create and not directory.exists():
+            directory.mkdir(mode=0o700, parents=True)
+        check_private_path(directory, directory=True)
+        new = not path.exists()
+        if new:
+            if not create:
+                raise UsageError(f"no key store at {path}")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except OSError as error:
+                raise UsageError(f"cannot create {path}: {error.strerror}") from None
+            os.close(fd)
+        for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            check_private_path(candidate, directory=False)
+        connection = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        try:
+            if on_connect is not None:
+                on_connect(connection)
+            connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit that returned survives power loss, not only a killed process.
+            connection.execute("PRAGMA synchronous=FULL")
+            # Erased secrets are overwritten in the file, not left in free pages.
+            connection.execute("PRAGMA secure_delete=ON")
+            box = _initialise(connection, passphrase, kdf_log2n) if new else None
+            if box is None:
+                box = _unlock(connection, passphrase)
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, box, path)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read(self, env: str) -> StoreView:
+        with self._transaction("BEGIN"):
+            head = self._db.execute(
+                "SELECT version, audit_seq, audit_head FROM keyring WHERE env = ?", (env,)
+            ).fetchone()
+            rows = self._db.execute(
+                f"SELECT {_KEY_COLUMNS}, sealed_secret IS NOT NULL FROM keys "  # noqa: S608
+                "WHERE env = ? ORDER BY created, key_id",
+                (env,),
+            ).fetchall()
+        version, seq, audit_head = head if head is not None else (0, 0, None)
+        return StoreView(
+            env=env,
+            version=version,
+            keys=tuple(_row(r) for r in rows),
+            audit_seq=seq,
+            audit_head=audit_head,
+        )
+
+    def load_secret(self, env: str, key_id: str) -> bytes | None:
+        found = self._db.execute(
+            "SELECT sealed_secret FROM keys WHERE env = ? AND key_id = ?", (env, key_id)
+        ).fetchone()
+        if found is None or found[0] is None:
+            return None
+        return self._box.open(bytes(found[0]), secret_aad(env, key_id))
+
+    def audit_log(self, env: str) -> tuple[AuditEntry, ...]:
+        rows = self._db.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE env = ? ORDER BY seq",  # noqa: S608
+            (env,),
+        ).fetchall()
+        names = _AUDIT_COLUMNS.split(", ")
+        return tuple(AuditEntry(**dict(zip(names, r, strict=True))) for r in rows)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def commit(self, change: Change) -> int:
+        env = change.env
+        with self._transaction("BEGIN IMMEDIATE"):
+            head = self._db.execute("SELECT version FROM keyring WHERE env = ?", (env,)).fetchone()
+            current = 0 if head is None else int(head[0])
+            if current != change.base_version:
+                raise StoreConflictError(
+                    f"{env} keyring is at version {current}, the change was built on "
+                    f"version {change.base_version}; re-read and retry"
+                )
+            for row in change.upsert:
+                self._upsert(env, row)
+            for key_id, secret in change.secrets:
+                self._set_secret(env, key_id, self._box.seal(secret, secret_aad(env, key_id)))
+            for key_id in sorted(change.erase):
+                self._set_secret(env, key_id, None)
+            for entry in change.audit:
+                self._db.execute(
+                    f"INSERT INTO audit ({_AUDIT_COLUMNS}) "  # noqa: S608
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        env, entry.seq, entry.at, entry.actor, entry.action, entry.key_id,
+                        entry.from_state, entry.to_state, entry.reason, entry.version,
+                        entry.prev_hash, entry.hash,
+                    ),
+                )  # fmt: skip
+            last = change.audit[-1] if change.audit else None
+            self._db.execute(
+                "INSERT INTO keyring (env, version, audit_seq, audit_head) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (env) DO UPDATE SET version = excluded.version, "
+                "audit_seq = coalesce(?, audit_seq), audit_head = coalesce(?, audit_head)",
+                (
+                    env,
+                    current + 1,
+                    0 if last is None else last.seq,
+                    None if last is None else last.hash,
+                    None if last is None else last.seq,
+                    None if last is None else last.hash,
+                ),
+            )
+        if change.erase:
+            # Move erased pages out of the WAL into the (zeroed) main file and truncate the WAL.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return current + 1
+
+    def record_use(self, env: str, key_ids: Collection[str], at: int) -> None:
+        if not key_ids:
+            return
+        with self._transaction("BEGIN IMMEDIATE"):
+            self._db.executemany(
+                "UPDATE keys SET last_used = max(coalesce(last_used, 0), ?) "
+                "WHERE env = ? AND key_id = ?",
+                [(at, env, key_id) for key_id in sorted(key_ids)],
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore(path={str(self.path)!r})"
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str) -> Iterator[None]:
+        self._db.execute(begin)
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            self._db.execute("ROLLBACK")
+            raise StoreConflictError("the change clashes with a stored record") from None
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _upsert(self, env: str, row: KeyRow) -> None:
+        if row.env != env:
+            raise ValueError("a change touches one environment only")
+        cursor = self._db.execute(
+            f"INSERT INTO keys ({_KEY_COLUMNS}) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key_id) DO UPDATE SET format = excluded.format, "
+            "owner = excluded.owner, roles = excluded.roles, label = excluded.label, "
+            "created = excluded.created, expires = excluded.expires, state = excluded.state, "
+            "transitions = excluded.transitions, last_used = excluded.last_used, "
+            "public = excluded.public WHERE keys.env = excluded.env",
+            (
+                row.key_id, env, row.format, row.owner, ",".join(row.roles), row.label,
+                row.created, row.expires, row.state, json.dumps(row.transitions),
+                row.last_used, row.public,
+            ),
+        )  # fmt: skip
+        if cursor.rowcount != 1:
+            raise StoreConflictError(f"key {row.key_id} belongs to another environment")
+
+    def _set_secret(self, env: str, key_id: str, sealed: bytes | None) -> None:
+        cursor = self._db.execute(
+            "UPDATE keys SET sealed_secret = ? WHERE env = ? AND key_id = ?",
+            (sealed, env, key_id),
+        )
+        if cursor.rowcount != 1:
+            raise StoreConflictError(f"no record {key_id} for its secret")
+
+
+def _row(r: tuple[object, ...]) -> KeyRow:
+    (key_id, env, fmt, owner, roles, label, created, expires, state, transitions, last_used,
+     public, has_secret) = r  # fmt: skip
+    assert isinstance(roles, str) and isinstance(transitions, str)
+    return KeyRow(
+        key_id=str(key_id),
+        env=str(env),
+        format=str(fmt),
+        owner=str(owner),
+        roles=tuple(roles.split(",")) if roles else (),
+        label=str(label),
+        created=int(created),  # type: ignore[call-overload]
+        expires=None if expires is None else int(expires),  # type: ignore[call-overload]
+        state=str(state),
+        transitions=tuple((str(s), int(t)) for s, t in json.loads(transitions)),
+        last_used=None if last_used is None else int(last_used),  # type: ignore[call-overload]
+        public=bytes(public),  # type: ignore[call-overload]
+        has_secret=bool(has_secret),
+    )
+
+
+def _initialise(connection: sqlite3.Connection, passphrase: bytes, log2n: int) -> SecretBox:
+    salt = os.urandom(16)
+    box = SecretBox(derive_kek(passphrase, salt, log2n))
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        # One statement at a time: executescript() would commit half-way.
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            connection.execute(statement)
+        connection.executemany(
+            "INSERT INTO meta (name, value) VALUES (?, ?)",
+            [
+                ("schema", _SCHEMA_VERSION),
+                ("kdf_log2n", str(log2n).encode()),
+                ("kdf_salt", salt),
+                ("kek_check", box.make_check()),
+            ],
+        )
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return box
+
+
+def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> SecretBox:
+    try:
+        meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
+    except sqlite3.DatabaseError:
+        raise StoreCorruptError("not a pushprov key store") from None
+    if meta.get("schema") != _SCHEMA_VERSION:
+        raise StoreCorruptError("unknown key store schema")
+    try:
+        log2n = int(meta["kdf_log2n"])
+        salt, check = bytes(meta["kdf_salt"]), bytes(meta["kek_check"])
+    except (KeyError, ValueError):
+        raise StoreCorruptError("key store metadata is incomplete") from None
+    box = SecretBox(derive_kek(passphrase, salt, log2n))
+    box.verify_check(check)
+    return box
