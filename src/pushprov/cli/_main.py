@@ -32,6 +32,7 @@ from ._keys import (  # the key store: `keys` commands and `--store` for seal/op
     store_keys_for_seal,
     uses_store,
 )
+from ._service import add_service_commands, run_service_command
 
 __all__ = ["main"]
 
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_time(gopc_open)
 
     add_keys_commands(commands)
+    add_service_commands(commands)
 
     commands.add_parser(
         "demo",
@@ -262,6 +264,8 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         return run_demo(at)
     if args.command == "keys":
         return run_keys_command(args, stdin)
+    if args.command in ("serve", "clients"):
+        return run_service_command(args, at)
     passphrase = _passphrase(args)
     fmt: _api.Format = args.format
     if args.command == "seal" or (args.command == "gopc" and args.gopc_command == "seal"):

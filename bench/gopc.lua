@@ -1,0 +1,59 @@
+-- wrk script for POST /v1/gopc: unique requestIds, fresh timestamps, per-status counts and an
+-- optional per-request delay (set by bench/load.py) to hold a target rate.
+-- The card number comes from the environment (a random test number made by bench/load.py).
+local threads = {}
+local counter = 0
+local pan = os.getenv("PUSHPROV_BENCH_PAN")
+local key = os.getenv("PUSHPROV_BENCH_KEY")
+local delay_ms = tonumber(os.getenv("PUSHPROV_BENCH_DELAY_MS") or "0")
+
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counts = {}
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
+
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"requestHeader":{"requestId":"bench-%d-%d-%d","requestTimestamp":"%d000"},' ..
+    '"serverSessionId":"bench-session-%d","card":{"accountNumber":"%s",' ..
+    '"expiryMonth":"12","expiryYear":"29"}}',
+    id, counter, math.random(1, 1000000000), os.time(), counter, pan)
+  return wrk.format(nil, "/v1/gopc", nil, body)
+end
+
+function delay()
+  return delay_ms
+end
+
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    local c = thread:get("counts")
+    for status, n in pairs(c) do
+      total[status] = (total[status] or 0) + n
+    end
+  end
+  local parts = {}
+  for status, n in pairs(total) do
+    table.insert(parts, string.format('"%d":%d', status, n))
+  end
+  io.write(string.format(
+    'BENCH {"statuses":{%s},"p50_ms":%.2f,"p90_ms":%.2f,"p99_ms":%.2f,"max_ms":%.2f,' ..
+    '"requests":%d,"seconds":%.3f,"errors":%d}\n',
+    table.concat(parts, ","), latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, summary.requests,
+    summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end

@@ -1,0 +1,230 @@
+"""Load test of the HTTPS service on loopback, against the in-process seal rate, same run.
+
+Sets up a throwaway data directory (key store with an active issuer key and an active stand-in
+Google key, one API client), starts `pushprov serve` with one worker per core, and drives it
+with wrk (a separate C process, so the load generator takes little CPU from the server):
+
+1. in-process: the seal rate of `seal_gopc` in one process per core, summed;
+2. capacity: wrk closed-loop, enough connections to keep every worker busy;
+3. 80 %: wrk paced to 80 % of that capacity: p50/p99 latency (target p99 < 50 ms);
+4. overload: 2x the connections of a saturating load, unpaced: 503s must be fast, no other
+   5xx, memory flat.
+
+Every run ends by itself (wrk -d). Prints `RESULT` lines and a JSON summary.
+Usage: python bench/load.py [--seconds 10] [--bits 3072]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pushprov
+from pushprov import openpgp
+from pushprov.cli._demo import random_test_pan
+
+HERE = Path(__file__).resolve().parent
+PUSHPROV = [sys.executable, "-m", "pushprov"]
+
+
+def _run(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [*PUSHPROV, *args], env=env, capture_output=True, check=False, text=True
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"pushprov {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _seal_rate(bits: int, seconds: float, queue: Any) -> None:
+    at = dt.datetime.now(dt.UTC)
+    issuer = openpgp.generate_key("i <i@x.example>", bits=bits, at=at)
+    google = openpgp.generate_key("g <g@x.example>", bits=bits, at=at)
+    card = pushprov.Card(random_test_pan(), "12", "29")
+    gopc = pushprov.Gopc(server_session_id="bench-session", card=card)
+    count = 0
+    deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+    while time.perf_counter() < deadline:
+        pushprov.seal_gopc(gopc, sign_with=[issuer], encrypt_to=[google.certificate], at=at)
+        count += 1
+    queue.put(count / (time.perf_counter() - start))
+
+
+def in_process_rate(bits: int, seconds: float, processes: int) -> float:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_seal_rate, args=(bits, seconds, queue)) for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    rates = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return float(sum(rates))
+
+
+def _rss_kib(pid: int) -> int:
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for each in pids:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def wrk(
+    url: str, *, connections: int, seconds: float, env: dict[str, str], delay_ms: float = 0
+) -> dict[str, Any]:
+    env = {**env, "PUSHPROV_BENCH_DELAY_MS": f"{max(delay_ms, 0):.1f}"}
+    result = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+         "-s", str(HERE / "gopc.lua"), url],
+        env=env, capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )  # fmt: skip
+    line = next(row for row in result.stdout.splitlines() if row.startswith("BENCH "))
+    report: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
+    report["rate"] = report["requests"] / report["seconds"]
+    report["ok_rate"] = report["statuses"].get("200", 0) / report["seconds"]
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--bits", type=int, default=3072)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    cores = os.cpu_count() or 1
+    data = Path(tempfile.mkdtemp(prefix="pushprov-load-"))
+    data.chmod(0o700)
+    env = {
+        **os.environ,
+        "PUSHPROV_STORE_PASSPHRASE": "bench passphrase",
+        "PUSHPROV_DATA_DIR": str(data),
+    }
+    store = str(data / "keystore.db")
+    try:
+        common = ["--store", store, "--env", "sandbox", "--json"]
+        ours = json.loads(
+            _run(
+                "keys",
+                "generate",
+                *common,
+                "--uid",
+                "Bench issuer <b@issuer.example>",
+                "--bits",
+                str(args.bits),
+                env=env,
+            )
+        )
+        google = openpgp.generate_key(
+            "Bench Google <b@google.example>", bits=args.bits, at=dt.datetime.now(dt.UTC)
+        )
+        (data / "google.pub.asc").write_text(google.certificate.armor())
+        theirs = json.loads(_run("keys", "import", *common, str(data / "google.pub.asc"), env=env))
+        for record in (theirs, ours):
+            _run("keys", "promote", *common, record["key_id"], env=env)
+        api_key = _run("clients", "add", "bench", "--data-dir", str(data), env=env).strip()
+        port = _free_port()
+        url = f"https://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [*PUSHPROV, "serve", "--store", store, "--port", str(port),
+             "--workers", str(cores), "--data-dir", str(data)],
+            env={**env, "PUSHPROV_RATE_LIMIT_PER_SECOND": "1000000",
+                 "PUSHPROV_LOG_LEVEL": "warning"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    context = ssl.create_default_context(cafile=str(data / "dev-tls.crt"))
+                    with urllib.request.urlopen(
+                        f"{url}/readyz", context=context, timeout=2
+                    ) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise SystemExit("server did not become ready") from None
+                    time.sleep(0.2)
+            wrk_env = {
+                **env,
+                "PUSHPROV_BENCH_KEY": api_key,
+                "PUSHPROV_BENCH_PAN": random_test_pan().reveal(),
+            }
+            wrk(url, connections=4, seconds=2, env=wrk_env)  # warm-up
+            baseline = in_process_rate(args.bits, args.seconds, cores)
+            capacity = wrk(url, connections=4 * cores, seconds=args.seconds, env=wrk_env)
+            rss_before = _rss_kib(server.pid)
+            connections = 4 * cores
+            target = 0.8 * capacity["ok_rate"]
+            delay = 1000 * connections / target - capacity["p50_ms"]
+            paced = wrk(
+                url, connections=connections, seconds=args.seconds, env=wrk_env, delay_ms=delay
+            )
+            overload = wrk(url, connections=16 * connections, seconds=args.seconds, env=wrk_env)
+            rss_after = _rss_kib(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        other_5xx = sum(
+            n for s, n in overload["statuses"].items() if s.startswith("5") and s != "503"
+        )
+        summary = {
+            "bits": args.bits,
+            "cores": cores,
+            "in_process_seal_per_s": round(baseline, 1),
+            "capacity_per_s": round(capacity["ok_rate"], 1),
+            "capacity_vs_in_process": round(capacity["ok_rate"] / baseline, 3),
+            "capacity": capacity,
+            "paced_80pct": paced,
+            "overload": overload,
+            "overload_other_5xx": other_5xx,
+            "rss_kib_before_overload": rss_before,
+            "rss_kib_after_overload": rss_after,
+        }
+        print(json.dumps(summary, indent=2))
+        ratio = capacity["ok_rate"] / baseline
+        print(f"RESULT service-capacity-{args.bits} {capacity['ok_rate']:.1f} {ratio:.2f}")
+        print(f"RESULT service-p99-at-80pct-ms {paced['p99_ms']:.1f} p50={paced['p50_ms']:.1f}")
+        print(
+            f"RESULT service-overload 503s={overload['statuses'].get('503', 0)} "
+            f"200s={overload['statuses'].get('200', 0)} other5xx={other_5xx} "
+            f"rss_kib={rss_before}->{rss_after}"
+        )
+        return 0
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

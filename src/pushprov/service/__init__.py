@@ -1,0 +1,28 @@
+"""The HTTPS service for the issuer's backend: GOPCs over TLS with Google's protocol standards."""
+
+from ._app import create_app
+from ._config import ServiceConfig
+from ._keysource import FileKeySource, KeySource, KeyStatus, ServiceKeys
+from ._logging import JsonFormatter, configure_logging, redact
+from ._server import serve
+from ._state import ClientInfo, ServiceState, SqliteServiceState
+from ._tls import TLS12_CIPHERS, dev_certificate, server_context
+
+__all__ = [
+    "TLS12_CIPHERS",
+    "ClientInfo",
+    "FileKeySource",
+    "JsonFormatter",
+    "KeySource",
+    "KeyStatus",
+    "ServiceConfig",
+    "ServiceKeys",
+    "ServiceState",
+    "SqliteServiceState",
+    "configure_logging",
+    "create_app",
+    "dev_certificate",
+    "redact",
+    "serve",
+    "server_context",
+]

@@ -1,0 +1,100 @@
+"""Service configuration: defaults, then a TOML file, then ``PUSHPROV_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .._errors import UsageError
+
+__all__ = ["ServiceConfig", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pushprov"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    data_dir: Path = dataclasses.field(default_factory=default_data_dir)
+    # TLS: without a certificate a self-signed development one is made in data_dir.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: callers must present a certificate from this CA
+    # Keys: the keystore (embedded SQLite by default) or, for tests and demos, key files.
+    store: str | None = None
+    store_passphrase_file: Path | None = None
+    env: str = "sandbox"
+    format: str = "pgp"
+    # Protocol standards.
+    timestamp_skew: _dt.timedelta = _dt.timedelta(seconds=60)
+    idempotency_window: _dt.timedelta = _dt.timedelta(hours=24)
+    rate_limit_per_second: int = 200
+    # Transport limits.
+    max_body_bytes: int = 16 * 1024
+    read_timeout: float = 10.0
+    queue_limit: int = 32  # requests waiting for the crypto thread, per worker; more: 503
+    key_refresh_seconds: float = 1.0
+    graceful_shutdown_seconds: float = 20.0
+    log_level: str = "info"
+
+    @classmethod
+    def load(cls, path: Path | None = None, environ: dict[str, str] | None = None) -> ServiceConfig:
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                with open(path, "rb") as handle:
+                    document = tomllib.load(handle)
+            except (OSError, tomllib.TOMLDecodeError) as error:
+                raise UsageError(f"cannot read config {path}: {type(error).__name__}") from None
+            values.update(document.get("service", document))
+        environ = dict(os.environ) if environ is None else environ
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        for name in fields:
+            key = f"PUSHPROV_{name.upper()}"
+            if key in environ:
+                values[name] = environ[key]
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise UsageError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(
+            **{name: _coerce(name, value, fields[name].type) for name, value in values.items()}
+        )
+
+    def __post_init__(self) -> None:
+        if self.env not in ("sandbox", "production"):
+            raise UsageError("env must be sandbox or production")
+        if self.format not in ("pgp", "jwe"):
+            raise UsageError("format must be pgp or jwe")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise UsageError("tls_cert and tls_key go together")
+        if self.workers < 1 or self.queue_limit < 1 or self.max_body_bytes < 1024:
+            raise UsageError("workers, queue_limit and max_body_bytes must be positive")
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    text = str(kind)
+    try:
+        if "Path" in text:
+            return None if value in (None, "") else Path(str(value)).expanduser()
+        if "timedelta" in text:
+            return (
+                value if isinstance(value, _dt.timedelta) else _dt.timedelta(seconds=float(value))
+            )
+        if text == "int":
+            return int(value)
+        if text == "float":
+            return float(value)
+        if "str" in text:
+            return None if value in (None, "") and "None" in text else str(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"config value for {name} has the wrong type") from None
+    return value

@@ -1,0 +1,146 @@
+"""Building the service from its configuration: the key store, the state store, the app."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .._errors import UsageError
+from ..keys import Environment, Keyring, Keystore, SecretCache, State
+from ..store import SqliteStore
+from ._app import create_app
+from ._config import ServiceConfig
+from ._keysource import KeyStatus, ServiceKeys
+from ._state import SqliteServiceState
+
+__all__ = ["StoreKeySource", "build_app", "store_passphrase", "store_path"]
+
+PASSPHRASE_ENV = "PUSHPROV_STORE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+_USE_RECORD_INTERVAL = 60.0  # seconds between drain-window use records per key and process
+
+
+def store_path(config: ServiceConfig) -> Path:
+    return Path(config.store) if config.store else config.data_dir / "keystore.db"
+
+
+def store_passphrase(config: ServiceConfig, environ: dict[str, str] | None = None) -> bytes:
+    environ = dict(os.environ) if environ is None else environ
+    if config.store_passphrase_file is not None:
+        try:
+            lines = config.store_passphrase_file.read_bytes().splitlines()
+        except OSError:
+            raise UsageError("cannot read store_passphrase_file") from None
+        return lines[0] if lines else b""
+    if PASSPHRASE_ENV in environ:
+        return environ[PASSPHRASE_ENV].encode()
+    raise UsageError(
+        f"the key store needs a passphrase: ${PASSPHRASE_ENV} or store_passphrase_file"
+    )
+
+
+class StoreKeySource:
+    """Keys from the key store, re-read every ``refresh`` seconds and swapped in one step.
+
+    A rotation made through any process (CLI, another instance) is picked up without a
+    restart. Each thread gets its own store connection (SQLite connections are per thread);
+    parsed secret keys are shared through one cache.
+    """
+
+    def __init__(
+        self,
+        open_keystore: Callable[[SecretCache], Keystore],
+        env: Environment,
+        *,
+        refresh: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._open = open_keystore
+        self._env = env
+        self._refresh = refresh
+        self._monotonic = monotonic
+        self._cache = SecretCache()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._keys: ServiceKeys | None = None
+        self._loaded = float("-inf")
+        self._recorded: dict[str, float] = {}
+
+    def _keystore(self) -> Keystore:
+        keystore: Keystore | None = getattr(self._local, "keystore", None)
+        if keystore is None:
+            keystore = self._open(self._cache)
+            self._local.keystore = keystore
+        return keystore
+
+    def current(self, at: _dt.datetime) -> ServiceKeys:
+        now = self._monotonic()
+        keys = self._keys
+        if keys is None or now - self._loaded >= self._refresh:
+            keys = _service_keys(self._keystore().snapshot(self._env), at)
+            with self._lock:
+                self._keys, self._loaded = keys, now
+        return keys
+
+    def note_use(self, key_ids: Iterable[str], at: _dt.datetime) -> None:
+        """Feed the drain window (a key in use must not be retired), at most once a minute."""
+        now = self._monotonic()
+        due = [
+            k for k in key_ids if now - self._recorded.get(k, float("-inf")) >= _USE_RECORD_INTERVAL
+        ]
+        if due:
+            self._keystore().record_use(self._env, due, at=at)
+            for key_id in due:
+                self._recorded[key_id] = now
+
+
+def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
+    published = tuple(
+        ring.certificate(record).armor()
+        for record in ring.in_state(State.ACTIVE)
+        if record.ours and record.format.value == "pgp"
+    )
+    inventory = tuple(
+        KeyStatus(
+            id=record.key_id,
+            format=record.format.value,
+            owner=record.owner,
+            roles=tuple(sorted(role.value for role in record.roles)),
+            state=record.state.value,
+            expires=record.expires,
+        )
+        for record in ring.records
+        if record.state is not State.DESTROYED
+    )
+    return ServiceKeys(
+        version=str(ring.version),
+        signers=ring.signing_keys(at=at),
+        recipients=ring.recipients(at=at),
+        decryptors=ring.decryption_keys(),
+        verifiers=ring.verification_certs(),
+        published=published,
+        inventory=inventory,
+    )
+
+
+def build_app(config: ServiceConfig) -> Any:
+    path = store_path(config)
+    passphrase = store_passphrase(config)
+
+    def open_keystore(cache: SecretCache) -> Keystore:
+        return Keystore(
+            SqliteStore.open(path, passphrase=passphrase),
+            actor="pushprov-service",
+            secret_cache=cache,
+        )
+
+    open_keystore(SecretCache()).close()  # fail at start, not at the first request
+    keys = StoreKeySource(
+        open_keystore, Environment(config.env), refresh=config.key_refresh_seconds
+    )
+    state = SqliteServiceState(config.data_dir / "service.sqlite")
+    return create_app(config, keys=keys, state=state)

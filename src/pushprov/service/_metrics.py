@@ -1,0 +1,74 @@
+"""Prometheus metrics. Labels carry routes, statuses, key fingerprints and reason classes only.
+
+With several worker processes, prometheus_client's multiprocess mode aggregates at scrape time
+(``PROMETHEUS_MULTIPROC_DIR`` is set by ``serve`` before the workers start).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._registry = CollectorRegistry()
+        registry = None if _multiprocess() else self._registry
+        self.requests = Counter(
+            "pushprov_http_requests_total",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "pushprov_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.seals = Counter(
+            "pushprov_seals_total",
+            "Signatures and encryptions made, by key fingerprint or kid and use",
+            ["key", "use"],
+            registry=registry,
+        )
+        self.open_failures = Counter(
+            "pushprov_open_failures_total",
+            "Inbound messages refused, by reason class",
+            ["reason"],
+            registry=registry,
+        )
+        self.overload = Counter(
+            "pushprov_overload_rejections_total",
+            "Requests answered 503 because the crypto queue was full",
+            registry=registry,
+        )
+        self.expiry = Gauge(
+            "pushprov_key_seconds_to_expiry",
+            "Seconds until each key expires",
+            ["key", "owner"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+
+    def render(self) -> bytes:
+        if _multiprocess():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self._registry)
+
+
+def _multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

@@ -1,0 +1,258 @@
+"""What the service keeps besides keys: API clients, idempotency records, rate-limit windows.
+
+``ServiceState`` is the narrow interface; ``SqliteServiceState`` the embedded implementation
+(one file, WAL, shared by the worker processes). API keys are stored as SHA-256 hashes only
+(they are 256-bit random, so no slow hash is needed). Idempotency records hold an HMAC of the
+request body and the response, which carries only the sealed card, never the clear one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sqlite3
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, Protocol, TypeVar
+
+from .._clock import as_unix, from_unix
+from .._errors import UsageError
+
+__all__ = ["ClientInfo", "ServiceState", "SqliteServiceState", "StoredResponse"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with args[0]._lock:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_KEY_PREFIX = "pp_"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientInfo:
+    name: str
+    created: _dt.datetime
+    revoked: _dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredResponse:
+    fingerprint: bytes  # HMAC of the request body
+    status: int
+    body: bytes
+
+
+class ServiceState(Protocol):
+    @_locked
+    def add_client(self, name: str, *, at: _dt.datetime) -> str: ...
+    @_locked
+    def list_clients(self) -> list[ClientInfo]: ...
+    @_locked
+    def revoke_client(self, name: str, *, at: _dt.datetime) -> None: ...
+    @_locked
+    def authenticate(self, api_key: str) -> str | None: ...
+    @_locked
+    def count_request(self, client: str, window: int) -> int: ...
+    def body_fingerprint(self, body: bytes) -> bytes: ...
+    def recall(
+        self, client: str, request_id: str, *, since: _dt.datetime
+    ) -> StoredResponse | None: ...
+    def remember(
+        self,
+        client: str,
+        request_id: str,
+        response: StoredResponse,
+        *,
+        at: _dt.datetime,
+        since: _dt.datetime,
+    ) -> StoredResponse: ...
+    @_locked
+    def ping(self) -> bool: ...
+    @_locked
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS service_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS service_clients (
+    name TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, created INTEGER NOT NULL,
+    revoked INTEGER);
+CREATE TABLE IF NOT EXISTS service_idempotency (
+    client TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint BLOB NOT NULL,
+    status INTEGER NOT NULL, body BLOB NOT NULL, created INTEGER NOT NULL,
+    PRIMARY KEY (client, request_id));
+CREATE INDEX IF NOT EXISTS service_idempotency_created ON service_idempotency(created);
+CREATE TABLE IF NOT EXISTS service_rate (
+    client TEXT NOT NULL, window INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (client, window));
+"""
+
+
+class SqliteServiceState:
+    """The embedded state store: one connection per process, its use serialized by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            raise UsageError(f"{path} is readable by group or others; chmod 600 it")
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO service_meta (name, value) VALUES ('hmac_key', ?)",
+            (secrets.token_bytes(32),),
+        )
+        row = self._db.execute("SELECT value FROM service_meta WHERE name = 'hmac_key'").fetchone()
+        self._hmac_key: bytes = row[0]
+
+    def __repr__(self) -> str:
+        return "SqliteServiceState([secret])"
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def add_client(self, name: str, *, at: _dt.datetime) -> str:
+        if not _CLIENT_NAME.fullmatch(name):
+            raise UsageError("client name: 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
+        api_key = _KEY_PREFIX + secrets.token_urlsafe(32)
+        try:
+            self._db.execute(
+                "INSERT INTO service_clients (name, key_hash, created) VALUES (?, ?, ?)",
+                (name, _hash_key(api_key), as_unix(at)),
+            )
+        except sqlite3.IntegrityError:
+            raise UsageError(f"client {name} exists (revoke it and add a new name)") from None
+        return api_key
+
+    def list_clients(self) -> list[ClientInfo]:
+        rows = self._db.execute(
+            "SELECT name, created, revoked FROM service_clients ORDER BY name"
+        ).fetchall()
+        return [
+            ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
+            for name, created, revoked in rows
+        ]
+
+    def revoke_client(self, name: str, *, at: _dt.datetime) -> None:
+        cursor = self._db.execute(
+            "UPDATE service_clients SET revoked = ? WHERE name = ? AND revoked IS NULL",
+            (as_unix(at), name),
+        )
+        if cursor.rowcount != 1:
+            raise UsageError(f"no active client named {name}")
+
+    def authenticate(self, api_key: str) -> str | None:
+        if not api_key.startswith(_KEY_PREFIX) or len(api_key) > 100:
+            return None
+        row = self._db.execute(
+            "SELECT name FROM service_clients WHERE key_hash = ? AND revoked IS NULL",
+            (_hash_key(api_key),),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- rate limit ------------------------------------------------------------------------
+
+    def count_request(self, client: str, window: int) -> int:
+        row = self._db.execute(
+            "INSERT INTO service_rate (client, window, count) VALUES (?, ?, 1) "
+            "ON CONFLICT (client, window) DO UPDATE SET count = count + 1 RETURNING count",
+            (client, window),
+        ).fetchone()
+        if window % 60 == 0:  # now and then, forget old windows
+            self._db.execute("DELETE FROM service_rate WHERE window < ?", (window - 60,))
+        return int(row[0])
+
+    # -- idempotency -----------------------------------------------------------------------
+
+    def body_fingerprint(self, body: bytes) -> bytes:
+        return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
+
+    @_locked
+    def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
+        row = self._db.execute(
+            "SELECT fingerprint, status, body FROM service_idempotency "
+            "WHERE client = ? AND request_id = ? AND created >= ?",
+            (client, request_id, as_unix(since)),
+        ).fetchone()
+        return None if row is None else StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]))
+
+    def remember(
+        self,
+        client: str,
+        request_id: str,
+        response: StoredResponse,
+        *,
+        at: _dt.datetime,
+        since: _dt.datetime,
+    ) -> StoredResponse:
+        """Store the answer unless another worker stored one since ``since``; return the winner."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            existing = self._db.execute(
+                "SELECT fingerprint, status, body, created FROM service_idempotency "
+                "WHERE client = ? AND request_id = ?",
+                (client, request_id),
+            ).fetchone()
+            if existing is not None and existing[3] >= as_unix(since):
+                self._db.execute("COMMIT")
+                return StoredResponse(bytes(existing[0]), int(existing[1]), bytes(existing[2]))
+            self._db.execute(
+                "INSERT OR REPLACE INTO service_idempotency (client, request_id, fingerprint, "
+                "status, body, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    client,
+                    request_id,
+                    response.fingerprint,
+                    response.status,
+                    response.body,
+                    as_unix(at),
+                ),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return response
+
+    @_locked
+    def purge(self, before: _dt.datetime) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM service_idempotency WHERE created < ?", (as_unix(before),)
+        )
+        return cursor.rowcount
+
+    def ping(self) -> bool:
+        try:
+            self._db.execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()

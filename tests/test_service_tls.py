@@ -1,0 +1,135 @@
+"""TLS as Google's rules ask: 1.2+ only; TLS 1.2 suites only ECDHE with AES-GCM or ChaCha20.
+
+Each allowed TLS 1.2 suite is tried against a server with an ECDSA and one with an RSA
+certificate (a suite only negotiates with its own certificate type); refused clients must fail
+the handshake itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from pushprov import openpgp
+from pushprov.service import TLS12_CIPHERS, FileKeySource
+
+from .service_support import Server, running_server
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def _rsa_certificate(directory: Path) -> tuple[Path, Path]:
+    key = rsa.generate_private_key(65537, 2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(NOW - dt.timedelta(hours=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "rsa.crt", directory / "rsa.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="module", params=["ecdsa", "rsa"])
+def tls_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Server]]:
+    tmp = tmp_path_factory.mktemp(f"tls-{request.param}")
+    key = openpgp.generate_key("i <i@x.example>", bits=2048, at=NOW)
+    source = FileKeySource(signers=[key], recipients=[key.certificate])
+    overrides = {}
+    if request.param == "rsa":
+        cert, private = _rsa_certificate(tmp)
+        overrides = {"tls_cert": cert, "tls_key": private}
+    with running_server(tmp, source, **overrides) as server:
+        yield request.param, server
+
+
+def _handshake(server: Server, context: ssl.SSLContext) -> tuple[str, str]:
+    host, port = server.url.removeprefix("https://").split(":")
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        cipher = tls.cipher()
+        assert cipher is not None
+        return str(tls.version()), cipher[0]
+
+
+def _client(**settings: object) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the handshake parameters are under test, not the name
+    for name, value in settings.items():
+        if name == "ciphers":
+            context.set_ciphers(str(value))
+        else:
+            setattr(context, name, value)
+    return context
+
+
+def test_each_allowed_tls12_suite_connects(tls_server: tuple[str, Server]) -> None:
+    kind, server = tls_server
+    suites = [s for s in TLS12_CIPHERS.split(":") if ("ECDSA" in s) == (kind == "ecdsa")]
+    assert len(suites) == 3
+    for suite in suites:
+        version, negotiated = _handshake(
+            server, _client(maximum_version=ssl.TLSVersion.TLSv1_2, ciphers=suite)
+        )
+        assert (version, negotiated) == ("TLSv1.2", suite)
+
+
+def test_tls13_connects(tls_server: tuple[str, Server]) -> None:
+    _, server = tls_server
+    version, _ = _handshake(server, _client(minimum_version=ssl.TLSVersion.TLSv1_3))
+    assert version == "TLSv1.3"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        # TLS 1.1 (SECLEVEL=0 so our own client may even offer it).
+        {
+            "maximum_version": ssl.TLSVersion.TLSv1_1,
+            "minimum_version": ssl.TLSVersion.TLSv1,
+            "ciphers": "ALL:@SECLEVEL=0",
+        },
+        # TLS 1.2 offering CBC suites only.
+        {
+            "maximum_version": ssl.TLSVersion.TLSv1_2,
+            "ciphers": "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+            "ECDHE-RSA-AES256-SHA384:AES128-SHA256",
+        },
+        # TLS 1.2 with RSA key exchange (no forward secrecy) and GCM.
+        {
+            "maximum_version": ssl.TLSVersion.TLSv1_2,
+            "ciphers": "AES128-GCM-SHA256:AES256-GCM-SHA384",
+        },
+    ],
+    ids=["tls1.1", "cbc-only", "static-rsa-gcm"],
+)
+def test_refused_clients_fail_the_handshake(
+    tls_server: tuple[str, Server], settings: dict[str, object]
+) -> None:
+    _, server = tls_server
+    with pytest.raises(ssl.SSLError):
+        _handshake(server, _client(**settings))
