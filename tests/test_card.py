@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 
 import pytest
 
-from pushprov import Card, Gopc, GopcInvalidError, Pan, SessionMismatchError
+from pushprov import GOOGLE_PROFILE, Card, Gopc, GopcInvalidError, Pan, SessionMismatchError
 from pushprov._card import parse_strict_json
 
 VISA_TEST = "4111111111111111"  # the well-known Visa test number (Luhn-valid)
@@ -71,9 +72,15 @@ def test_hostile_member_name_is_not_echoed() -> None:
 
 def test_session_id_rules() -> None:
     card = Card.from_json(card_json())
-    for bad in ["", "tab\there", "é", "x" * 1025]:
+    for bad in ["", "tab\there", "é", "x" * (64 * 1024 + 1)]:
         with pytest.raises(GopcInvalidError):
             Gopc(server_session_id=bad, card=card)
+    # The length limit is the policy's, applied where a policy is in hand.
+    long_id = json.loads(Gopc(server_session_id="x" * 2000, card=card).to_json())
+    with pytest.raises(GopcInvalidError, match="too long"):
+        Gopc.from_json(json.dumps(long_id))
+    lax = dataclasses.replace(GOOGLE_PROFILE, max_session_id_length=4096)
+    assert Gopc.from_json(json.dumps(long_id), policy=lax).server_session_id == "x" * 2000
     gopc = Gopc(server_session_id="abc", card=card)
     gopc.check_session("abc")
     with pytest.raises(SessionMismatchError):

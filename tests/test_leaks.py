@@ -103,7 +103,23 @@ def _scenarios(keys: Keys) -> dict[str, Callable[[], object]]:
         "broken json": lambda: Card.from_json(_card_json()[:-3]),
         "wrong type": lambda: Card.from_json(_card_json(accountNumber=int(CANARY))),
         "too long": lambda: Pan(CANARY + "0000"),
-        "session id with PAN too long": lambda: Gopc(server_session_id=CANARY * 100, card=_card()),
+        "session id with PAN too long": lambda: seal_gopc(
+            Gopc(server_session_id=CANARY * 100, card=_card()),
+            sign_with=[keys.issuer_a],
+            encrypt_to=[keys.google_1.certificate],
+            at=T0,
+        ),
+        "armor kind like a PAN": lambda: open_gopc(
+            b"-----BEGIN PGP "
+            + CANARY.encode()
+            + b"-----\n\nAAAA\n-----END PGP "
+            + CANARY.encode()
+            + b"-----\n",
+            session_id="canary-session",
+            decrypt_with=[keys.google_1],
+            verify_with=[keys.issuer_a.certificate],
+            at=T0,
+        ),
     }
 
 

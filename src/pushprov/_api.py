@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Literal, TypeVar
 
 from . import jose, openpgp
-from ._card import Gopc
+from ._card import Gopc, check_session_id
 from ._clock import now
 from ._encoding import Encoding
 from ._errors import UsageError
@@ -150,6 +150,7 @@ def seal_gopc(
     policy: Policy = GOOGLE_PROFILE,
 ) -> bytes:
     """The GOPC as Google takes it: signed, encrypted, base64 (standard alphabet by default)."""
+    check_session_id(gopc.server_session_id, policy)
     return seal_message(
         gopc.to_json(),
         sign_with=sign_with,

@@ -121,7 +121,9 @@ class Gopc:
     version: int = 1
 
     def __post_init__(self) -> None:
-        check_session_id(self.server_session_id, GOOGLE_PROFILE)
+        # Structure only; the policy's length limit applies where a policy is in hand
+        # (``from_json``, sealing).
+        check_session_id(self.server_session_id, None)
         if self.version != 1:
             raise GopcInvalidError("protocolHeader.version must be 1")
 
@@ -157,10 +159,14 @@ class Gopc:
             raise SessionMismatchError("the GOPC carries another serverSessionId")
 
 
-def check_session_id(session_id: object, policy: Policy) -> None:
+_MAX_SESSION_ID = 64 * 1024  # a structural bound whatever the policy
+
+
+def check_session_id(session_id: object, policy: Policy | None) -> None:
     if not isinstance(session_id, str) or not session_id:
         raise GopcInvalidError("serverSessionId must be a non-empty string")
-    if len(session_id) > policy.max_session_id_length:
+    limit = _MAX_SESSION_ID if policy is None else policy.max_session_id_length
+    if len(session_id) > limit:
         raise GopcInvalidError("serverSessionId is too long")
     if not (session_id.isascii() and session_id.isprintable()):
         raise GopcInvalidError("serverSessionId must be printable ASCII")

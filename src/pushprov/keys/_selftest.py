@@ -74,7 +74,7 @@ def self_test_partner(
     """Seal to the certificate; the message must parse and name exactly its encryption subkey."""
     _policy_ok(cert, policy, at)
     try:
-        target = cert.encryption_key(at).key_id
+        target = cert.encryption_key(at, policy).key_id
         sealed = openpgp.seal(
             _probe(cert.fingerprint), sign_with=[signer], encrypt_to=[cert], at=at, policy=policy
         )

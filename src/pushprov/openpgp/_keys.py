@@ -65,7 +65,9 @@ __all__ = [
 ]
 
 _RSA_ALGOS = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
-_HARD_REASONS = frozenset({0, 2})  # no reason / key compromised: revoked for all time (§5.2.3.31)
+# Superseded, retired, user ID no longer valid: effective from the revocation's time. Every
+# other reason (none, compromised, unknown) revokes the key for all time (§5.2.3.31).
+_SOFT_REASONS = frozenset({1, 3, 32})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,12 +135,18 @@ class _Key:
     def hash_prefix(self) -> bytes:
         return b"\x99" + len(self.body).to_bytes(2, "big") + self.body
 
-    def valid_at(self, at: int) -> bool:
+    def problem_at(self, at: int) -> str | None:
+        """Why this key may not be used at ``at`` ("revoked", "not valid yet", "expired")."""
+        if self.revoked_at_time(at):
+            return "revoked"
         if self.created > at:
-            return False
+            return "not valid yet"
         if self.expires is not None and at >= self.expires:
-            return False
-        return not self.revoked_at_time(at)
+            return "expired"
+        return None
+
+    def valid_at(self, at: int) -> bool:
+        return self.problem_at(at) is None
 
     def revoked_at_time(self, at: int) -> bool:
         if self.revoked_hard:
@@ -208,28 +216,35 @@ class Certificate:
     def is_valid_at(self, at: _dt.datetime) -> bool:
         return self._primary.valid_at(as_unix(at))
 
-    def encryption_key(self, at: _dt.datetime) -> _Key:
+    def encryption_key(self, at: _dt.datetime, policy: Policy = GOOGLE_PROFILE) -> _Key:
         """The newest valid encryption-capable subkey (the one flagged for encryption)."""
-        return self._capable(as_unix(at), KeyFlags.ENCRYPT, "encryption")
+        return self._capable(as_unix(at), KeyFlags.ENCRYPT, "encryption", policy)
 
-    def signing_key(self, at: _dt.datetime) -> _Key:
-        return self._capable(as_unix(at), KeyFlags.SIGN, "signing")
+    def signing_key(self, at: _dt.datetime, policy: Policy = GOOGLE_PROFILE) -> _Key:
+        return self._capable(as_unix(at), KeyFlags.SIGN, "signing", policy)
 
-    def _capable(self, at: int, flag: int, what: str) -> _Key:
+    def _capable(
+        self, at: int, flag: int, what: str, policy: Policy, secret: Iterable[bytes] | None = None
+    ) -> _Key:
+        """The newest (sub)key with ``flag`` that is valid at ``at`` and big enough for policy
+        (and, given ``secret``, one whose private half we hold)."""
         self._check_primary(at)
-        candidates = [key for key in self._all_keys() if key.flags & flag and key.valid_at(at)]
+        candidates = [
+            key
+            for key in self._all_keys()
+            if key.flags & flag
+            and key.valid_at(at)
+            and key.bits >= policy.min_rsa_bits
+            and (secret is None or key.fingerprint in secret)
+        ]
         if not candidates:
             raise KeyUnusableError(f"certificate {self.fingerprint} has no valid {what} key")
         return max(candidates, key=lambda key: key.created)
 
     def _check_primary(self, at: int) -> None:
-        primary = self._primary
-        if primary.revoked_at_time(at):
-            raise KeyUnusableError(f"certificate {self.fingerprint} is revoked")
-        if primary.created > at:
-            raise KeyUnusableError(f"certificate {self.fingerprint} is not valid yet")
-        if primary.expires is not None and at >= primary.expires:
-            raise KeyUnusableError(f"certificate {self.fingerprint} is expired")
+        problem = self._primary.problem_at(at)
+        if problem is not None:
+            raise KeyUnusableError(f"certificate {self.fingerprint} is {problem}")
 
     def _verifying_keys(self) -> list[_Key]:
         return [key for key in self._all_keys() if key.flags & KeyFlags.SIGN]
@@ -252,11 +267,11 @@ class Certificate:
             if key.revoked_at_time(now):
                 problems.append(f"{name} is revoked")
         try:
-            self.encryption_key(at)
+            self.encryption_key(at, policy)
         except KeyUnusableError:
             problems.append("no valid encryption subkey")
         try:
-            self.signing_key(at)
+            self.signing_key(at, policy)
         except KeyUnusableError:
             problems.append("no valid signing key")
         return problems
@@ -337,19 +352,13 @@ class SecretKey:
     def key_infos(self) -> tuple[KeyInfo, ...]:
         return self._certificate.key_infos(self._backends)
 
-    def signer(self, at: _dt.datetime) -> tuple[_Key, PrivateKeyOps]:
+    def signer(
+        self, at: _dt.datetime, policy: Policy = GOOGLE_PROFILE
+    ) -> tuple[_Key, PrivateKeyOps]:
         """The newest valid signing-capable (sub)key with a private half."""
-        cert = self._certificate
-        now = as_unix(at)
-        cert._check_primary(now)
-        usable = [
-            key
-            for key in cert._all_keys()
-            if key.flags & KeyFlags.SIGN and key.fingerprint in self._backends and key.valid_at(now)
-        ]
-        if not usable:
-            raise KeyUnusableError(f"key {self.fingerprint} has no valid signing key")
-        key = max(usable, key=lambda k: k.created)
+        key = self._certificate._capable(
+            as_unix(at), KeyFlags.SIGN, "signing", policy, secret=self._backends
+        )
         return key, self._backends[key.fingerprint]
 
     def decryptors(self) -> list[tuple[_Key, PrivateKeyOps]]:
@@ -530,8 +539,8 @@ def _build(
             except UnsupportedError:
                 current = raw = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
                 continue
-            if sub.public is None:
-                current = raw = None
+            if sub.public is None or sub.bits < policy.min_rsa_bits:
+                current = raw = None  # not usable under this policy: leave it out entirely
                 continue
             subkeys.append((sub, [], []))
             current, raw = subkeys[-1][1], subkeys[-1][2]
@@ -664,7 +673,7 @@ def _back_signed(primary: _Key, sub: _Key, binding: Signature, data: bytes, poli
 
 
 def _revoke(key: _Key, sig: Signature) -> None:
-    if sig.revocation_reason is None or sig.revocation_reason in _HARD_REASONS:
+    if sig.revocation_reason not in _SOFT_REASONS:
         key.revoked_hard = True
     elif sig.created is not None:
         earliest = sig.created if key.revoked_at is None else min(key.revoked_at, sig.created)
@@ -680,6 +689,8 @@ def _unlock(key: _Key, secret: bytes, passphrase: bytes | None) -> PrivateKeyOps
         raise FramingError("truncated secret key")
     usage = secret[0]
     if usage == 0:
+        if len(secret) < 3:
+            raise FramingError("truncated secret key")
         material, check = secret[1:-2], secret[-2:]
         if (sum(material) & 0xFFFF).to_bytes(2, "big") != check:
             raise KeyInvalidError("secret key checksum mismatch")
@@ -696,20 +707,17 @@ def _unlock(key: _Key, secret: bytes, passphrase: bytes | None) -> PrivateKeyOps
         raise UnsupportedError("secret key is protected with an unsupported cipher")
     if s2k_type not in (0, 1, 3):
         raise UnsupportedError(f"S2K type {s2k_type} is not supported")
+    # usage, cipher, S2K type, hash, [salt 8], [count 1], IV, encrypted material
+    salt_length = 8 if s2k_type in (1, 3) else 0
+    count_length = 1 if s2k_type == 3 else 0
+    pos = 4 + salt_length + count_length
+    if len(secret) < pos + spec.block_size + 2:
+        raise FramingError("truncated secret key")
     hash_algo = secret[3]
-    pos = 4
-    salt = b""
-    count = 0
-    if s2k_type in (1, 3):
-        salt = secret[pos : pos + 8]
-        pos += 8
-    if s2k_type == 3:
-        count = secret[pos]
-        pos += 1
+    salt = secret[4 : 4 + salt_length]
+    count = secret[4 + salt_length] if count_length else 0
     iv = secret[pos : pos + spec.block_size]
     sealed = secret[pos + spec.block_size :]
-    if len(iv) != spec.block_size or len(salt) != (8 if s2k_type else 0):
-        raise FramingError("truncated secret key")
     if passphrase is None:
         raise PassphraseError(f"key {key.fingerprint.hex().upper()} is protected by a passphrase")
     kek = _s2k_derive(s2k_type, hash_algo, salt, count, passphrase, spec.key_size)

@@ -61,6 +61,10 @@ __all__ = ["decode_message", "encode_message", "open_message", "seal"]
 _RSA = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
 _MDC_HEADER = b"\xd3\x14"
 _MAX_NESTING = 3
+_spec = cipher_spec(CIPHER_IDS["AES256"])
+assert _spec is not None
+_DEFAULT_SPEC: CipherSpec = _spec
+_KNOWN_ARMOR = frozenset({"PUBLIC KEY BLOCK", "PRIVATE KEY BLOCK", "SIGNATURE", "SIGNED MESSAGE"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,8 +92,8 @@ def seal(
     spec = cipher_spec(cipher_algo)
     assert spec is not None
 
-    signers = _unique(signer.signer(at) for signer in sign_with)
-    recipients = _unique((cert.encryption_key(at), None) for cert in encrypt_to)
+    signers = _unique(signer.signer(at, policy) for signer in sign_with)
+    recipients = _unique((cert.encryption_key(at, policy), None) for cert in encrypt_to)
 
     # Hash the document once; each signer continues from a copy with its own trailer.
     document_hash = new_hash(hash_algo)
@@ -173,7 +177,9 @@ def decode_message(data: bytes, policy: Policy = GOOGLE_PROFILE) -> bytes:
         except FramingError:
             raise MalformedInputError("bad ASCII armor") from None
         if kind != "MESSAGE":
-            raise MalformedInputError(f"expected an armored MESSAGE, got {kind}")
+            # Name only kinds we know: the label is input, and could be anything.
+            shown = kind if kind in _KNOWN_ARMOR else "another kind of block"
+            raise MalformedInputError(f"expected an armored MESSAGE, got {shown}")
         return binary
     return b64decode_any(data)
 
@@ -275,11 +281,11 @@ def _decrypt(
         targets = ours if key_id == bytes(8) else by_id.get(key_id, [])
         for key, backend in targets:
             session = _decrypt_session_key(key, backend, body[10:])
-            if session is None:
-                continue
-            spec, session_key = session
+            # A failed RSA step still decrypts the SEIPD, under a random key that fails at the
+            # MDC, so bad padding and a wrong key cost the same work (Bleichenbacher, Marvin).
+            spec, session_key = session or (_DEFAULT_SPEC, os.urandom(_DEFAULT_SPEC.key_size))
             inner = _decrypt_seipd(seipd, spec, session_key)
-            if inner is not None:
+            if inner is not None and session is not None:
                 return key, spec, inner
     return None
 
@@ -303,8 +309,8 @@ def _decrypt_session_key(
 def rsa_decrypt_mpi(backend: PrivateKeyOps, data: bytes) -> bytes | None:
     """The RSA step of a PKESK: one MPI, left-padded to the modulus length, then decrypted.
 
-    ``None`` for every failure; with OpenSSL's implicit rejection a bad padding instead yields
-    unrelated bytes, which the session-key checks then refuse the same way.
+    ``None`` for every failure. (pyca raises on bad padding; a backend with implicit rejection
+    returns unrelated bytes instead, which the session-key checks refuse the same way.)
     """
     try:
         value, end = read_mpi(data, 0)
@@ -335,7 +341,7 @@ def _decrypt_seipd(body: bytes, spec: CipherSpec, session_key: bytes) -> bytes |
 
 
 class _Literal:
-    __slots__ = ("data", "text")
+    __slots__ = ("data",)
 
     def __init__(self, body: bytes) -> None:
         if len(body) < 6:
@@ -344,7 +350,6 @@ class _Literal:
         start = 2 + name_length + 4
         if len(body) < start:
             raise FramingError("truncated literal data")
-        self.text = body[0] in b"tu"
         self.data = body[start:]
 
 
@@ -428,11 +433,17 @@ def _inflate(body: bytes, cap: int) -> bytes:
             content = inflater.decompress(data, cap + 1)
         except zlib.error:
             raise FramingError("bad compressed data") from None
+        if len(content) <= cap and (not inflater.eof or inflater.unused_data):
+            # A stream must end where the packet ends: ZLIB's Adler-32 is checked only then.
+            raise FramingError("truncated or padded compressed data")
     elif algorithm == 3:
+        decompressor = bz2.BZ2Decompressor()
         try:
-            content = bz2.BZ2Decompressor().decompress(data, max_length=cap + 1)
+            content = decompressor.decompress(data, max_length=cap + 1)
         except (OSError, ValueError, EOFError):
             raise FramingError("bad compressed data") from None
+        if len(content) <= cap and (not decompressor.eof or decompressor.unused_data):
+            raise FramingError("truncated or padded compressed data")
     else:
         raise FramingError("unknown compression algorithm")
     if len(content) > cap:
@@ -519,12 +530,12 @@ def _check(
         return _FUTURE, "signature was made in the future"
     if sig.sig_expiration and now >= sig.created + sig.sig_expiration:
         return _KEY_UNUSABLE, "signature is expired"
-    primary = cert._primary
-    if primary.revoked_at_time(now) or key.revoked_at_time(now):
-        return _KEY_UNUSABLE, "signer key is revoked"
-    for part in (primary, key):
-        if part.expires is not None and now >= part.expires:
-            return _KEY_UNUSABLE, "signer key is expired"
+    for part in (cert._primary, key):
+        problem = part.problem_at(now)
+        if problem is not None:
+            return _KEY_UNUSABLE, f"signer key is {problem}"
+    if sig.created < key.created:
+        return _BAD, "signature is older than its key"
     hasher = _document_hash(sig.hash_algo, sig.sig_type, literal, digests)
     hasher.update(sig.trailer())
     digest = hasher.finalize()

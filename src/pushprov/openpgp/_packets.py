@@ -145,15 +145,8 @@ def read_mpi(data: bytes, pos: int) -> tuple[bytes, int]:
 # ---------------------------------------------------------------------------------------------
 # ASCII armor
 
-_ARMOR = re.compile(
-    rb"-----BEGIN PGP (?P<kind>[A-Z ,/0-9]+)-----[ \t]*\r?\n"
-    rb"(?P<headers>(?:[^\r\n]+\r?\n)*?)"
-    rb"[ \t]*\r?\n"
-    rb"(?P<body>[A-Za-z0-9+/=\s]*?)"
-    rb"(?:^=(?P<crc>[A-Za-z0-9+/]{4})[ \t]*\r?\n)?"
-    rb"-----END PGP (?P=kind)-----",
-    re.MULTILINE,
-)
+_BEGIN = re.compile(rb"-----BEGIN PGP ([A-Z ,/0-9]{1,40})-----")
+_BASE64_LINE = re.compile(rb"[A-Za-z0-9+/=]*")
 
 
 def is_armored(data: bytes) -> bool:
@@ -161,20 +154,45 @@ def is_armored(data: bytes) -> bool:
 
 
 def dearmor(data: bytes) -> tuple[str, bytes]:
-    """Return ``(kind, binary)`` of the first armored block.
+    """Return ``(kind, binary)`` of the first armored block, in one pass over the lines.
 
     The CRC-24 line is optional and, when present, not checked: RFC 9580 §6.1 says a reader must
     not reject on it; integrity comes from the MDC and the signatures.
     """
-    match = _ARMOR.search(data)
-    if match is None:
+    lines = iter(data.splitlines())
+    kind = None
+    for line in lines:
+        match = _BEGIN.fullmatch(line.rstrip())
+        if match:
+            kind = match.group(1)
+            break
+    if kind is None:
         raise FramingError("no ASCII armor")
-    body = re.sub(rb"\s+", b"", match.group("body"))
+    for line in lines:  # armor headers ("Key: value") end at the first blank line
+        if not line.strip():
+            break
+        if b":" not in line:
+            raise FramingError("bad armor header")
+    else:
+        raise FramingError("truncated armor")
+    end = b"-----END PGP " + kind + b"-----"
+    body = []
+    for raw in lines:
+        line = raw.strip()
+        if line == end:
+            break
+        if line.startswith(b"=") and len(line) == 5:
+            continue  # the CRC-24 line
+        if not _BASE64_LINE.fullmatch(line):
+            raise FramingError("bad base64 in armor")
+        body.append(line)
+    else:
+        raise FramingError("truncated armor")
     try:
-        binary = base64.b64decode(body, validate=True)
+        binary = base64.b64decode(b"".join(body), validate=True)
     except binascii.Error:
         raise FramingError("bad base64 in armor") from None
-    return match.group("kind").decode("ascii"), binary
+    return kind.decode("ascii"), binary
 
 
 def armor(kind: str, data: bytes) -> str:

@@ -31,8 +31,8 @@ class PrivateKeyOps(Protocol):
     def decrypt_block(self, block: bytes) -> bytes:
         """RSAES-PKCS1-v1_5 decryption of a modulus-sized block.
 
-        May raise on bad padding or (OpenSSL >= 3.2 implicit rejection) return unrelated bytes:
-        callers treat both the same way.
+        May raise ValueError on bad padding (pyca does) or, with implicit rejection, return
+        unrelated bytes: callers treat both the same way.
         """
         ...
 

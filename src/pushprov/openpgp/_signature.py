@@ -71,9 +71,10 @@ class Sub:
     ISSUER_FINGERPRINT = 33
 
 
-# Subpackets we understand: a critical one outside this set makes the signature invalid (§5.2.3.7).
+# Subpackets we understand: a critical one outside this set, in either area, makes the signature
+# invalid (§5.2.3.7). Notations (20) are not interpreted here, so a critical one is unknown too.
 _KNOWN = frozenset(
-    {2, 3, 4, 5, 7, 9, 11, 12, 16, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35}
+    {2, 3, 4, 5, 7, 9, 11, 12, 16, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35}
 )
 
 
@@ -133,8 +134,10 @@ def parse_signature(body: bytes) -> Signature:
         if critical and sub_type not in _KNOWN:
             critical_unknown = True
     unhashed: dict[int, list[bytes]] = {}
-    for sub_type, _critical, data in _subpackets(unhashed_area):
+    for sub_type, critical, data in _subpackets(unhashed_area):
         unhashed.setdefault(sub_type, []).append(data)
+        if critical and sub_type not in _KNOWN:
+            critical_unknown = True
 
     def one_int(sub_type: int, size: int) -> int | None:
         values = fields.get(sub_type)
