@@ -7,8 +7,8 @@ with wrk (a separate C process, so the load generator takes little CPU from the 
 1. in-process: the seal rate of `seal_gopc` in one process per core, summed;
 2. capacity: wrk closed-loop, enough connections to keep every worker busy;
 3. 80 %: wrk paced to 80 % of that capacity: p50/p99 latency (target p99 < 50 ms);
-4. overload: 2x the connections of a saturating load, unpaced: 503s must be fast, no other
-   5xx, memory flat.
+4. overload: wrk paced to twice the capacity, twice in a row: 503s must be fast (a probe
+   times them), no other 5xx, memory flat across the two rounds.
 
 Every run ends by itself (wrk -d). Prints `RESULT` lines and a JSON summary.
 Usage: python bench/load.py [--seconds 10] [--bits 3072]
@@ -27,7 +27,9 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -97,12 +99,72 @@ def _rss_kib(pid: int) -> int:
     return total
 
 
+class _Probe(threading.Thread):
+    """Sequential requests alongside the overload, timing each answer by its status."""
+
+    def __init__(self, url: str, context: ssl.SSLContext, api_key: str, pan: str) -> None:
+        super().__init__(daemon=True)
+        self._stop_event = threading.Event()
+        self.samples: list[tuple[int, float]] = []
+        self._url, self._context, self._key, self._pan = url, context, api_key, pan
+
+    def run(self) -> None:
+        index = 0
+        while not self._stop_event.is_set():
+            index += 1
+            stamp = str(int(time.time() * 1000))
+            body = json.dumps(
+                {
+                    "requestHeader": {"requestId": f"probe-{index}", "requestTimestamp": stamp},
+                    "serverSessionId": "probe",
+                    "card": {"accountNumber": self._pan, "expiryMonth": "12", "expiryYear": "29"},
+                }
+            ).encode()
+            request = urllib.request.Request(
+                f"{self._url}/v1/gopc",
+                data=body,
+                headers={
+                    "authorization": f"Bearer {self._key}",
+                    "content-type": "application/json",
+                },
+            )
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(request, context=self._context, timeout=10) as answer:
+                    status = answer.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError:
+                status = 0
+            self.samples.append((status, time.perf_counter() - started))
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+    def summary(self) -> dict[str, Any]:
+        refused = sorted(latency for status, latency in self.samples if status == 503)
+
+        def percentile(q: float) -> float | None:
+            if not refused:
+                return None
+            return round(refused[min(len(refused) - 1, int(q * len(refused)))] * 1000, 2)
+
+        return {
+            "samples": len(self.samples),
+            "statuses": sorted({status for status, _ in self.samples}),
+            "p50_503_ms": percentile(0.5),
+            "p99_503_ms": percentile(0.99),
+        }
+
+
 def wrk(
     url: str, *, connections: int, seconds: float, env: dict[str, str], delay_ms: float = 0
 ) -> dict[str, Any]:
     env = {**env, "PUSHPROV_BENCH_DELAY_MS": f"{max(delay_ms, 0):.1f}"}
     result = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
          "-s", str(HERE / "gopc.lua"), url],
         env=env, capture_output=True, text=True, check=True, timeout=seconds + 60,
     )  # fmt: skip
@@ -191,7 +253,17 @@ def main(argv: list[str] | None = None) -> int:
             paced = wrk(
                 url, connections=connections, seconds=args.seconds, env=wrk_env, delay_ms=delay
             )
-            overload = wrk(url, connections=16 * connections, seconds=args.seconds, env=wrk_env)
+            # Overload: paced to twice the capacity; a probe measures the 503s' own latency.
+            heavy = 16 * connections
+            overload_delay = 1000 * heavy / (2 * capacity["ok_rate"])
+            probe = _Probe(url, context, api_key, wrk_env["PUSHPROV_BENCH_PAN"])
+            probe.start()
+            overload = wrk(
+                url, connections=heavy, seconds=args.seconds, env=wrk_env, delay_ms=overload_delay
+            )
+            probe.stop()
+            rss_middle = _rss_kib(server.pid)
+            wrk(url, connections=heavy, seconds=args.seconds, env=wrk_env, delay_ms=overload_delay)
             rss_after = _rss_kib(server.pid)
         finally:
             server.terminate()
@@ -209,17 +281,21 @@ def main(argv: list[str] | None = None) -> int:
             "paced_80pct": paced,
             "overload": overload,
             "overload_other_5xx": other_5xx,
+            "overload_probe": probe.summary(),
             "rss_kib_before_overload": rss_before,
-            "rss_kib_after_overload": rss_after,
+            "rss_kib_after_first_overload": rss_middle,
+            "rss_kib_after_second_overload": rss_after,
         }
         print(json.dumps(summary, indent=2))
         ratio = capacity["ok_rate"] / baseline
         print(f"RESULT service-capacity-{args.bits} {capacity['ok_rate']:.1f} {ratio:.2f}")
         print(f"RESULT service-p99-at-80pct-ms {paced['p99_ms']:.1f} p50={paced['p50_ms']:.1f}")
+        fast = probe.summary()
         print(
-            f"RESULT service-overload 503s={overload['statuses'].get('503', 0)} "
+            f"RESULT service-overload-2x 503s={overload['statuses'].get('503', 0)} "
             f"200s={overload['statuses'].get('200', 0)} other5xx={other_5xx} "
-            f"rss_kib={rss_before}->{rss_after}"
+            f"503-p50-ms={fast['p50_503_ms']} 503-p99-ms={fast['p99_503_ms']} "
+            f"rss_kib={rss_before}->{rss_middle}->{rss_after}"
         )
         return 0
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import socket
 import ssl
 import threading
 import time
@@ -19,7 +18,7 @@ import uvicorn
 
 from pushprov.service import ServiceConfig, SqliteServiceState, create_app, dev_certificate
 from pushprov.service._keysource import KeySource
-from pushprov.service._server import uvicorn_config
+from pushprov.service._server import listen_socket, uvicorn_config
 
 
 @dataclasses.dataclass
@@ -65,9 +64,7 @@ def running_server(tmp: Path, keys: KeySource, **overrides: Any) -> Iterator[Ser
     state = SqliteServiceState(tmp / "service.sqlite")
     api_key = state.add_client("backend", at=dt.datetime.now(dt.UTC))
     app = create_app(config, keys=keys, state=state)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listen_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app, config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

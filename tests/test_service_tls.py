@@ -7,6 +7,7 @@ the handshake itself.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import ssl
@@ -133,3 +134,26 @@ def test_refused_clients_fail_the_handshake(
     _, server = tls_server
     with pytest.raises(ssl.SSLError):
         _handshake(server, _client(**settings))
+
+
+def test_accepted_connections_have_nagle_disabled() -> None:
+    """Without TCP_NODELAY each response waits ~40 ms for the client's delayed ACK."""
+    from pushprov.service._server import listen_socket
+
+    async def probe() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            raw = writer.get_extra_info("socket")
+            accepted.set_result(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=listen_socket("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        result = await asyncio.wait_for(accepted, 5)
+        writer.close()
+        server.close()
+        return result
+
+    assert asyncio.run(probe()) != 0

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import ssl
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from ._factory import build_app
 from ._logging import configure_logging
 from ._tls import TLS12_CIPHERS, dev_certificate, server_context
 
-__all__ = ["serve", "uvicorn_config"]
+__all__ = ["listen_socket", "serve", "uvicorn_config"]
 
 log = logging.getLogger("pushprov.service")
 
@@ -43,6 +44,22 @@ class _Config(uvicorn.Config):
         super().load()
         if self.tls is not None:
             self.ssl = server_context(*self.tls)
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket whose accepted connections get TCP_NODELAY from asyncio.
+
+    asyncio disables Nagle only when ``sock.proto == IPPROTO_TCP``. A socket made as
+    ``socket.socket()`` (uvicorn's ``bind_socket`` does that) has proto 0, and then every
+    response waits ~40 ms for the peer's delayed ACK: measured, 44 ms per request on loopback.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def uvicorn_config(app: Any, config: ServiceConfig, *, factory: bool = False) -> uvicorn.Config:
@@ -116,11 +133,11 @@ def serve(config: ServiceConfig) -> None:
         },
     )
     try:
+        sock = listen_socket(config.host, config.port)
         if config.workers > 1:
-            sock = server_config.bind_socket()
             Multiprocess(server_config, sockets=[sock]).run()
         else:
-            uvicorn.Server(config=server_config).run()
+            uvicorn.Server(config=server_config).run(sockets=[sock])
     finally:
         for leftover in Path(metrics_dir).glob("*"):
             leftover.unlink()
