@@ -15,7 +15,7 @@ deps: $(BIN)/.installed
 	npm ci --prefix tests/interop/node --no-audit --no-fund
 
 demo: $(BIN)/.installed
-	$(BIN)/pushprov demo
+	$(BIN)/pushprov rehearse
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench

@@ -32,7 +32,8 @@ from ._keys import (  # the key store: `keys` commands and `--store` for seal/op
     store_keys_for_seal,
     uses_store,
 )
-from ._service import add_service_commands, run_service_command
+from ._rehearsal import run_rehearsal
+from ._service import add_sandbox_commands, add_service_commands, run_service_command
 
 __all__ = ["main"]
 
@@ -224,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_keys_commands(commands)
     add_service_commands(commands)
+    add_sandbox_commands(commands)
 
     commands.add_parser(
         "demo",
@@ -239,6 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout = sys.stdout.buffer
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "rehearse":
+            # The report goes out whatever the verdict; the status carries the verdict.
+            output, status = run_rehearsal(bits=args.bits, step_seconds=args.step_seconds)
+            stdout.write(output)
+            stdout.flush()
+            return status
         output = _dispatch(args, sys.stdin.buffer)
     except PushprovError as error:
         print(f"error: {error.code}: {error.message}", file=sys.stderr)
@@ -264,7 +272,7 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         return run_demo(at)
     if args.command == "keys":
         return run_keys_command(args, stdin)
-    if args.command in ("serve", "clients"):
+    if args.command in ("serve", "clients", "sandbox"):
         return run_service_command(args, at)
     passphrase = _passphrase(args)
     fmt: _api.Format = args.format

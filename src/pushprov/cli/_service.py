@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..sandbox._server import serve_sandbox
 from ..service import ServiceConfig, SqliteServiceState, serve
 
-__all__ = ["add_service_commands", "run_service_command"]
+__all__ = ["add_sandbox_commands", "add_service_commands", "run_service_command"]
 
 _SERVE_OPTIONS = {
     "host": "address to listen on (default 127.0.0.1)",
@@ -52,6 +53,40 @@ def add_service_commands(commands: Any) -> None:
         sub.add_argument("--data-dir", dest="data_dir", help="data directory")
 
 
+def add_sandbox_commands(commands: Any) -> None:
+    sandbox = commands.add_parser(
+        "sandbox", help="Google's side, for tests and rehearsals (never for production)"
+    ).add_subparsers(dest="sandbox_command", required=True, metavar="SUBCOMMAND")
+    serve_parser = sandbox.add_parser(
+        "serve",
+        help="run the sandbox over TLS: sessions, GOPC acceptance, key exchange",
+        description="Issues single-use serverSessionIds (POST /v1/sessions), accepts or rejects "
+        "GOPCs with a reason code (POST /v1/gopc), publishes its keys (GET /v1/keys/public) and "
+        "trusts issuer certificates (POST /v1/issuer-keys). Its keys live in their own key "
+        "store (manage them with `pushprov keys --store ...`; issuer keys have owner 'issuer').",
+    )
+    serve_parser.add_argument("--config", type=Path, help="TOML file ([service] table)")
+    for name in ("host", "port", "tls_cert", "tls_key", "store", "data_dir"):
+        serve_parser.add_argument(
+            "--" + name.replace("_", "-"), dest=name, help=_SERVE_OPTIONS[name]
+        )
+    serve_parser.add_argument(
+        "--session-lifetime", type=float, default=600.0, help="seconds (default 600)"
+    )
+    commands.add_parser(
+        "rehearse",
+        help="the main job: issuer service + sandbox on loopback, traffic through a rotation "
+        "of both keys; exit 1 if any GOPC failed",
+    )
+    rehearse = commands.choices["rehearse"]
+    rehearse.add_argument(
+        "--bits", type=int, default=2048, help="RSA size for the rehearsal's keys"
+    )
+    rehearse.add_argument(
+        "--step-seconds", type=float, default=1.5, help="traffic time between rotation steps"
+    )
+
+
 def _config(args: argparse.Namespace) -> ServiceConfig:
     config = ServiceConfig.load(getattr(args, "config", None))
     overrides = {
@@ -74,6 +109,11 @@ def run_service_command(args: argparse.Namespace, at: _dt.datetime) -> bytes:
     config = _config(args)
     if args.command == "serve":
         serve(config)
+        return b""
+    if args.command == "sandbox":
+        if getattr(args, "port", None) is None:
+            config = dataclasses.replace(config, port=8444)
+        serve_sandbox(config, session_lifetime=_dt.timedelta(seconds=args.session_lifetime))
         return b""
     state = SqliteServiceState(state_path(config))
     try:

@@ -1,0 +1,324 @@
+"""``pushprov rehearse``: the whole flow on loopback, a rotation in both directions included.
+
+An issuer key store and a sandbox (Google's side) key store are made in a throwaway directory;
+keys are generated and exchanged; `pushprov serve` and `pushprov sandbox serve` start as real
+TLS servers; traffic runs throughout (session from the sandbox -> GOPC from pushprov ->
+acceptance by the sandbox) while an operator rotates the issuer's signing key and then the
+sandbox's encryption key, each new key verified before it is used and the old one removed only
+after it stopped being used. The report ends with the key timeline; the exit status is 1 if
+any GOPC failed or was rejected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from .._clock import now
+from ..keys import Environment, Keystore
+from ..store import SqliteStore
+from ._demo import random_test_pan
+
+__all__ = ["run_rehearsal"]
+
+ENV = Environment.SANDBOX
+DRAIN = _dt.timedelta(seconds=1)  # the 7-day drain window, compressed for the rehearsal
+REFRESH_SECONDS = 0.2  # how often the servers re-read their keyring
+
+
+@dataclasses.dataclass
+class _Sample:
+    started: float
+    pushprov_ms: float
+    total_ms: float
+    status: int
+    reason: str
+
+
+@dataclasses.dataclass
+class _Event:
+    at: float
+    side: str
+    key: str
+    change: str
+
+
+class _Rehearsal:
+    def __init__(self, root: Path, bits: int, step_seconds: float) -> None:
+        self.root = root
+        self.bits = bits
+        self.step_seconds = step_seconds
+        self.passphrase = secrets.token_urlsafe(24)
+        self.env = {**os.environ, "PUSHPROV_STORE_PASSPHRASE": self.passphrase}
+        self.samples: list[_Sample] = []
+        self.events: list[_Event] = []
+        self.started = time.monotonic()
+        self.labels: dict[str, str] = {}
+        for side in ("issuer", "sandbox"):
+            (root / side).mkdir(mode=0o700)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def keystore(self, side: str) -> Keystore:
+        store = SqliteStore.open(
+            self.root / side / "keystore.db", passphrase=self.passphrase.encode(), create=True
+        )
+        return Keystore(store, actor=f"rehearsal-{side}", drain_window=DRAIN)
+
+    def note(self, side: str, key: str, change: str) -> None:
+        self.events.append(_Event(time.monotonic() - self.started, side, self.labels[key], change))
+
+    def generate(self, side: str, label: str) -> str:
+        with contextlib.closing(self.keystore(side)) as keystore:
+            record = keystore.generate(
+                ENV, user_id=f"{label} <{label.lower()}@{side}.example>", bits=self.bits, at=now()
+            )
+        self.labels[record.key_id] = label
+        self.note(side, record.key_id, "generated (pending)")
+        return record.key_id
+
+    def hand_over(self, key_id: str, source: str, target: str, owner: str) -> None:
+        """Export a public key from one side and import it (pending) on the other."""
+        with contextlib.closing(self.keystore(source)) as keystore:
+            public = keystore.export(ENV, key_id, at=now())
+        with contextlib.closing(self.keystore(target)) as keystore:
+            keystore.import_key(ENV, public, at=now(), owner=owner)
+        self.note(target, key_id, f"imported from the {source} (pending)")
+
+    def promote(self, side: str, key_id: str, replacing: tuple[str, ...] = ()) -> None:
+        with contextlib.closing(self.keystore(side)) as keystore:
+            keystore.promote(ENV, key_id, at=now(), replacing=replacing, reason="rehearsal")
+        self.note(side, key_id, "self-test passed (verified) -> active")
+        for old in replacing:
+            self.note(side, old, "active -> retiring")
+
+    def retire(self, side: str, key_id: str, *, final: bool) -> None:
+        with contextlib.closing(self.keystore(side)) as keystore:
+            keystore.retire(ENV, key_id, at=now(), final=final, reason="rehearsal")
+        self.note(side, key_id, "retiring -> retired" if final else "active -> retiring")
+
+    def settle(self) -> None:
+        """Long enough for both servers to re-read their keyrings and for traffic to flow."""
+        time.sleep(max(self.step_seconds, 5 * REFRESH_SECONDS))
+
+    # -- servers ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def server(self, *args: str, data: Path, port: int) -> Iterator[ssl.SSLContext]:
+        log_path = data / f"{args[0]}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pushprov", *args, "--port", str(port),
+                 "--data-dir", str(data)],
+                env={**self.env, "PUSHPROV_KEY_REFRESH_SECONDS": str(REFRESH_SECONDS),
+                     "PUSHPROV_LOG_LEVEL": "warning",
+                     # One client drives all the traffic; the per-client limit is not under test.
+                     "PUSHPROV_RATE_LIMIT_PER_SECOND": "100000",
+                     # Traffic has stopped when the rehearsal stops a server: nothing to drain.
+                     "PUSHPROV_GRACEFUL_SHUTDOWN_SECONDS": "2"},
+                stdout=subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+        try:
+            yield self._wait_ready(process, data, port, log_path)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    @staticmethod
+    def _wait_ready(
+        process: subprocess.Popen[bytes], data: Path, port: int, log_path: Path
+    ) -> ssl.SSLContext:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError, httpx.TransportError):
+                context = ssl.create_default_context(cafile=str(data / "dev-tls.crt"))
+                if httpx.get(f"https://127.0.0.1:{port}/livez", verify=context).status_code == 200:
+                    return context
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"a server did not start: {log_path.read_text()[-800:]}")
+            time.sleep(0.1)
+
+    # -- traffic ----------------------------------------------------------------------------
+
+    def traffic(
+        self, pushprov: httpx.Client, sandbox: httpx.Client, stop: threading.Event, pan: str
+    ) -> None:
+        index = 0
+        while not stop.is_set():
+            index += 1
+            started = time.perf_counter()
+            session = sandbox.post("/v1/sessions").json()["serverSessionId"]
+            body = {
+                "requestHeader": {
+                    "requestId": f"rehearsal-{threading.get_ident() % 10000}-{index}",
+                    "requestTimestamp": str(int(time.time() * 1000)),
+                },
+                "serverSessionId": session,
+                "card": {"accountNumber": pan, "expiryMonth": "12", "expiryYear": "29"},
+            }
+            sealing = time.perf_counter()
+            response = pushprov.post("/v1/gopc", json=body)
+            pushprov_ms = (time.perf_counter() - sealing) * 1000
+            reason = f"HTTP {response.status_code} from pushprov"
+            if response.status_code == 200:
+                gopc = response.json()["googleOpaquePaymentCard"]
+                reason = sandbox.post("/v1/gopc", json={"googleOpaquePaymentCard": gopc}).json()[
+                    "reasonCode"
+                ]
+            total_ms = (time.perf_counter() - started) * 1000
+            self.samples.append(
+                _Sample(started, pushprov_ms, total_ms, response.status_code, reason)
+            )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return (
+        f"p50 {statistics.median(ordered):.1f} ms, p90 {pick(0.9):.1f} ms, p99 {pick(0.99):.1f} ms"
+    )
+
+
+def run_rehearsal(
+    *, bits: int = 2048, step_seconds: float = 1.5, clients: int = 2
+) -> tuple[bytes, int]:
+    root = Path(tempfile.mkdtemp(prefix="pushprov-rehearsal-"))
+    root.chmod(0o700)
+    try:
+        return _run(_Rehearsal(root, bits, step_seconds), clients)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(r: _Rehearsal, clients: int) -> tuple[bytes, int]:
+    # Keys: the issuer's signing key A, the sandbox's encryption key S1, exchanged and verified.
+    a = r.generate("issuer", "Issuer-A")
+    s1 = r.generate("sandbox", "Sandbox-S1")
+    r.promote("issuer", a)
+    r.promote("sandbox", s1)
+    r.hand_over(s1, "sandbox", "issuer", owner="google")
+    r.hand_over(a, "issuer", "sandbox", owner="issuer")
+    r.promote("issuer", s1)
+    r.promote("sandbox", a)
+    api_key = subprocess.run(
+        [sys.executable, "-m", "pushprov", "clients", "add", "rehearsal",
+         "--data-dir", str(r.root / "issuer")],
+        env=r.env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    pan = random_test_pan().reveal()
+    issuer_port, sandbox_port = _free_port(), _free_port()
+    with (
+        r.server("serve", "--store", str(r.root / "issuer" / "keystore.db"), "--workers", "2",
+                 data=r.root / "issuer", port=issuer_port) as issuer_tls,
+        r.server("sandbox", "serve", "--store", str(r.root / "sandbox" / "keystore.db"),
+                 data=r.root / "sandbox", port=sandbox_port) as sandbox_tls,
+    ):  # fmt: skip
+        stop = threading.Event()
+        threads = []
+        connections: list[httpx.Client] = []
+        for _ in range(clients):
+            pushprov = httpx.Client(
+                base_url=f"https://127.0.0.1:{issuer_port}", verify=issuer_tls, timeout=30,
+                headers={"authorization": f"Bearer {api_key}"},
+            )  # fmt: skip
+            sandbox = httpx.Client(
+                base_url=f"https://127.0.0.1:{sandbox_port}", verify=sandbox_tls, timeout=30
+            )
+            thread = threading.Thread(
+                target=r.traffic, args=(pushprov, sandbox, stop, pan), daemon=True
+            )
+            thread.start()
+            threads.append(thread)
+        traffic_started = time.monotonic()
+        r.settle()
+        # 1. The issuer's signing key, A -> B. The sandbox trusts B before the issuer signs with
+        #    it; A leaves the sandbox's trust only after the issuer stopped using it.
+        b = r.generate("issuer", "Issuer-B")
+        r.hand_over(b, "issuer", "sandbox", owner="issuer")
+        r.promote("sandbox", b)
+        r.settle()
+        r.promote("issuer", b, replacing=(a,))
+        r.settle()
+        r.retire("issuer", a, final=True)
+        r.retire("sandbox", a, final=False)
+        r.settle()
+        r.retire("sandbox", a, final=True)
+        r.settle()
+        # 2. The sandbox's encryption key, S1 -> S2. The sandbox can decrypt with S2 before the
+        #    issuer encrypts to it; S1 is retired on the sandbox only after the issuer dropped it.
+        s2 = r.generate("sandbox", "Sandbox-S2")
+        r.promote("sandbox", s2)
+        r.hand_over(s2, "sandbox", "issuer", owner="google")
+        r.settle()
+        r.promote("issuer", s2, replacing=(s1,))
+        r.settle()
+        r.retire("issuer", s1, final=True)
+        r.retire("sandbox", s1, final=False)
+        r.settle()
+        r.retire("sandbox", s1, final=True)
+        r.settle()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        elapsed = time.monotonic() - traffic_started
+        for connection in connections:  # idle keep-alive connections would hold up shutdown
+            connection.close()
+    for side in ("issuer", "sandbox"):
+        with contextlib.closing(r.keystore(side)) as keystore:
+            keystore.verify_audit(ENV)  # raises if the audit chain does not replay
+    return _report(r, elapsed)
+
+
+def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
+    total = len(r.samples)
+    accepted = sum(1 for s in r.samples if s.reason == "ACCEPTED")
+    failed = sum(1 for s in r.samples if s.status != 200)
+    rejected = total - accepted - failed
+    lines = [
+        "pushprov rehearsal: issuer service + Google sandbox on loopback over TLS",
+        f"  traffic      {total} GOPCs in {elapsed:.1f} s ({total / elapsed:.1f}/s), "
+        f"accepted {accepted}, rejected {rejected}, failed {failed}",
+        f"  pushprov     {_percentiles([s.pushprov_ms for s in r.samples])} (POST /v1/gopc)",
+        f"  end to end   {_percentiles([s.total_ms for s in r.samples])} "
+        "(session + GOPC + acceptance)",
+    ]
+    reasons = sorted({s.reason for s in r.samples if s.reason != "ACCEPTED"})
+    if reasons:
+        lines.append(f"  problems     {', '.join(reasons)}")
+    lines.append("  key timeline (seconds from start; every promotion ran its self-test first)")
+    for event in r.events:
+        lines.append(f"    {event.at:6.1f}  {event.side:8} {event.key:11} {event.change}")
+    ok = total > 0 and accepted == total
+    lines.append("rehearsal ok" if ok else "REHEARSAL FAILED")
+    return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
