@@ -24,7 +24,7 @@ from ._errors import (
 from ._keyring import Keyring, SecretCache
 from ._keystore import KeyGenerator, Keystore
 from ._model import ALLOWED_EDGES, OURS, Environment, Format, KeyRecord, Role, State
-from ._rules import DEFAULT_DRAIN_WINDOW, DEFAULT_EXPIRY_WARNING, Finding, key_warnings
+from ._rules import DEFAULT_DRAIN_WINDOW, DEFAULT_EXPIRY_WARNING, Finding, findings, key_warnings
 
 __all__ = [
     "ALLOWED_EDGES",
@@ -48,6 +48,7 @@ __all__ = [
     "State",
     "TransitionRefusedError",
     "entry_hash",
+    "findings",
     "genesis_hash",
     "key_warnings",
 ]

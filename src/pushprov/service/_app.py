@@ -9,6 +9,7 @@ queue (503 when full) -> seal. Business outcomes answer 200; errors answer
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as _dt
 import json
 import logging
@@ -41,6 +42,7 @@ from .._errors import (
     UnsupportedError,
 )
 from ._config import ServiceConfig
+from ._dashboard import counters_from_metrics, render_dashboard
 from ._keysource import KeySource, ServiceKeys
 from ._metrics import Metrics
 from ._models import (
@@ -212,7 +214,16 @@ class _BodyProblem(Exception):  # noqa: N818 - carries the status to answer with
         self.status = status
 
 
-_ROUTES = ("/v1/gopc", "/v1/echo", "/v1/keys/public", "/v1/keys", "/livez", "/readyz", "/metrics")
+_ROUTES = (
+    "/v1/gopc",
+    "/v1/echo",
+    "/v1/keys/public",
+    "/v1/keys",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/dashboard",
+)
 
 
 def _route_label(path: str) -> str:
@@ -260,13 +271,26 @@ def create_app(
         except PushprovError:
             raise _error(503, "KEYS_UNAVAILABLE", "no usable keys", at, None) from None
 
+    def caller(request: Request) -> str | None:
+        """The client behind a Bearer key, or Basic auth with the key as password (browsers)."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() == "basic":
+            try:
+                token = base64.b64decode(token, validate=True).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                return None
+        elif scheme.lower() != "bearer":
+            return None
+        client = state.authenticate(token)
+        if client is not None:
+            request.scope["state"]["client"] = client
+        return client
+
     async def authenticate(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        client = state.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        client = caller(request)
         if client is None:
             raise _not_found()
-        request.scope["state"]["client"] = client
         return client
 
     async def read_json(request: Request) -> Any:
@@ -556,6 +580,33 @@ def create_app(
                 )
         body = {"status": "ready" if not problems else "not ready", "problems": problems}
         return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get(
+        "/dashboard",
+        summary="Read-only dashboard: keys, their timeline, warnings, counters",
+        response_class=Response,
+        responses={401: {"description": "sign in: Basic auth, any user, the API key as password"}},
+    )
+    async def dashboard(request: Request) -> Response:
+        if caller(request) is None:
+            # A person in a browser: ask for credentials instead of the API's silent 404.
+            return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="pushprov"'})
+        at = clock()
+        page = render_dashboard(
+            current_keys(at),
+            counters_from_metrics(metrics.render().decode()),
+            env=config.env,
+            at=at,
+        )
+        return Response(
+            page,
+            media_type="text/html; charset=utf-8",
+            headers={
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                "img-src data:; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics_endpoint() -> Response:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
-from ..keys import Environment, Keyring, Keystore, SecretCache, State
+from ..keys import Environment, Keyring, Keystore, SecretCache, State, findings
 from ..store import SqliteStore
 from ._app import create_app
 from ._config import ServiceConfig
@@ -112,6 +112,8 @@ def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
             roles=tuple(sorted(role.value for role in record.roles)),
             state=record.state.value,
             expires=record.expires,
+            created=record.created,
+            transitions=tuple((state.value, when) for state, when in record.transitions),
         )
         for record in ring.records
         if record.state is not State.DESTROYED
@@ -124,6 +126,7 @@ def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
         verifiers=ring.verification_certs(),
         published=published,
         inventory=inventory,
+        warnings=tuple(finding.message for finding in findings(ring.records, at)),
     )
 
 

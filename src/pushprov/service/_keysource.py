@@ -23,6 +23,8 @@ class KeyStatus:
     roles: tuple[str, ...]
     state: str
     expires: _dt.datetime | None
+    created: _dt.datetime | None = None
+    transitions: tuple[tuple[str, _dt.datetime], ...] = ()  # (state entered, when)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -36,6 +38,7 @@ class ServiceKeys:
     verifiers: tuple[RecipientKey, ...]
     published: tuple[str, ...]
     inventory: tuple[KeyStatus, ...]
+    warnings: tuple[str, ...] = ()  # what `keys check` would report
 
     def __repr__(self) -> str:
         return f"ServiceKeys(version={self.version!r}, keys={len(self.inventory)})"
