@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
@@ -347,7 +348,11 @@ def load_jwks(data: bytes | str, *, policy: Policy = GOOGLE_PROFILE) -> list[Jwk
 
 def _bytes_capped(data: bytes | str, policy: Policy) -> bytes:
     if isinstance(data, str):
-        data = data.encode("utf-8")
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate has no UTF-8 form: this text can be neither JSON nor PEM.
+            raise KeyInvalidError("the key file is not valid Unicode text") from None
     elif not isinstance(data, bytes):
         raise UsageError("key data must be bytes or str")
     if len(data) > policy.max_key_file_bytes:
@@ -368,6 +373,9 @@ def _from_pem(raw: bytes, policy: Policy) -> JwkKey:
             secret = serialization.load_pem_private_key(raw, password=None)
         except TypeError:
             raise KeyInvalidError("encrypted PEM keys are not supported") from None
+        except UnsupportedAlgorithm:
+            # A well-formed PKCS#8 whose algorithm OID OpenSSL does not know.
+            raise KeyInvalidError("only RSA keys are supported") from None
         except ValueError:
             raise KeyInvalidError("the PEM private key cannot be read") from None
         if not isinstance(secret, rsa.RSAPrivateKey):
@@ -377,6 +385,8 @@ def _from_pem(raw: bytes, policy: Policy) -> JwkKey:
     else:
         try:
             loaded = serialization.load_pem_public_key(raw)
+        except UnsupportedAlgorithm:
+            raise KeyInvalidError("only RSA keys are supported") from None
         except ValueError:
             raise KeyInvalidError("the PEM public key cannot be read") from None
         if not isinstance(loaded, rsa.RSAPublicKey):
