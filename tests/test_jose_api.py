@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import types
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 import pushprov.jose
 from pushprov._errors import (
     DecryptionFailedError,
     InputTooLargeError,
     KeyUnusableError,
+    MalformedInputError,
     PolicyViolationError,
     SignatureInvalidError,
     UsageError,
 )
+from pushprov._opened import Opened
 from pushprov._policy import GOOGLE_PROFILE, Policy
-from pushprov.jose import generate_jwk, open_jwe, seal_jwe
+from pushprov.jose import JwkKey, generate_jwk, load_jwk, open_jwe, seal_jwe
+from pushprov.jose._compact import b64u_encode, encode_header
 from pushprov.jose._jws import sign_jws
 
 from .jose_support import NOW, PROFILE_CELLS, decode_header, fixed_key, forge_jwe
@@ -267,3 +273,73 @@ def test_policy_refuses_algorithms_outside_the_implementation() -> None:
     assert GOOGLE_PROFILE.jwe_algs == {"RSA-OAEP-256", "RSA1_5"}
     assert GOOGLE_PROFILE.jwe_encs == {"A256GCM", "A128CBC-HS256"}
     assert GOOGLE_PROFILE.jws_algs == {"RS256", "RS384", "RS512", "PS256"}
+
+
+LAST_SECOND = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+
+
+def test_reference_times_stay_within_what_jose_can_write() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
+    minus_two = dt.timezone(dt.timedelta(hours=-2))
+    # 1969 would write a negative "iat"; 23:00 at UTC-2 is already year 10000 in UTC.
+    for at in (dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+               dt.datetime(9999, 12, 31, 23, 0, tzinfo=minus_two)):  # fmt: skip
+        with pytest.raises(UsageError, match="9999"):
+            seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=at)
+        with pytest.raises(UsageError, match="9999"):
+            open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=at)
+        with pytest.raises(UsageError, match="9999"):
+            generate_jwk(at=at, bits=2048)
+
+
+def test_a_key_cannot_be_made_to_expire_after_year_9999() -> None:
+    with pytest.raises(UsageError, match="expire after"):
+        generate_jwk(at=dt.datetime(9999, 12, 31, tzinfo=dt.UTC), bits=2048)
+    validity = dt.timedelta(days=1)
+    last = generate_jwk(at=LAST_SECOND - validity, validity=validity, bits=2048)
+    assert last.expires == LAST_SECOND
+
+
+def _timeless(key: JwkKey) -> JwkKey:
+    """The key without "iat"/"exp": then only the reference time is at the edge."""
+    doc = json.loads(key.to_json(private=True))
+    return load_jwk(json.dumps({k: v for k, v in doc.items() if k not in ("iat", "exp")}))
+
+
+def test_opening_works_up_to_the_last_second_of_year_9999() -> None:
+    timeless, recipient = _timeless(fixed_key("signer")), _timeless(fixed_key("recipient"))
+    token = seal_jwe(PAYLOAD, sign_with=timeless, encrypt_to=recipient, at=NOW)
+    for at in (LAST_SECOND, LAST_SECOND.replace(microsecond=999999)):
+        opened = open_jwe(token, decrypt_with=[recipient], verify_with=[timeless], at=at)
+        assert opened.signatures[0].created == NOW
+        # Sealed in that last second too: the "iat" written is one we read back.
+        late = seal_jwe(PAYLOAD, sign_with=timeless, encrypt_to=recipient.public(), at=at)
+        opened = open_jwe(late, decrypt_with=[recipient], verify_with=[timeless], at=at)
+        assert opened.signatures[0].created == LAST_SECOND
+
+
+def _signed_jws(header: dict[str, object]) -> bytes:
+    """A JWS with any header, properly signed (RS256) by the "signer" key."""
+    secret = fixed_key("signer")._secret
+    assert secret is not None
+    signing_input = encode_header(header) + b"." + b64u_encode(PAYLOAD)
+    signature = secret.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + b"." + b64u_encode(signature)
+
+
+def test_a_signing_time_past_year_9999_is_malformed_not_a_crash() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    nested = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": "recipient", "cty": "JWT"}
+
+    def open_signed(iat: int) -> Opened:
+        jws = _signed_jws({"alg": "RS256", "kid": "signer", "iat": iat})
+        token = forge_jwe(nested, jws, recipient)
+        return open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+
+    assert open_signed(int(NOW.timestamp())).signatures[0].created == NOW  # the control
+    for iat in (2**40 - 1, 253402300800):
+        with pytest.raises(MalformedInputError, match="year 9999"):
+            open_signed(iat)
+    with pytest.raises(SignatureInvalidError, match="future"):
+        open_signed(253402300799)  # the last second that fits: only too late, not malformed

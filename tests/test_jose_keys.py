@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
+import datetime as dt
 import json
 import pickle
 from collections.abc import Callable
@@ -231,3 +232,19 @@ def test_text_with_a_lone_surrogate_is_an_invalid_key(load: Callable[[str], obje
     for text in ('{"kty":"RSA","kid":"\ud800"}', '{"keys":[{"kty":"RSA","kid":"\udfff"}]}'):
         with pytest.raises(KeyInvalidError, match="Unicode"):
             load(text)
+
+
+END_OF_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
+
+
+@pytest.mark.parametrize("member", ["iat", "exp"])
+def test_jwk_times_end_with_year_9999(member: str) -> None:
+    # No "iat" with a far "exp" (and the reverse): the lifetime check is not what is tested.
+    other = "exp" if member == "iat" else "iat"
+    last = load_jwk(_jwk(**{member: END_OF_TIME, other: None}))
+    when = last.created if member == "iat" else last.expires
+    assert when == dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    assert json.loads(last.to_json())[member] == END_OF_TIME  # and it reads back
+    for value in (END_OF_TIME + 1, 2**40 - 1):
+        with pytest.raises(KeyInvalidError, match="Unix seconds"):
+            load_jwk(_jwk(**{member: value, other: None}))

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 from joserfc.jwk import RSAKey
 
-from .._clock import as_unix, from_unix
+from .._clock import MAX_UNIX_SECONDS, as_unix, from_unix
 from .._errors import (
     InputTooLargeError,
     KeyInvalidError,
@@ -267,6 +267,10 @@ def _unpickle_public(text: str) -> JwkKey:
 def check_time(at: _dt.datetime) -> None:
     if not isinstance(at, _dt.datetime) or at.utcoffset() is None:
         raise UsageError("at must be an aware datetime (UTC)")
+    # Outside this range we would write an iat/exp that no reader (ours included) accepts.
+    # Whole seconds: as_unix goes through a float, which rounds x.999999 up near year 9999.
+    if not 0 <= as_unix(at.replace(microsecond=0)) <= MAX_UNIX_SECONDS:
+        raise UsageError("at must lie between 1970-01-01 and 9999-12-31T23:59:59Z")
 
 
 def generate_jwk(
@@ -305,8 +309,14 @@ def generate_jwk(
             raise PolicyViolationError("alg is not one the policy allows for this use")
     if kid is not None:
         _check_kid(kid, UsageError)
-    secret = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     created = at.astimezone(_dt.UTC).replace(microsecond=0)
+    try:
+        expires = created + validity
+    except OverflowError:
+        expires = None
+    if expires is None or as_unix(expires) > MAX_UNIX_SECONDS:
+        raise UsageError("the key would expire after 9999-12-31T23:59:59Z")
+    secret = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     return JwkKey._build(
         secret.public_key(),
         secret,
@@ -315,7 +325,7 @@ def generate_jwk(
         use=use,
         key_ops=None,
         created=created,
-        expires=created + validity,
+        expires=expires,
     )
 
 
@@ -475,8 +485,8 @@ def _member_time(obj: Mapping[str, Any], name: str) -> _dt.datetime | None:
     value = obj.get(name)
     if value is None:
         return None
-    if type(value) is not int or not 0 <= value < 2**40:
-        raise KeyInvalidError(f'the JWK member "{name}" must be Unix seconds')
+    if type(value) is not int or not 0 <= value <= MAX_UNIX_SECONDS:
+        raise KeyInvalidError(f'the JWK member "{name}" must be Unix seconds up to year 9999')
     return from_unix(value)
 
 
