@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import types
 
@@ -193,7 +194,8 @@ def test_signatures_need_a_trusted_current_fitting_key() -> None:
 
 
 def test_a_signature_from_the_future_is_refused() -> None:
-    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    # Keys without "iat": made at NOW, they would not be valid yet at the earlier times below.
+    signer, recipient = _timeless(fixed_key("signer")), _timeless(fixed_key("recipient"))
     token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
     early = NOW - GOOGLE_PROFILE.clock_skew - dt.timedelta(seconds=1)
     with pytest.raises(SignatureInvalidError, match="future"):
@@ -343,3 +345,51 @@ def test_a_signing_time_past_year_9999_is_malformed_not_a_crash() -> None:
             open_signed(iat)
     with pytest.raises(SignatureInvalidError, match="future"):
         open_signed(253402300799)  # the last second that fits: only too late, not malformed
+
+
+LATER = NOW + dt.timedelta(days=30)
+
+
+@functools.cache
+def _future_keys() -> tuple[JwkKey, JwkKey]:
+    """A signer and a recipient whose "iat" is LATER: not valid yet at NOW."""
+    return (
+        generate_jwk(bits=2048, at=LATER, kid="future-signer"),
+        generate_jwk(bits=2048, at=LATER, kid="future-recipient"),
+    )
+
+
+def test_keys_not_valid_yet_do_not_seal() -> None:
+    signer, recipient = _future_keys()
+    with pytest.raises(KeyUnusableError, match=r"signing key cannot sign .*not valid yet"):
+        seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=fixed_key("recipient"), at=NOW)
+    with pytest.raises(KeyUnusableError, match=r"recipient key cannot encrypt .*not valid yet"):
+        seal_jwe(PAYLOAD, sign_with=fixed_key("signer"), encrypt_to=recipient.public(), at=NOW)
+    assert seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=LATER)  # from iat on
+
+
+def test_keys_not_valid_yet_do_not_open_and_fail_like_any_other_key() -> None:
+    future_signer, future_recipient = _future_keys()
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    nested = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT"}
+    # Built below seal_jwe, which would refuse these keys at NOW.
+    to_future = forge_jwe(
+        {**nested, "kid": "future-recipient"}, sign_jws(PAYLOAD, signer, "RS256", NOW),
+        future_recipient,
+    )  # fmt: skip
+    by_future = forge_jwe(
+        {**nested, "kid": "recipient"}, sign_jws(PAYLOAD, future_signer, "RS256", NOW), recipient
+    )
+    # The controls: from the keys' iat on, both tokens open.
+    assert open_jwe(to_future, decrypt_with=[future_recipient], verify_with=[signer], at=LATER)
+    assert open_jwe(by_future, decrypt_with=[recipient], verify_with=[future_signer], at=LATER)
+    with pytest.raises(DecryptionFailedError) as not_yet:
+        open_jwe(to_future, decrypt_with=[future_recipient], verify_with=[signer], at=NOW)
+    with pytest.raises(DecryptionFailedError) as wrong_key:
+        open_jwe(to_future, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+    assert str(not_yet.value) == str(wrong_key.value)
+    with pytest.raises(SignatureInvalidError) as not_yet_signer:
+        open_jwe(by_future, decrypt_with=[recipient], verify_with=[future_signer], at=NOW)
+    with pytest.raises(SignatureInvalidError) as untrusted:
+        open_jwe(by_future, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+    assert str(not_yet_signer.value) == str(untrusted.value)

@@ -161,7 +161,7 @@ class JwkKey:
 
     @property
     def created(self) -> _dt.datetime | None:
-        """The JWK's ``iat`` (our extension: when the key was made), if recorded."""
+        """The JWK's ``iat`` (our extension: when the key was made); before it, no use at all."""
         return self._created
 
     @property
@@ -224,11 +224,12 @@ class JwkKey:
         """True when ``at`` is at or after the key's ``exp``."""
         return self._expires is not None and at >= self._expires
 
-    def _unusable(self, operation: str, alg: str, at: _dt.datetime | None) -> str | None:
+    def _unusable(self, operation: str, alg: str, at: _dt.datetime) -> str | None:
         """Why this key may not do ``operation`` ("sign", "verify", "encrypt", "decrypt") with
-        ``alg`` at ``at`` (None: no expiry check), or None when it may.
+        ``alg`` at ``at``, or None when it may.
 
-        Decided from public metadata only, so a refusal never costs RSA work.
+        A key is unusable before its ``iat`` for every operation, and from its ``exp`` for all
+        but "decrypt". Decided from public metadata only, so a refusal never costs RSA work.
         """
         names = _OP_NAMES[operation]
         if self._use is not None and self._use != _KEY_OPS[names[0]]:
@@ -241,7 +242,11 @@ class JwkKey:
             return f"it is pinned to {self._alg if known else 'another algorithm'}"
         if operation in ("sign", "decrypt") and self._ops is None:
             return "it has no private part"
-        if at is not None and self.expired_at(at):
+        # Like an OpenPGP key created in the future: not valid yet, whatever it is asked to do.
+        if self._created is not None and at < self._created:
+            return "it is not valid yet"
+        # Decryption does not expire: messages sealed while the key was current are in flight.
+        if operation != "decrypt" and self.expired_at(at):
             return "it has expired"
         return None
 
