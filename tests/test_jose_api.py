@@ -28,7 +28,14 @@ from pushprov.jose import JwkKey, generate_jwk, load_jwk, open_jwe, seal_jwe
 from pushprov.jose._compact import b64u_encode, encode_header
 from pushprov.jose._jws import sign_jws
 
-from .jose_support import NOW, PROFILE_CELLS, decode_header, fixed_key, forge_jwe
+from .jose_support import (
+    NOW,
+    PROFILE_CELLS,
+    cell_recipient,
+    decode_header,
+    fixed_key,
+    forge_jwe,
+)
 
 PAYLOAD = b'{"protocolHeader":{"version":1}}'
 
@@ -46,7 +53,7 @@ def test_public_surface_is_pinned() -> None:
 
 @pytest.mark.parametrize(("alg", "enc", "compress"), PROFILE_CELLS)
 def test_round_trip_every_profile_cell(alg: str, enc: str, compress: bool) -> None:
-    signer, recipient = fixed_key("signer", use="sig"), fixed_key("recipient", use="enc")
+    signer, recipient = fixed_key("signer", use="sig"), cell_recipient("recipient", alg, use="enc")
     token = seal_jwe(
         PAYLOAD,
         sign_with=signer,
@@ -97,7 +104,7 @@ def test_algorithms_outside_the_policy_are_refused_when_sealing() -> None:
 
 def test_a_stricter_policy_turns_rsa1_5_off() -> None:
     strict = dataclasses.replace(GOOGLE_PROFILE, jwe_algs=frozenset({"RSA-OAEP-256"}))
-    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    signer, recipient = fixed_key("signer"), fixed_key("legacy", alg="RSA1_5")
     token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, alg="RSA1_5")
     assert open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW)
     with pytest.raises(PolicyViolationError):
@@ -106,6 +113,27 @@ def test_a_stricter_policy_turns_rsa1_5_off() -> None:
         seal_jwe(
             PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, alg="RSA1_5", policy=strict
         )
+
+
+def test_rsa1_5_is_only_for_keys_pinned_to_it() -> None:
+    signer, unpinned = fixed_key("signer"), fixed_key("recipient")
+    assert decode_header(seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=unpinned, at=NOW)) == {
+        "alg": "RSA-OAEP-256",
+        "enc": "A256GCM",
+        "kid": "recipient",
+        "cty": "JWT",
+    }
+    legacy_default = dataclasses.replace(GOOGLE_PROFILE, jwe_alg="RSA1_5")
+    for options in ({"alg": "RSA1_5"}, {"policy": legacy_default}):
+        with pytest.raises(KeyUnusableError, match="RSA1_5 is only for keys pinned to it"):
+            seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=unpinned, at=NOW, **options)
+    # Google's legacy variant: a key generated for it, pinned in its JWK, both ways.
+    legacy = generate_jwk(bits=2048, at=NOW, use="enc", alg="RSA1_5", kid="legacy-enc")
+    assert json.loads(legacy.to_json())["alg"] == "RSA1_5"
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=load_jwk(legacy.to_json()), at=NOW)
+    assert decode_header(token)["alg"] == "RSA1_5"
+    opened = open_jwe(token, decrypt_with=[legacy], verify_with=[signer], at=NOW)
+    assert (opened.plaintext, opened.decryption_key) == (PAYLOAD, "legacy-enc")
 
 
 def test_a_pinned_key_chooses_its_algorithm_and_refuses_others() -> None:

@@ -291,7 +291,7 @@ def _pkcs1(key: JwkKey, message: bytes, *, block_type: int = 2, separator: bool 
 
 
 def test_rsa1_5_failures_are_indistinguishable() -> None:
-    key = fixed_key("victim")
+    key = fixed_key("victim", alg="RSA1_5")  # RSA1_5 is only for keys pinned to it
     jws = _jws()
     header = {**NESTED, "alg": "RSA1_5"}
     good = forge_jwe(header, jws, key, wrap_alg="RSA1_5")
@@ -323,6 +323,32 @@ def test_rsa1_5_failures_are_indistinguishable() -> None:
             "the message could not be decrypted",
         )
     }
+
+
+def test_an_unpinned_key_is_no_rsa1_5_oracle() -> None:
+    # An unpinned key serves RSA-OAEP-256; were it to unwrap PKCS#1 v1.5 too, that oracle
+    # would open its captured OAEP tokens. RSA1_5 tokens to it cost no RSA work at all.
+    unpinned, probe = _probed(fixed_key("victim"))
+    legacy, legacy_probe = _probed(fixed_key("legacy", alg="RSA1_5"))
+    jws = _jws()
+    header = {**NESTED, "alg": "RSA1_5"}
+    kidless = {"alg": "RSA1_5", "enc": "A256GCM", "cty": "JWT"}
+    errors = set()
+    for token in (
+        forge_jwe(header, jws, unpinned, wrap_alg="RSA1_5"),
+        forge_jwe(kidless, jws, unpinned, wrap_alg="RSA1_5"),
+        forge_jwe(header, jws, unpinned, wrap_alg="RSA1_5", encrypted_key=os.urandom(256)),
+    ):
+        with pytest.raises(DecryptionFailedError) as caught:
+            _open(token, unpinned)
+        errors.add(str(caught.value))
+    assert probe.decrypts == 0
+    assert errors == {"decryption_failed: the message could not be decrypted"}
+    # Beside a pinned key, a kid-less RSA1_5 token is tried on the pinned key only.
+    to_legacy = forge_jwe(kidless, jws, legacy, wrap_alg="RSA1_5")
+    keys = [unpinned, legacy]
+    opened = open_jwe(to_legacy, decrypt_with=keys, verify_with=[fixed_key("signer")], at=NOW)
+    assert (opened.decryption_key, probe.decrypts, legacy_probe.decrypts) == ("legacy", 0, 1)
 
 
 def test_unwrap_substitutes_fresh_random_keys_of_the_right_length() -> None:

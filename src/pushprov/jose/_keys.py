@@ -151,7 +151,8 @@ class JwkKey:
 
     @property
     def alg(self) -> str | None:
-        """The one algorithm this key may be used with, or None for any the policy allows."""
+        """The one algorithm this key may be used with, or None for any the policy allows
+        except RSA1_5, which only a key pinned to it serves."""
         return self._alg
 
     @property
@@ -240,6 +241,10 @@ class JwkKey:
             # Name only algorithms we know: the key file's text does not reach error messages.
             known = self._alg in JWE_ALGS | JWS_ALGS
             return f"it is pinned to {self._alg if known else 'another algorithm'}"
+        if alg == "RSA1_5" and self._alg != alg:
+            # An unpinned key also serves RSA-OAEP-256: a PKCS#1 v1.5 oracle on it (Bleichenbacher)
+            # would open captured OAEP tokens as well. Legacy RSA1_5 gets a key of its own.
+            return 'RSA1_5 is only for keys pinned to it (JWK "alg": "RSA1_5")'
         if operation in ("sign", "decrypt") and self._ops is None:
             return "it has no private part"
         # Like an OpenPGP key created in the future: not valid yet, whatever it is asked to do.
