@@ -23,7 +23,7 @@ from .._errors import (
     UsageError,
 )
 from .._policy import GOOGLE_PROFILE, Policy
-from ._compact import b64u_decode, b64u_encode, parse_json_object
+from ._compact import b64u_decode, b64u_encode, check_kid, parse_json_object
 
 __all__ = [
     "JWE_ALGS",
@@ -41,7 +41,6 @@ JWE_ALGS = frozenset({"RSA-OAEP-256", "RSA1_5"})
 JWS_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 
 _MAX_BITS = 8192  # larger moduli only buy slower private operations for an attacker to trigger
-_MAX_KID = 256
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 # RFC 7517 §4.3, and which JOSE role each operation belongs to.
 _KEY_OPS = {
@@ -318,7 +317,7 @@ def generate_jwk(
         if alg not in allowed:
             raise PolicyViolationError("alg is not one the policy allows for this use")
     if kid is not None:
-        _check_kid(kid, UsageError)
+        check_kid(kid, UsageError)
     created = at.astimezone(_dt.UTC).replace(microsecond=0)
     try:
         expires = created + validity
@@ -449,7 +448,7 @@ def _from_mapping(obj: Mapping[str, Any], policy: Policy | None) -> JwkKey:
         raise KeyInvalidError("the RSA key values are inconsistent") from None
     kid = obj.get("kid")
     if kid is not None:
-        _check_kid(kid, KeyInvalidError)
+        check_kid(kid, KeyInvalidError)
     alg = obj.get("alg")
     if alg is not None and (not isinstance(alg, str) or not 0 < len(alg) <= 32):
         raise KeyInvalidError('"alg" must be a short string')
@@ -509,11 +508,6 @@ def _key_ops(value: object) -> frozenset[str] | None:
     if len(ops) != len(value) or not ops <= _KEY_OPS.keys():
         raise KeyInvalidError('"key_ops" must list distinct registered operations')
     return ops
-
-
-def _check_kid(kid: object, error: type[KeyInvalidError] | type[UsageError]) -> None:
-    if not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable():
-        raise error(f"kid must be 1 to {_MAX_KID} printable characters")
 
 
 def _check_bits(public: rsa.RSAPublicKey, policy: Policy) -> None:
