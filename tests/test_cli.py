@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import pushprov as pushprov_package
+
 CARD = b'{"accountNumber":"4111111111111111","expiryMonth":"12","expiryYear":"29"}'
 AT = "2026-11-01T12:00:00Z"
 
@@ -23,12 +25,20 @@ class Run:
     err: str
 
 
+# The child must run the pushprov this process imported: a relative PYTHONPATH (``src``) does
+# not survive the change of directory, and the venv's installed copy may be another checkout.
+_SOURCE = str(Path(pushprov_package.__file__).resolve().parents[1])
+_INHERITED = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+_CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, *_INHERITED])}
+
+
 def pushprov(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> Run:
     proc = subprocess.run(
         [sys.executable, "-m", "pushprov", *args],
         input=stdin,
         capture_output=True,
         cwd=cwd,
+        env=_CHILD_ENV,
         timeout=120,
         check=False,
     )
