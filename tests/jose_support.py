@@ -33,6 +33,11 @@ def fixed_key(name: str, *, use: str | None = None, alg: str | None = None) -> J
     return generate_jwk(bits=2048, at=NOW, use=use, alg=alg, kid=name)
 
 
+def cell_recipient(name: str, alg: str, *, use: str | None = None) -> JwkKey:
+    """The recipient key for a profile cell: RSA1_5 is only for keys pinned to it (same kid)."""
+    return fixed_key(name, use=use, alg="RSA1_5" if alg == "RSA1_5" else None)
+
+
 def canary_gopc() -> bytes:
     card = Card(account_number=Pan(CANARY_PAN), expiry_month="12", expiry_year="29")
     return Gopc(server_session_id="session-0123456789abcdef", card=card).to_json()

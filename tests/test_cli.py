@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import pushprov as pushprov_package
+
 CARD = b'{"accountNumber":"4111111111111111","expiryMonth":"12","expiryYear":"29"}'
 AT = "2026-11-01T12:00:00Z"
 
@@ -23,12 +25,20 @@ class Run:
     err: str
 
 
+# The child must run the pushprov this process imported: a relative PYTHONPATH (``src``) does
+# not survive the change of directory, and the venv's installed copy may be another checkout.
+_SOURCE = str(Path(pushprov_package.__file__).resolve().parents[1])
+_INHERITED = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+_CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, *_INHERITED])}
+
+
 def pushprov(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> Run:
     proc = subprocess.run(
         [sys.executable, "-m", "pushprov", *args],
         input=stdin,
         capture_output=True,
         cwd=cwd,
+        env=_CHILD_ENV,
         timeout=120,
         check=False,
     )
@@ -208,20 +218,29 @@ def jwk_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--public-out", str(path / f"{name}.pub.jwk"),
         )  # fmt: skip
         assert run.code == 0, run.err
+    # Google's legacy RSA1_5 variant needs a recipient key pinned to it: the same key, "alg" set.
+    for suffix in (".jwk", ".pub.jwk"):
+        doc = json.loads((path / f"google{suffix}").read_text())
+        legacy = path / f"google-legacy{suffix}"
+        legacy.write_text(json.dumps({**doc, "kid": "google-legacy", "alg": "RSA1_5"}))
+        legacy.chmod(0o600)
     return path
 
 
 def test_gopc_over_jwe(jwk_home: Path) -> None:
-    for options in ([], ["--alg", "RSA1_5", "--enc", "A128CBC-HS256", "--zip"]):
+    for options, google in (
+        ([], "google"),
+        (["--alg", "RSA1_5", "--enc", "A128CBC-HS256", "--zip"], "google-legacy"),
+    ):
         sealed = pushprov(
             "gopc", "seal", "--format", "jwe", "--session-id", "s-7", "--sign-with", "issuer.jwk",
-            "--encrypt-to", "google.pub.jwk", "--at", AT, *options, stdin=CARD, cwd=jwk_home,
+            "--encrypt-to", f"{google}.pub.jwk", "--at", AT, *options, stdin=CARD, cwd=jwk_home,
         )  # fmt: skip
         assert sealed.code == 0, sealed.err
         assert sealed.out.count(b".") == 4  # compact JWE
         opened = pushprov(
             "gopc", "open", "--format", "jwe", "--session-id", "s-7", "--decrypt-with",
-            "google.jwk", "--verify-with", "issuer.pub.jwk", "--json", "--at", AT,
+            f"{google}.jwk", "--verify-with", "issuer.pub.jwk", "--json", "--at", AT,
             stdin=sealed.out, cwd=jwk_home,
         )  # fmt: skip
         assert opened.code == 0, opened.err
@@ -245,6 +264,12 @@ def test_gopc_over_jwe(jwk_home: Path) -> None:
             "key_invalid",
             8,
         )
+    # RSA1_5 to a key without that pin is refused before anything is sealed.
+    refused = pushprov(
+        "gopc", "seal", "--format", "jwe", "--session-id", "s-7", "--sign-with", "issuer.jwk",
+        "--encrypt-to", "google.pub.jwk", "--at", AT, "--alg", "RSA1_5", stdin=CARD, cwd=jwk_home,
+    )  # fmt: skip
+    assert_error(refused, "key_unusable", 9)
 
 
 def test_jwe_options_need_jwe_and_inspect_reads_jwk(home: Path, jwk_home: Path) -> None:

@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import json
 import types
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 import pushprov.jose
 from pushprov._errors import (
     DecryptionFailedError,
     InputTooLargeError,
     KeyUnusableError,
+    MalformedInputError,
     PolicyViolationError,
     SignatureInvalidError,
     UsageError,
 )
+from pushprov._opened import Opened
 from pushprov._policy import GOOGLE_PROFILE, Policy
-from pushprov.jose import generate_jwk, open_jwe, seal_jwe
+from pushprov.jose import JwkKey, generate_jwk, load_jwk, open_jwe, seal_jwe
+from pushprov.jose._compact import b64u_encode, encode_header
 from pushprov.jose._jws import sign_jws
 
-from .jose_support import NOW, PROFILE_CELLS, decode_header, fixed_key, forge_jwe
+from .jose_support import (
+    NOW,
+    PROFILE_CELLS,
+    cell_recipient,
+    decode_header,
+    fixed_key,
+    forge_jwe,
+)
 
 PAYLOAD = b'{"protocolHeader":{"version":1}}'
 
@@ -39,7 +53,7 @@ def test_public_surface_is_pinned() -> None:
 
 @pytest.mark.parametrize(("alg", "enc", "compress"), PROFILE_CELLS)
 def test_round_trip_every_profile_cell(alg: str, enc: str, compress: bool) -> None:
-    signer, recipient = fixed_key("signer", use="sig"), fixed_key("recipient", use="enc")
+    signer, recipient = fixed_key("signer", use="sig"), cell_recipient("recipient", alg, use="enc")
     token = seal_jwe(
         PAYLOAD,
         sign_with=signer,
@@ -90,7 +104,7 @@ def test_algorithms_outside_the_policy_are_refused_when_sealing() -> None:
 
 def test_a_stricter_policy_turns_rsa1_5_off() -> None:
     strict = dataclasses.replace(GOOGLE_PROFILE, jwe_algs=frozenset({"RSA-OAEP-256"}))
-    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    signer, recipient = fixed_key("signer"), fixed_key("legacy", alg="RSA1_5")
     token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, alg="RSA1_5")
     assert open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW)
     with pytest.raises(PolicyViolationError):
@@ -99,6 +113,27 @@ def test_a_stricter_policy_turns_rsa1_5_off() -> None:
         seal_jwe(
             PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, alg="RSA1_5", policy=strict
         )
+
+
+def test_rsa1_5_is_only_for_keys_pinned_to_it() -> None:
+    signer, unpinned = fixed_key("signer"), fixed_key("recipient")
+    assert decode_header(seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=unpinned, at=NOW)) == {
+        "alg": "RSA-OAEP-256",
+        "enc": "A256GCM",
+        "kid": "recipient",
+        "cty": "JWT",
+    }
+    legacy_default = dataclasses.replace(GOOGLE_PROFILE, jwe_alg="RSA1_5")
+    for options in ({"alg": "RSA1_5"}, {"policy": legacy_default}):
+        with pytest.raises(KeyUnusableError, match="RSA1_5 is only for keys pinned to it"):
+            seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=unpinned, at=NOW, **options)
+    # Google's legacy variant: a key generated for it, pinned in its JWK, both ways.
+    legacy = generate_jwk(bits=2048, at=NOW, use="enc", alg="RSA1_5", kid="legacy-enc")
+    assert json.loads(legacy.to_json())["alg"] == "RSA1_5"
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=load_jwk(legacy.to_json()), at=NOW)
+    assert decode_header(token)["alg"] == "RSA1_5"
+    opened = open_jwe(token, decrypt_with=[legacy], verify_with=[signer], at=NOW)
+    assert (opened.plaintext, opened.decryption_key) == (PAYLOAD, "legacy-enc")
 
 
 def test_a_pinned_key_chooses_its_algorithm_and_refuses_others() -> None:
@@ -187,7 +222,8 @@ def test_signatures_need_a_trusted_current_fitting_key() -> None:
 
 
 def test_a_signature_from_the_future_is_refused() -> None:
-    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    # Keys without "iat": made at NOW, they would not be valid yet at the earlier times below.
+    signer, recipient = _timeless(fixed_key("signer")), _timeless(fixed_key("recipient"))
     token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
     early = NOW - GOOGLE_PROFILE.clock_skew - dt.timedelta(seconds=1)
     with pytest.raises(SignatureInvalidError, match="future"):
@@ -267,3 +303,121 @@ def test_policy_refuses_algorithms_outside_the_implementation() -> None:
     assert GOOGLE_PROFILE.jwe_algs == {"RSA-OAEP-256", "RSA1_5"}
     assert GOOGLE_PROFILE.jwe_encs == {"A256GCM", "A128CBC-HS256"}
     assert GOOGLE_PROFILE.jws_algs == {"RS256", "RS384", "RS512", "PS256"}
+
+
+LAST_SECOND = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+
+
+def test_reference_times_stay_within_what_jose_can_write() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
+    minus_two = dt.timezone(dt.timedelta(hours=-2))
+    # 1969 would write a negative "iat"; 23:00 at UTC-2 is already year 10000 in UTC.
+    for at in (dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+               dt.datetime(9999, 12, 31, 23, 0, tzinfo=minus_two)):  # fmt: skip
+        with pytest.raises(UsageError, match="9999"):
+            seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=at)
+        with pytest.raises(UsageError, match="9999"):
+            open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=at)
+        with pytest.raises(UsageError, match="9999"):
+            generate_jwk(at=at, bits=2048)
+
+
+def test_a_key_cannot_be_made_to_expire_after_year_9999() -> None:
+    with pytest.raises(UsageError, match="expire after"):
+        generate_jwk(at=dt.datetime(9999, 12, 31, tzinfo=dt.UTC), bits=2048)
+    validity = dt.timedelta(days=1)
+    last = generate_jwk(at=LAST_SECOND - validity, validity=validity, bits=2048)
+    assert last.expires == LAST_SECOND
+
+
+def _timeless(key: JwkKey) -> JwkKey:
+    """The key without "iat"/"exp": then only the reference time is at the edge."""
+    doc = json.loads(key.to_json(private=True))
+    return load_jwk(json.dumps({k: v for k, v in doc.items() if k not in ("iat", "exp")}))
+
+
+def test_opening_works_up_to_the_last_second_of_year_9999() -> None:
+    timeless, recipient = _timeless(fixed_key("signer")), _timeless(fixed_key("recipient"))
+    token = seal_jwe(PAYLOAD, sign_with=timeless, encrypt_to=recipient, at=NOW)
+    for at in (LAST_SECOND, LAST_SECOND.replace(microsecond=999999)):
+        opened = open_jwe(token, decrypt_with=[recipient], verify_with=[timeless], at=at)
+        assert opened.signatures[0].created == NOW
+        # Sealed in that last second too: the "iat" written is one we read back.
+        late = seal_jwe(PAYLOAD, sign_with=timeless, encrypt_to=recipient.public(), at=at)
+        opened = open_jwe(late, decrypt_with=[recipient], verify_with=[timeless], at=at)
+        assert opened.signatures[0].created == LAST_SECOND
+
+
+def _signed_jws(header: dict[str, object]) -> bytes:
+    """A JWS with any header, properly signed (RS256) by the "signer" key."""
+    secret = fixed_key("signer")._secret
+    assert secret is not None
+    signing_input = encode_header(header) + b"." + b64u_encode(PAYLOAD)
+    signature = secret.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + b"." + b64u_encode(signature)
+
+
+def test_a_signing_time_past_year_9999_is_malformed_not_a_crash() -> None:
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    nested = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": "recipient", "cty": "JWT"}
+
+    def open_signed(iat: int) -> Opened:
+        jws = _signed_jws({"alg": "RS256", "kid": "signer", "iat": iat})
+        token = forge_jwe(nested, jws, recipient)
+        return open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+
+    assert open_signed(int(NOW.timestamp())).signatures[0].created == NOW  # the control
+    for iat in (2**40 - 1, 253402300800):
+        with pytest.raises(MalformedInputError, match="year 9999"):
+            open_signed(iat)
+    with pytest.raises(SignatureInvalidError, match="future"):
+        open_signed(253402300799)  # the last second that fits: only too late, not malformed
+
+
+LATER = NOW + dt.timedelta(days=30)
+
+
+@functools.cache
+def _future_keys() -> tuple[JwkKey, JwkKey]:
+    """A signer and a recipient whose "iat" is LATER: not valid yet at NOW."""
+    return (
+        generate_jwk(bits=2048, at=LATER, kid="future-signer"),
+        generate_jwk(bits=2048, at=LATER, kid="future-recipient"),
+    )
+
+
+def test_keys_not_valid_yet_do_not_seal() -> None:
+    signer, recipient = _future_keys()
+    with pytest.raises(KeyUnusableError, match=r"signing key cannot sign .*not valid yet"):
+        seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=fixed_key("recipient"), at=NOW)
+    with pytest.raises(KeyUnusableError, match=r"recipient key cannot encrypt .*not valid yet"):
+        seal_jwe(PAYLOAD, sign_with=fixed_key("signer"), encrypt_to=recipient.public(), at=NOW)
+    assert seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=LATER)  # from iat on
+
+
+def test_keys_not_valid_yet_do_not_open_and_fail_like_any_other_key() -> None:
+    future_signer, future_recipient = _future_keys()
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    nested = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT"}
+    # Built below seal_jwe, which would refuse these keys at NOW.
+    to_future = forge_jwe(
+        {**nested, "kid": "future-recipient"}, sign_jws(PAYLOAD, signer, "RS256", NOW),
+        future_recipient,
+    )  # fmt: skip
+    by_future = forge_jwe(
+        {**nested, "kid": "recipient"}, sign_jws(PAYLOAD, future_signer, "RS256", NOW), recipient
+    )
+    # The controls: from the keys' iat on, both tokens open.
+    assert open_jwe(to_future, decrypt_with=[future_recipient], verify_with=[signer], at=LATER)
+    assert open_jwe(by_future, decrypt_with=[recipient], verify_with=[future_signer], at=LATER)
+    with pytest.raises(DecryptionFailedError) as not_yet:
+        open_jwe(to_future, decrypt_with=[future_recipient], verify_with=[signer], at=NOW)
+    with pytest.raises(DecryptionFailedError) as wrong_key:
+        open_jwe(to_future, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+    assert str(not_yet.value) == str(wrong_key.value)
+    with pytest.raises(SignatureInvalidError) as not_yet_signer:
+        open_jwe(by_future, decrypt_with=[recipient], verify_with=[future_signer], at=NOW)
+    with pytest.raises(SignatureInvalidError) as untrusted:
+        open_jwe(by_future, decrypt_with=[recipient], verify_with=[signer], at=NOW)
+    assert str(not_yet_signer.value) == str(untrusted.value)

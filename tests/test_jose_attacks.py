@@ -14,15 +14,19 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 
+from pushprov._card import parse_strict_json as card_json
 from pushprov._errors import (
     DecryptionFailedError,
+    GopcInvalidError,
     InputTooLargeError,
+    KeyInvalidError,
     MalformedInputError,
     PolicyViolationError,
     PushprovError,
 )
+from pushprov._json import parse_strict_json
 from pushprov._policy import GOOGLE_PROFILE
-from pushprov.jose import JwkKey, open_jwe, seal_jwe
+from pushprov.jose import JwkKey, load_jwk, open_jwe, seal_jwe
 from pushprov.jose._cek import unwrap_cek
 from pushprov.jose._compact import b64u_decode, b64u_encode, encode_header
 from pushprov.jose._content import deflate
@@ -206,6 +210,54 @@ MALFORMED: dict[str, Callable[[], bytes | str]] = {
 }
 
 
+# Every way JSON can be non-strict, once for all readers (card, service, JOSE header, JWK).
+STRICT_JSON_CASES = {
+    "duplicate member": b'{"alg":"RSA-OAEP-256","alg":"RSA1_5"}',
+    "NaN": b'{"alg":"RSA-OAEP-256","n":NaN}',
+    "-Infinity": b'{"alg":"RSA-OAEP-256","n":-Infinity}',
+    "bad UTF-8": b'{"alg":"\xff"}',
+    "not JSON": b'{"alg":',
+    "nested too deep": b"[" * 1200,  # past Python's recursion limit, within the header cap
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRICT_JSON_CASES))
+def test_one_strict_json_reader_serves_cards_and_jose(name: str) -> None:
+    text = STRICT_JSON_CASES[name]
+    for error in (GopcInvalidError, MalformedInputError, KeyInvalidError):
+        with pytest.raises(error) as caught:
+            parse_strict_json(text, what="input", error=error)
+        assert caught.value.__cause__ is None and "alg" not in str(caught.value)
+    # The GOPC reader and the JWE header reader are that one reader: same refusal, same words.
+    with pytest.raises(GopcInvalidError) as as_card:
+        card_json(text, what="the JWE header")
+    key, probe = _probed(fixed_key("victim"))
+    with pytest.raises(MalformedInputError) as as_header:
+        _open(_raw_header(text), key)
+    assert as_header.value.message == as_card.value.message
+    assert probe.decrypts == 0
+
+
+@pytest.mark.parametrize("kid", ["", "k" * 257, r"line\nbreak", r"nul\u0000", r"\ud800"])
+def test_one_kid_rule_for_jwks_and_headers(kid: str) -> None:
+    # The kid goes in as a JSON escape: the header text stays ASCII.
+    kid_json = f'"kid":"{kid}"'.encode()
+    key, probe = _probed(fixed_key("victim"))
+    header = b'{"alg":"RSA-OAEP-256","enc":"A256GCM","cty":"JWT",' + kid_json + b"}"
+    with pytest.raises(MalformedInputError) as in_jwe:
+        _open(_raw_header(header), key)
+    inner = b64u_encode(b'{"alg":"RS256",' + kid_json + b"}") + b"." + b64u_encode(PAYLOAD) + b".AA"
+    with pytest.raises(MalformedInputError) as in_jws:
+        _open(forge_jwe(NESTED, inner, key), key)
+    jwk = json.loads(fixed_key("victim").to_json())
+    del jwk["kid"]
+    with pytest.raises(KeyInvalidError) as in_jwk:
+        load_jwk(json.dumps(jwk)[:-1].encode() + b"," + kid_json + b"}")
+    messages = {error.value.message for error in (in_jwe, in_jws, in_jwk)}
+    assert messages == {"kid must be 1 to 256 printable characters"}
+    assert probe.decrypts == 1  # the nested JWS was decrypted, the bad header kid never was
+
+
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_structural_problems_are_malformed_input(name: str) -> None:
     token = MALFORMED[name]()
@@ -291,7 +343,7 @@ def _pkcs1(key: JwkKey, message: bytes, *, block_type: int = 2, separator: bool 
 
 
 def test_rsa1_5_failures_are_indistinguishable() -> None:
-    key = fixed_key("victim")
+    key = fixed_key("victim", alg="RSA1_5")  # RSA1_5 is only for keys pinned to it
     jws = _jws()
     header = {**NESTED, "alg": "RSA1_5"}
     good = forge_jwe(header, jws, key, wrap_alg="RSA1_5")
@@ -323,6 +375,32 @@ def test_rsa1_5_failures_are_indistinguishable() -> None:
             "the message could not be decrypted",
         )
     }
+
+
+def test_an_unpinned_key_is_no_rsa1_5_oracle() -> None:
+    # An unpinned key serves RSA-OAEP-256; were it to unwrap PKCS#1 v1.5 too, that oracle
+    # would open its captured OAEP tokens. RSA1_5 tokens to it cost no RSA work at all.
+    unpinned, probe = _probed(fixed_key("victim"))
+    legacy, legacy_probe = _probed(fixed_key("legacy", alg="RSA1_5"))
+    jws = _jws()
+    header = {**NESTED, "alg": "RSA1_5"}
+    kidless = {"alg": "RSA1_5", "enc": "A256GCM", "cty": "JWT"}
+    errors = set()
+    for token in (
+        forge_jwe(header, jws, unpinned, wrap_alg="RSA1_5"),
+        forge_jwe(kidless, jws, unpinned, wrap_alg="RSA1_5"),
+        forge_jwe(header, jws, unpinned, wrap_alg="RSA1_5", encrypted_key=os.urandom(256)),
+    ):
+        with pytest.raises(DecryptionFailedError) as caught:
+            _open(token, unpinned)
+        errors.add(str(caught.value))
+    assert probe.decrypts == 0
+    assert errors == {"decryption_failed: the message could not be decrypted"}
+    # Beside a pinned key, a kid-less RSA1_5 token is tried on the pinned key only.
+    to_legacy = forge_jwe(kidless, jws, legacy, wrap_alg="RSA1_5")
+    keys = [unpinned, legacy]
+    opened = open_jwe(to_legacy, decrypt_with=keys, verify_with=[fixed_key("signer")], at=NOW)
+    assert (opened.decryption_key, probe.decrypts, legacy_probe.decrypts) == ("legacy", 0, 1)
 
 
 def test_unwrap_substitutes_fresh_random_keys_of_the_right_length() -> None:

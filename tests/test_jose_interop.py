@@ -1,6 +1,7 @@
 """Interop both ways with jwcrypto (Python) and panva/jose (Node.js), every profile cell.
 
-A cell is alg x enc x zip of the profile; the payload is a nested JWS (RS256) in each.
+A cell is alg x enc x zip of the profile; the payload is a nested JWS (RS256) in each. RSA1_5
+cells use a recipient key pinned to RSA1_5 (same kid): we use RSA1_5 only with such keys.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from jwcrypto import jws as jw_jws
 
 from pushprov.jose import JwkKey, open_jwe, seal_jwe
 
-from .jose_support import NOW, PROFILE_CELLS, canary_gopc, decode_header, fixed_key
+from .jose_support import (
+    NOW,
+    PROFILE_CELLS,
+    canary_gopc,
+    cell_recipient,
+    decode_header,
+    fixed_key,
+)
 
 NODE_DIR = Path(__file__).parent / "interop" / "node"
 PAYLOAD = canary_gopc()
@@ -34,8 +42,9 @@ def _ids(cell: tuple[str, str, bool]) -> str:
 CELL_IDS = [_ids(cell) for cell in PROFILE_CELLS]
 
 
-def _keys() -> tuple[JwkKey, JwkKey]:
-    return fixed_key("interop-signer"), fixed_key("interop-recipient")
+def _keys(alg: str = "RSA-OAEP-256") -> tuple[JwkKey, JwkKey]:
+    """The signer, and the recipient for a cell of key-management algorithm ``alg``."""
+    return fixed_key("interop-signer"), cell_recipient("interop-recipient", alg)
 
 
 def _jw_key(key: JwkKey, *, private: bool) -> Any:
@@ -47,7 +56,7 @@ def _jw_key(key: JwkKey, *, private: bool) -> Any:
 
 @pytest.mark.parametrize(("alg", "enc", "compress"), PROFILE_CELLS, ids=CELL_IDS)
 def test_jwcrypto_tokens_open_with_us(alg: str, enc: str, compress: bool) -> None:
-    signer, recipient = _keys()
+    signer, recipient = _keys(alg)
     signature = jw_jws.JWS(PAYLOAD)
     signature.add_signature(
         _jw_key(signer, private=True), alg="RS256", protected={"alg": "RS256", "kid": signer.kid}
@@ -65,7 +74,7 @@ def test_jwcrypto_tokens_open_with_us(alg: str, enc: str, compress: bool) -> Non
 
 @pytest.mark.parametrize(("alg", "enc", "compress"), PROFILE_CELLS, ids=CELL_IDS)
 def test_our_tokens_open_with_jwcrypto(alg: str, enc: str, compress: bool) -> None:
-    signer, recipient = _keys()
+    signer, recipient = _keys(alg)
     token = seal_jwe(
         PAYLOAD,
         sign_with=signer,
@@ -134,21 +143,23 @@ def _run_node(mode: str, request: dict[str, Any]) -> list[dict[str, str]]:
 
 @functools.cache
 def _panva_tokens() -> tuple[bytes, ...]:
-    signer, recipient = _keys()
+    signer, _ = _keys()
     request = {
         "payload_b64": base64.b64encode(PAYLOAD).decode(),
         "sign_jwk": json.loads(signer.to_json(private=True)),
-        "enc_jwk": json.loads(recipient.to_json()),
-        "cells": [{"alg": a, "enc": e, "zip": z} for a, e, z in PROFILE_CELLS],
+        "cells": [
+            {"alg": a, "enc": e, "zip": z, "enc_jwk": json.loads(_keys(a)[1].to_json())}
+            for a, e, z in PROFILE_CELLS
+        ],
     }
     return tuple(cell["token"].encode() for cell in _run_node("seal", request))
 
 
 @functools.cache
 def _panva_opened() -> tuple[dict[str, str], ...]:
-    signer, recipient = _keys()
     cells = []
     for alg, enc, compress in PROFILE_CELLS:
+        signer, recipient = _keys(alg)
         token = seal_jwe(
             PAYLOAD,
             sign_with=signer,
@@ -158,19 +169,24 @@ def _panva_opened() -> tuple[dict[str, str], ...]:
             enc=enc,
             compress=compress,
         )
-        cells.append({"token": token.decode(), "alg": alg, "enc": enc, "jws_alg": "RS256"})
-    request = {
-        "dec_jwk": json.loads(recipient.to_json(private=True)),
-        "verify_jwk": json.loads(signer.to_json()),
-        "cells": cells,
-    }
+        dec_jwk = json.loads(recipient.to_json(private=True))
+        cells.append(
+            {
+                "token": token.decode(),
+                "alg": alg,
+                "enc": enc,
+                "jws_alg": "RS256",
+                "dec_jwk": dec_jwk,
+            }
+        )
+    request = {"verify_jwk": json.loads(fixed_key("interop-signer").to_json()), "cells": cells}
     return tuple(_run_node("open", request))
 
 
 @pytest.mark.parametrize("index", range(len(PROFILE_CELLS)), ids=CELL_IDS)
 def test_panva_tokens_open_with_us(index: int) -> None:
     alg, enc, compress = PROFILE_CELLS[index]
-    signer, recipient = _keys()
+    signer, recipient = _keys(alg)
     token = _panva_tokens()[index]
     header = decode_header(token)
     assert (header["alg"], header["enc"], header.get("zip")) == (

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
+import datetime as dt
 import json
 import pickle
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -193,3 +196,55 @@ def test_generated_key_metadata_round_trips_at_now() -> None:
     key = fixed_key("meta", use="sig", alg="PS256")
     doc = json.loads(key.to_json())
     assert (doc["alg"], doc["use"], doc["iat"]) == ("PS256", "sig", int(NOW.timestamp()))
+
+
+def _pem_block(label: str, der: bytes) -> bytes:
+    body = base64.encodebytes(der)
+    return f"-----BEGIN {label}-----\n".encode() + body + f"-----END {label}-----\n".encode()
+
+
+def _der_sequence(body: bytes) -> bytes:
+    assert len(body) < 128  # short-form length is all these tiny structures need
+    return bytes([0x30, len(body)]) + body
+
+
+# AlgorithmIdentifier { OID 1.2.3.4 }: well-formed DER that no OpenSSL backend knows.
+_UNKNOWN_ALGORITHM = bytes.fromhex("300506032a0304")
+
+
+@pytest.mark.parametrize(
+    ("label", "der"),
+    [
+        # PKCS#8 PrivateKeyInfo: version 0, the unknown algorithm, an OCTET STRING key.
+        ("PRIVATE KEY", _der_sequence(b"\x02\x01\x00" + _UNKNOWN_ALGORITHM + b"\x04\x03abc")),
+        # SubjectPublicKeyInfo: the unknown algorithm, a BIT STRING key.
+        ("PUBLIC KEY", _der_sequence(_UNKNOWN_ALGORITHM + b"\x03\x02\x00\xff")),
+    ],
+    ids=["pkcs8", "spki"],
+)
+def test_pem_with_an_unknown_algorithm_is_an_invalid_key(label: str, der: bytes) -> None:
+    with pytest.raises(KeyInvalidError, match="only RSA"):
+        load_jwk(_pem_block(label, der))
+
+
+@pytest.mark.parametrize("load", [load_jwk, load_jwks])
+def test_text_with_a_lone_surrogate_is_an_invalid_key(load: Callable[[str], object]) -> None:
+    for text in ('{"kty":"RSA","kid":"\ud800"}', '{"keys":[{"kty":"RSA","kid":"\udfff"}]}'):
+        with pytest.raises(KeyInvalidError, match="Unicode"):
+            load(text)
+
+
+END_OF_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
+
+
+@pytest.mark.parametrize("member", ["iat", "exp"])
+def test_jwk_times_end_with_year_9999(member: str) -> None:
+    # No "iat" with a far "exp" (and the reverse): the lifetime check is not what is tested.
+    other = "exp" if member == "iat" else "iat"
+    last = load_jwk(_jwk(**{member: END_OF_TIME, other: None}))
+    when = last.created if member == "iat" else last.expires
+    assert when == dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    assert json.loads(last.to_json())[member] == END_OF_TIME  # and it reads back
+    for value in (END_OF_TIME + 1, 2**40 - 1):
+        with pytest.raises(KeyInvalidError, match="Unix seconds"):
+            load_jwk(_jwk(**{member: value, other: None}))

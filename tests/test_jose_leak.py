@@ -23,6 +23,7 @@ from .jose_support import (
     NOW,
     PROFILE_CELLS,
     canary_gopc,
+    cell_recipient,
     fixed_key,
     forge_jwe,
 )
@@ -35,15 +36,24 @@ def _keys() -> tuple[JwkKey, JwkKey, JwkKey]:
     return fixed_key("leak-signer"), fixed_key("leak-recipient"), fixed_key("leak-other")
 
 
+def _legacy() -> JwkKey:
+    """The recipient for RSA1_5, which only a key pinned to it serves (kid "leak-recipient")."""
+    return cell_recipient("leak-recipient", "RSA1_5")
+
+
 def _seal(**options: Any) -> bytes:
     signer, recipient, _ = _keys()
+    if options.get("alg") == "RSA1_5":
+        recipient = _legacy()
     return seal_jwe(GOPC, sign_with=signer, encrypt_to=recipient, at=NOW, **options)
 
 
 def _open(token: bytes, **options: Any) -> Opened:
     signer, recipient, _ = _keys()
     options.setdefault("at", NOW)
-    return open_jwe(token, decrypt_with=[recipient], verify_with=[signer], **options)
+    # Both recipients: the token's alg picks between them, as in a real key set.
+    keys = [recipient, _legacy()]
+    return open_jwe(token, decrypt_with=keys, verify_with=[signer], **options)
 
 
 def _tamper(token: bytes, index: int) -> bytes:
@@ -153,7 +163,7 @@ def test_success_paths_do_not_leak_the_canary(caplog: pytest.LogCaptureFixture) 
             opened = _open(_seal(alg=alg, enc=enc, compress=compress, jws_alg=jws_alg))
             assert opened.plaintext == GOPC
             shown += [opened, opened.signatures]
-    unsigned = forge_jwe({"alg": "RSA1_5", "enc": "A256GCM"}, GOPC, recipient, wrap_alg="RSA1_5")
+    unsigned = forge_jwe({"alg": "RSA1_5", "enc": "A256GCM"}, GOPC, _legacy(), wrap_alg="RSA1_5")
     shown.append(_open(unsigned, allow_unsigned=True))
     shown += [
         load_jwk(recipient.to_json(private=True)),

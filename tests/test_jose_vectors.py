@@ -88,7 +88,17 @@ def test_rfc7520_5_1_rsa1_5_a128cbc_hs256() -> None:
         b64u_decode(content["ciphertext"].encode()),
         b64u_decode(content["tag"].encode()),
     )
-    key = load_jwk(json.dumps(vector["input"]["key"]))
+    # The cookbook key has no "alg"; we use RSA1_5 only with keys pinned to it.
+    unpinned = load_jwk(json.dumps(vector["input"]["key"]))
+    with pytest.raises(DecryptionFailedError):
+        open_jwe(
+            vector["output"]["compact"],
+            decrypt_with=[unpinned],
+            verify_with=[],
+            at=NOW,
+            allow_unsigned=True,
+        )
+    key = load_jwk(json.dumps({**vector["input"]["key"], "alg": "RSA1_5"}))
     opened = open_jwe(
         vector["output"]["compact"], decrypt_with=[key], verify_with=[], at=NOW, allow_unsigned=True
     )

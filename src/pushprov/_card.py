@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from . import _json
 from ._errors import GopcInvalidError, SessionMismatchError
 from ._policy import GOOGLE_PROFILE, Policy
 
@@ -173,31 +174,8 @@ def check_session_id(session_id: object, policy: Policy | None) -> None:
 
 
 def parse_strict_json(data: bytes | str, *, what: str) -> Any:
-    """JSON with duplicate members, NaN/Infinity and invalid UTF-8 refused."""
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise GopcInvalidError(f"{what} is not UTF-8") from None
-    try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-    except GopcInvalidError:
-        raise
-    except (ValueError, RecursionError):
-        raise GopcInvalidError(f"{what} is not valid JSON") from None
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise GopcInvalidError("JSON has a duplicate member")
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> NoReturn:
-    raise GopcInvalidError("JSON has a non-finite number")
+    """JSON with duplicate members, NaN/Infinity and invalid UTF-8 refused (GopcInvalidError)."""
+    return _json.parse_strict_json(data, what=what, error=GopcInvalidError)
 
 
 def _exact_object(obj: object, names: tuple[str, ...], where: str) -> Mapping[str, Any]:

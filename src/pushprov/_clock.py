@@ -7,7 +7,10 @@ import re
 
 from ._errors import UsageError
 
-__all__ = ["as_unix", "from_unix", "now", "parse_duration", "parse_time"]
+__all__ = ["MAX_UNIX_SECONDS", "as_unix", "from_unix", "now", "parse_duration", "parse_time"]
+
+#: 9999-12-31T23:59:59Z, the last whole second a datetime can hold: ``from_unix`` fails beyond.
+MAX_UNIX_SECONDS = 253402300799
 
 _UNIX = re.compile(r"-?[0-9]{1,12}")
 _DURATION = re.compile(r"([0-9]{1,6})([smhdwy]?)")

@@ -91,7 +91,10 @@ def _add_format(parser: argparse.ArgumentParser, *, sealing: bool) -> None:
     )
     if sealing:
         jwe = parser.add_argument_group("JWE sealing (with --format jwe)")
-        jwe.add_argument("--alg", help="key management: RSA-OAEP-256 (default) or RSA1_5")
+        jwe.add_argument(
+            "--alg",
+            help='key management: RSA-OAEP-256 (default) or RSA1_5 (recipient JWK "alg": "RSA1_5")',
+        )
         jwe.add_argument("--enc", help="content encryption: A256GCM (default) or A128CBC-HS256")
         jwe.add_argument("--jws-alg", help="inner signature: RS256 (default), PS256, RS384, RS512")
         jwe.add_argument("--zip", action="store_true", help='compress the payload (zip: "DEF")')

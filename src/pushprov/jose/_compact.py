@@ -6,15 +6,17 @@ import base64
 import binascii
 import json
 import re
-from typing import Any, NoReturn
+from typing import Any
 
-from .._errors import InputTooLargeError, MalformedInputError, PolicyViolationError
+from .._errors import InputTooLargeError, MalformedInputError, PolicyViolationError, PushprovError
+from .._json import parse_strict_json
 from .._policy import Policy
 
 __all__ = [
     "b64u_decode",
     "b64u_encode",
     "check_header",
+    "check_kid",
     "encode_header",
     "parse_json_object",
     "split_compact",
@@ -68,11 +70,7 @@ def split_compact(token: bytes | str, count: int, policy: Policy) -> list[bytes]
 
 def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
     """A JSON object in strict UTF-8 with no duplicate members and no NaN/Infinity."""
-    try:
-        text = data.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MalformedInputError(f"the {what} is not strict JSON") from None
+    value = parse_strict_json(data, what=f"the {what}", error=MalformedInputError)
     if not isinstance(value, dict):
         raise MalformedInputError(f"the {what} is not a JSON object")
     return value
@@ -88,23 +86,16 @@ def check_header(header: dict[str, Any]) -> tuple[str, str | None]:
     if any(name in header for name in _KEY_SOURCES):
         raise PolicyViolationError("the header names a key source (jwk, jku, x5u, x5c)")
     kid = header.get("kid")
-    if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID):
-        raise MalformedInputError('the header "kid" is not a short string')
+    if kid is not None:
+        check_kid(kid, MalformedInputError)
     return alg, kid
+
+
+def check_kid(kid: object, error: type[PushprovError]) -> None:
+    """The one rule for a ``kid``, in JWKs and headers alike: 1 to 256 printable characters."""
+    if not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable():
+        raise error(f"kid must be 1 to {_MAX_KID} printable characters")
 
 
 def encode_header(header: dict[str, Any]) -> bytes:
     return b64u_encode(json.dumps(header, separators=(",", ":")).encode("ascii"))
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError("duplicate member")
-        result[name] = value
-    return result
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError("non-finite number")

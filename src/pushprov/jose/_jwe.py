@@ -115,6 +115,7 @@ def open_jwe(
     """Decrypt a compact JWE with one of ``decrypt_with``, then verify its nested JWS.
 
     The JWE's ``kid`` picks the key; without one, every key fit for its ``alg`` is tried.
+    Keys whose ``iat`` lies after ``at`` are never tried, for decryption or verification.
     Every failure to decrypt raises the one DecryptionFailedError. A JWE without a nested JWS
     (no ``cty: "JWT"``) is refused unless ``allow_unsigned``, and then has no signatures.
     """
@@ -154,7 +155,7 @@ def open_jwe(
         for key in keys
         if (kid is None or key.kid == kid)
         and key.bits >= policy.min_rsa_bits
-        and key._unusable("decrypt", alg, None) is None
+        and key._unusable("decrypt", alg, at) is None
     ]
     parts = _Parts(header_b64, encrypted_key, iv, ciphertext, tag)
     content, opened_by = _decrypt(candidates, alg, enc, parts)

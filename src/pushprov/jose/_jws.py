@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
 
-from .._clock import as_unix, from_unix
+from .._clock import MAX_UNIX_SECONDS, as_unix, from_unix
 from .._errors import (
     InputTooLargeError,
     MalformedInputError,
@@ -55,7 +55,9 @@ def _padding(alg: str) -> tuple[padding.AsymmetricPadding, hashes.HashAlgorithm]
 
 def sign_jws(payload: bytes, key: JwkKey, alg: str, at: _dt.datetime) -> bytes:
     """Compact JWS over ``payload`` with ``kid`` and the signing time (``iat``) protected."""
-    header = encode_header({"alg": alg, "kid": key.kid, "iat": as_unix(at)})
+    # Whole seconds first: as_unix's float would round x.999999 up, past year 9999 at the end.
+    issued = as_unix(at.replace(microsecond=0))
+    header = encode_header({"alg": alg, "kid": key.kid, "iat": issued})
     signing_input = header + b"." + b64u_encode(payload)
     pad, digest = _padding(alg)
     ops = key._ops
@@ -80,8 +82,9 @@ def verify_jws(
     if "b64" in header:
         raise PolicyViolationError('unencoded payloads ("b64") are not supported')
     issued = header.get("iat")
-    if issued is not None and (type(issued) is not int or not 0 <= issued < 2**40):
-        raise MalformedInputError('the JWS "iat" must be Unix seconds')
+    if issued is not None and (type(issued) is not int or not 0 <= issued <= MAX_UNIX_SECONDS):
+        # Checked before any RSA work; beyond year 9999 no datetime can hold it.
+        raise MalformedInputError('the JWS "iat" must be Unix seconds up to year 9999')
     payload = b64u_decode(payload_b64)
     if len(payload) > policy.max_plaintext_bytes:
         raise InputTooLargeError("the JWS payload is over the size cap")
@@ -99,7 +102,8 @@ def verify_jws(
         if not model.verify(signing_input, signature, key._verifier):
             continue
         created = None if issued is None else from_unix(issued)
-        if created is not None and created > at + policy.clock_skew:
+        # A difference, not at + skew: that sum overflows when at is near the end of year 9999.
+        if created is not None and created - at > policy.clock_skew:
             raise SignatureInvalidError("the signature was made in the future")
         return payload, VerifiedSignature(
             certificate=key.kid, signing_key=key.kid, hash_algorithm=alg, created=created

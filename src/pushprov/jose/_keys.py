@@ -8,12 +8,13 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 from joserfc.jwk import RSAKey
 
-from .._clock import as_unix, from_unix
+from .._clock import MAX_UNIX_SECONDS, as_unix, from_unix
 from .._errors import (
     InputTooLargeError,
     KeyInvalidError,
@@ -22,7 +23,7 @@ from .._errors import (
     UsageError,
 )
 from .._policy import GOOGLE_PROFILE, Policy
-from ._compact import b64u_decode, b64u_encode, parse_json_object
+from ._compact import b64u_decode, b64u_encode, check_kid, parse_json_object
 
 __all__ = [
     "JWE_ALGS",
@@ -40,7 +41,6 @@ JWE_ALGS = frozenset({"RSA-OAEP-256", "RSA1_5"})
 JWS_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 
 _MAX_BITS = 8192  # larger moduli only buy slower private operations for an attacker to trigger
-_MAX_KID = 256
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 # RFC 7517 §4.3, and which JOSE role each operation belongs to.
 _KEY_OPS = {
@@ -150,7 +150,8 @@ class JwkKey:
 
     @property
     def alg(self) -> str | None:
-        """The one algorithm this key may be used with, or None for any the policy allows."""
+        """The one algorithm this key may be used with, or None for any the policy allows
+        except RSA1_5, which only a key pinned to it serves."""
         return self._alg
 
     @property
@@ -160,7 +161,7 @@ class JwkKey:
 
     @property
     def created(self) -> _dt.datetime | None:
-        """The JWK's ``iat`` (our extension: when the key was made), if recorded."""
+        """The JWK's ``iat`` (our extension: when the key was made); before it, no use at all."""
         return self._created
 
     @property
@@ -223,11 +224,12 @@ class JwkKey:
         """True when ``at`` is at or after the key's ``exp``."""
         return self._expires is not None and at >= self._expires
 
-    def _unusable(self, operation: str, alg: str, at: _dt.datetime | None) -> str | None:
+    def _unusable(self, operation: str, alg: str, at: _dt.datetime) -> str | None:
         """Why this key may not do ``operation`` ("sign", "verify", "encrypt", "decrypt") with
-        ``alg`` at ``at`` (None: no expiry check), or None when it may.
+        ``alg`` at ``at``, or None when it may.
 
-        Decided from public metadata only, so a refusal never costs RSA work.
+        A key is unusable before its ``iat`` for every operation, and from its ``exp`` for all
+        but "decrypt". Decided from public metadata only, so a refusal never costs RSA work.
         """
         names = _OP_NAMES[operation]
         if self._use is not None and self._use != _KEY_OPS[names[0]]:
@@ -238,9 +240,17 @@ class JwkKey:
             # Name only algorithms we know: the key file's text does not reach error messages.
             known = self._alg in JWE_ALGS | JWS_ALGS
             return f"it is pinned to {self._alg if known else 'another algorithm'}"
+        if alg == "RSA1_5" and self._alg != alg:
+            # An unpinned key also serves RSA-OAEP-256: a PKCS#1 v1.5 oracle on it (Bleichenbacher)
+            # would open captured OAEP tokens as well. Legacy RSA1_5 gets a key of its own.
+            return 'RSA1_5 is only for keys pinned to it (JWK "alg": "RSA1_5")'
         if operation in ("sign", "decrypt") and self._ops is None:
             return "it has no private part"
-        if at is not None and self.expired_at(at):
+        # Like an OpenPGP key created in the future: not valid yet, whatever it is asked to do.
+        if self._created is not None and at < self._created:
+            return "it is not valid yet"
+        # Decryption does not expire: messages sealed while the key was current are in flight.
+        if operation != "decrypt" and self.expired_at(at):
             return "it has expired"
         return None
 
@@ -266,6 +276,10 @@ def _unpickle_public(text: str) -> JwkKey:
 def check_time(at: _dt.datetime) -> None:
     if not isinstance(at, _dt.datetime) or at.utcoffset() is None:
         raise UsageError("at must be an aware datetime (UTC)")
+    # Outside this range we would write an iat/exp that no reader (ours included) accepts.
+    # Whole seconds: as_unix goes through a float, which rounds x.999999 up near year 9999.
+    if not 0 <= as_unix(at.replace(microsecond=0)) <= MAX_UNIX_SECONDS:
+        raise UsageError("at must lie between 1970-01-01 and 9999-12-31T23:59:59Z")
 
 
 def generate_jwk(
@@ -303,9 +317,15 @@ def generate_jwk(
         if alg not in allowed:
             raise PolicyViolationError("alg is not one the policy allows for this use")
     if kid is not None:
-        _check_kid(kid, UsageError)
-    secret = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        check_kid(kid, UsageError)
     created = at.astimezone(_dt.UTC).replace(microsecond=0)
+    try:
+        expires = created + validity
+    except OverflowError:
+        expires = None
+    if expires is None or as_unix(expires) > MAX_UNIX_SECONDS:
+        raise UsageError("the key would expire after 9999-12-31T23:59:59Z")
+    secret = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     return JwkKey._build(
         secret.public_key(),
         secret,
@@ -314,7 +334,7 @@ def generate_jwk(
         use=use,
         key_ops=None,
         created=created,
-        expires=created + validity,
+        expires=expires,
     )
 
 
@@ -347,7 +367,11 @@ def load_jwks(data: bytes | str, *, policy: Policy = GOOGLE_PROFILE) -> list[Jwk
 
 def _bytes_capped(data: bytes | str, policy: Policy) -> bytes:
     if isinstance(data, str):
-        data = data.encode("utf-8")
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate has no UTF-8 form: this text can be neither JSON nor PEM.
+            raise KeyInvalidError("the key file is not valid Unicode text") from None
     elif not isinstance(data, bytes):
         raise UsageError("key data must be bytes or str")
     if len(data) > policy.max_key_file_bytes:
@@ -368,6 +392,9 @@ def _from_pem(raw: bytes, policy: Policy) -> JwkKey:
             secret = serialization.load_pem_private_key(raw, password=None)
         except TypeError:
             raise KeyInvalidError("encrypted PEM keys are not supported") from None
+        except UnsupportedAlgorithm:
+            # A well-formed PKCS#8 whose algorithm OID OpenSSL does not know.
+            raise KeyInvalidError("only RSA keys are supported") from None
         except ValueError:
             raise KeyInvalidError("the PEM private key cannot be read") from None
         if not isinstance(secret, rsa.RSAPrivateKey):
@@ -377,6 +404,8 @@ def _from_pem(raw: bytes, policy: Policy) -> JwkKey:
     else:
         try:
             loaded = serialization.load_pem_public_key(raw)
+        except UnsupportedAlgorithm:
+            raise KeyInvalidError("only RSA keys are supported") from None
         except ValueError:
             raise KeyInvalidError("the PEM public key cannot be read") from None
         if not isinstance(loaded, rsa.RSAPublicKey):
@@ -419,7 +448,7 @@ def _from_mapping(obj: Mapping[str, Any], policy: Policy | None) -> JwkKey:
         raise KeyInvalidError("the RSA key values are inconsistent") from None
     kid = obj.get("kid")
     if kid is not None:
-        _check_kid(kid, KeyInvalidError)
+        check_kid(kid, KeyInvalidError)
     alg = obj.get("alg")
     if alg is not None and (not isinstance(alg, str) or not 0 < len(alg) <= 32):
         raise KeyInvalidError('"alg" must be a short string')
@@ -465,8 +494,8 @@ def _member_time(obj: Mapping[str, Any], name: str) -> _dt.datetime | None:
     value = obj.get(name)
     if value is None:
         return None
-    if type(value) is not int or not 0 <= value < 2**40:
-        raise KeyInvalidError(f'the JWK member "{name}" must be Unix seconds')
+    if type(value) is not int or not 0 <= value <= MAX_UNIX_SECONDS:
+        raise KeyInvalidError(f'the JWK member "{name}" must be Unix seconds up to year 9999')
     return from_unix(value)
 
 
@@ -479,11 +508,6 @@ def _key_ops(value: object) -> frozenset[str] | None:
     if len(ops) != len(value) or not ops <= _KEY_OPS.keys():
         raise KeyInvalidError('"key_ops" must list distinct registered operations')
     return ops
-
-
-def _check_kid(kid: object, error: type[KeyInvalidError] | type[UsageError]) -> None:
-    if not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable():
-        raise error(f"kid must be 1 to {_MAX_KID} printable characters")
 
 
 def _check_bits(public: rsa.RSAPublicKey, policy: Policy) -> None:

@@ -8,6 +8,7 @@
 // RSA1_5 (WebCrypto lacks RSAES-PKCS1-v1_5), and jose 5 has RSA1_5 but no "zip", so RSA1_5
 // cells use jose 4.15, the last line with both. Node 20 refuses PKCS#1 v1.5 private decryption
 // (Marvin, CVE-2023-46809) unless that one revert flag is given; sealing needs no flag.
+// Recipient keys come per cell: pushprov uses RSA1_5 only with a key pinned to it.
 import * as jose6 from "jose";
 import * as jose4 from "jose4";
 
@@ -28,9 +29,9 @@ async function seal(request) {
     const jws = await new lib.CompactSign(payload)
       .setProtectedHeader({ alg: "RS256", kid: request.sign_jwk.kid })
       .sign(signKey);
-    const header = { alg: cell.alg, enc: cell.enc, kid: request.enc_jwk.kid, cty: "JWT" };
+    const header = { alg: cell.alg, enc: cell.enc, kid: cell.enc_jwk.kid, cty: "JWT" };
     if (cell.zip) header.zip = "DEF";
-    const encKey = await lib.importJWK(request.enc_jwk, cell.alg);
+    const encKey = await lib.importJWK(cell.enc_jwk, cell.alg);
     const jwe = await new lib.CompactEncrypt(new TextEncoder().encode(jws))
       .setProtectedHeader(header)
       .encrypt(encKey);
@@ -44,7 +45,7 @@ async function open(request) {
   for (const cell of request.cells) {
     const lib = libFor(cell.alg);
     try {
-      const decKey = await lib.importJWK(request.dec_jwk, cell.alg);
+      const decKey = await lib.importJWK(cell.dec_jwk, cell.alg);
       const { plaintext, protectedHeader } = await lib.compactDecrypt(cell.token, decKey, {
         keyManagementAlgorithms: [cell.alg],
         contentEncryptionAlgorithms: [cell.enc],
