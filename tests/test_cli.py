@@ -284,3 +284,12 @@ def test_jwe_options_need_jwe_and_inspect_reads_jwk(home: Path, jwk_home: Path) 
     assert "d" not in json.loads((jwk_home / "google.pub.jwk").read_text())
     mode = stat.S_IMODE(os.stat(jwk_home / "google.jwk").st_mode)
     assert mode == 0o600
+
+
+def test_at_out_of_range_is_a_usage_error(home: Path) -> None:
+    for value in ("999999999999", "-5"):
+        run = pushprov(
+            "seal", "--sign-with", "issuer1.sec", "--encrypt-to", "google1.pub", "--at", value,
+            stdin=b"x", cwd=home,
+        )  # fmt: skip
+        assert_error(run, "usage", 2)

@@ -663,7 +663,7 @@ def test_keys_and_store_exports_are_pinned() -> None:
             "AttentionNeededError", "AuditTamperedError", "DrainWindowError", "Environment",
             "Finding", "Format", "KeyGenerator", "KeyNotFoundError", "KeyRecord", "Keyring",
             "Keystore", "Role", "SecretCache", "SelfTestFailedError", "State",
-            "TransitionRefusedError", "entry_hash", "genesis_hash", "key_warnings",
+            "TransitionRefusedError", "entry_hash", "findings", "genesis_hash", "key_warnings",
         ]
     )  # fmt: skip
     assert sorted(store.__all__) == sorted(

@@ -26,7 +26,10 @@ def parse_time(text: str) -> _dt.datetime:
     """ISO 8601 (naive means UTC) or Unix seconds, as sq's ``--time`` takes it."""
     text = text.strip()
     if _UNIX.fullmatch(text):
-        return from_unix(int(text))
+        seconds = int(text)
+        if not 0 <= seconds <= MAX_UNIX_SECONDS:
+            raise UsageError("time must lie between 1970 and the end of year 9999")
+        return from_unix(seconds)
     try:
         value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
