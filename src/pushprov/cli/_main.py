@@ -45,6 +45,9 @@ EXIT_STATUS_TABLE = """exit status:
   6   signature_invalid   7  policy_violation    8  key_invalid
   9   key_unusable       10  unsupported        11  gopc_invalid
   12  session_mismatch   13  bad_passphrase
+  20  key_not_found      21  transition_refused  22  self_test_failed
+  23  still_draining     24  store_conflict      25  store_insecure
+  26  store_corrupt      27  audit_tampered      30  attention_needed (keys check)
 """
 
 
