@@ -44,8 +44,10 @@ class Cluster:
     port: int
     password: str = dataclasses.field(repr=False)
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", *, with_password: bool = True) -> str:
+        """With ``with_password=False``, for argv: the password then goes in ``PGPASSWORD``."""
+        secret = f":{self.password}" if with_password else ""
+        return f"postgresql://{USER}{secret}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
         """A fresh database (dropped first if it exists); returns its URL."""
