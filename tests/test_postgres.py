@@ -180,3 +180,25 @@ def test_two_instances_share_clients_rate_and_idempotency(postgres: Cluster) -> 
     finally:
         first.close()
         second.close()
+
+
+def test_a_lost_connection_fails_one_call_and_the_next_reconnects(postgres: Cluster) -> None:
+    url = postgres.create_database("reconnect")
+    migrate(url)
+    store = PostgresStore.open(url, passphrase=PASSPHRASE, create=True, kdf_log2n=10)
+    state = PostgresServiceState(url)
+    ks = keystore(store)
+    record = ks.generate(PROD, user_id="I <i@x.example>", at=T0)
+    with psycopg.connect(postgres.url(), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = 'reconnect' AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(StoreUnavailableError):
+        store.read(PROD.value)
+    assert [row.key_id for row in store.read(PROD.value).keys] == [record.key_id]
+    with pytest.raises(StoreUnavailableError):
+        state.list_clients()
+    assert state.ping() and state.list_clients() == []
+    ks.close()
+    state.close()

@@ -204,12 +204,16 @@ def check_schema(conn: psycopg.Connection[Any], url: str) -> None:
 
 
 class PostgresStore:
-    """``Store`` on PostgreSQL. One connection, its use serialized, so threads may share it."""
+    """``Store`` on PostgreSQL. One connection, its use serialized, so threads may share it.
+
+    A call that loses the connection raises ``StoreUnavailableError``; the next one reconnects.
+    """
 
     def __init__(self, connection: psycopg.Connection[Any], box: SecretBox, url: str) -> None:
         self._db = connection
         self._box = box
         self._lock = threading.Lock()
+        self._url = url
         self.url = redacted_url(url)
 
     @classmethod
@@ -350,6 +354,9 @@ class PostgresStore:
     def _transaction(self, *, read_only: bool = False) -> Iterator[None]:
         with self._lock:
             try:
+                if self._db.broken:
+                    # The last call failed with the connection (restart, failover): a new one.
+                    self._db = connect(self._url, application="pushprov")
                 with self._db.transaction():
                     if read_only:
                         # One snapshot for every statement of the read: never half a rotation.
