@@ -5,6 +5,7 @@ bench/scale.py."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import ssl
 import subprocess
@@ -16,7 +17,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Instance", "running_instances"]
+import pushprov
+
+__all__ = ["Instance", "child_env", "running_instances"]
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a `python -m pushprov` child that runs the pushprov imported here (a relative
+    PYTHONPATH, or none, could pick another copy)."""
+    here = str(Path(pushprov.__file__).resolve().parents[1])
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))}
 
 
 @dataclasses.dataclass
@@ -67,7 +77,7 @@ def running_instances(
                 process = subprocess.Popen(
                     [sys.executable, "-m", "pushprov", "serve", "--store", store,
                      "--data-dir", str(data), "--port", str(port), "--workers", str(workers)],
-                    env=dict(env), stdout=subprocess.DEVNULL, stderr=log,
+                    env=child_env(env), stdout=subprocess.DEVNULL, stderr=log,
                 )  # fmt: skip
             instances.append(Instance(index, f"https://127.0.0.1:{port}", data, process))
         deadline = time.monotonic() + 60

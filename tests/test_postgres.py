@@ -27,6 +27,7 @@ from pushprov.store import (
 )
 
 from .conftest import T0
+from .instances import child_env
 from .postgres_support import Cluster
 from .test_keystore_support import PASSPHRASE, key_pool, keystore
 
@@ -36,7 +37,8 @@ PROD = Environment.PRODUCTION
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pushprov", *args],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False,
+        env=child_env({**os.environ, **env}), capture_output=True, text=True, timeout=60,
+        check=False,
     )  # fmt: skip
 
 

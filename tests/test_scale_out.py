@@ -27,7 +27,7 @@ from pushprov.keys import Environment, Keystore
 from pushprov.service import PostgresServiceState
 from pushprov.store import PostgresStore, migrate
 
-from .instances import Instance, running_instances
+from .instances import Instance, child_env, running_instances
 from .postgres_support import Cluster
 from .service_support import request_body
 
@@ -225,7 +225,7 @@ def test_an_instance_killed_mid_traffic_loses_no_accepted_request(
     audit = subprocess.run(
         [sys.executable, "-m", "pushprov", "keys", "audit", "--store", deployment.url,
          "--env", ENV.value, "--verify"],
-        env=deployment.env, capture_output=True, text=True, timeout=60, check=False,
+        env=child_env(deployment.env), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert audit.returncode == 0, audit.stderr
     ring = deployment.operator.snapshot(ENV)
