@@ -1,11 +1,14 @@
 -- wrk script for POST /v1/gopc: unique requestIds, fresh timestamps, per-status counts and an
 -- optional per-request delay (set by bench/load.py) to hold a target rate.
 -- The card number comes from the environment (a random test number made by bench/load.py).
+-- PUSHPROV_BENCH_TAG prefixes the requestIds: Lua's random is unseeded, so concurrent wrk
+-- processes (bench/scale.py) would otherwise send the same ids and get idempotent replays.
 local threads = {}
 local counter = 0
 local pan = os.getenv("PUSHPROV_BENCH_PAN")
 local key = os.getenv("PUSHPROV_BENCH_KEY")
 local delay_ms = tonumber(os.getenv("PUSHPROV_BENCH_DELAY_MS") or "0")
+local tag = os.getenv("PUSHPROV_BENCH_TAG") or "bench"
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -22,10 +25,10 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"requestHeader":{"requestId":"bench-%d-%d-%d","requestTimestamp":"%d000"},' ..
+    '{"requestHeader":{"requestId":"%s-%d-%d-%d","requestTimestamp":"%d000"},' ..
     '"serverSessionId":"bench-session-%d","card":{"accountNumber":"%s",' ..
     '"expiryMonth":"12","expiryYear":"29"}}',
-    id, counter, math.random(1, 1000000000), os.time(), counter, pan)
+    tag, id, counter, math.random(1, 1000000000), os.time(), counter, pan)
   return wrk.format(nil, "/v1/gopc", nil, body)
 end
 

@@ -162,7 +162,12 @@ class _Probe(threading.Thread):
 def wrk(
     url: str, *, connections: int, seconds: float, env: dict[str, str], delay_ms: float = 0
 ) -> dict[str, Any]:
-    env = {**env, "PUSHPROV_BENCH_DELAY_MS": f"{max(delay_ms, 0):.1f}"}
+    env = {
+        **env,
+        "PUSHPROV_BENCH_DELAY_MS": f"{max(delay_ms, 0):.1f}",
+        # A fresh requestId prefix per run: a repeated id would be an idempotent replay (or 409).
+        "PUSHPROV_BENCH_TAG": env.get("PUSHPROV_BENCH_TAG", "bench") + f"{time.monotonic_ns()}",
+    }
     result = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
          "-s", str(HERE / "gopc.lua"), url],

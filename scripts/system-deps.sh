@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite drives for real: GnuPG (the interop judge),
-# Node.js (panva/jose interop) and Chromium (the dashboard's browser test). Idempotent.
+# Node.js (panva/jose interop), Chromium (the dashboard's browser test) and PostgreSQL (the shared
+# store: the tests start their own throwaway cluster on 127.0.0.1, so the package's own cluster
+# may stay stopped). Idempotent: does nothing when they are present.
 set -euo pipefail
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+# Debian keeps initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  need+=(postgresql)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

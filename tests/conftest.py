@@ -1,4 +1,4 @@
-"""Shared pytest setup. Sections: reference time and vectors, our keys, GnuPG."""
+"""Shared pytest setup. Sections: reference time and vectors, our keys, GnuPG, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from pushprov import openpgp
 
 from .gpg import Gpg, GpgWorld, build_world, gpg_available
+from .postgres_support import Cluster, find_binaries, postgres_cluster
 
 # ---------------------------------------------------------------------------------------------
 # reference time and vectors
@@ -91,3 +92,22 @@ def gpg(gpg_factory: GpgFactory) -> Gpg:
 @pytest.fixture(scope="session")
 def gpg_world(gpg_factory: GpgFactory) -> GpgWorld:
     return build_world(gpg_factory())
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL (helper: tests/postgres_support.py)
+#
+#   postgres     (session)  a throwaway cluster on 127.0.0.1, random port, stopped at the end;
+#                           skipped without the binaries, a failure when $CI is set
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is required in CI: .ci/run must install it")
+        pytest.skip("PostgreSQL (initdb, pg_ctl) not installed")
+    with postgres_cluster(binaries) as cluster:
+        yield cluster

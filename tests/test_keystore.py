@@ -67,8 +67,7 @@ from .test_keystore_support import (
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
-    factory: StoreFactory = STORE_FACTORIES[request.param]
-    return factory
+    return STORE_FACTORIES[request.param](request)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -668,9 +667,10 @@ def test_keys_and_store_exports_are_pinned() -> None:
     )  # fmt: skip
     assert sorted(store.__all__) == sorted(
         [
-            "DEFAULT_KDF_LOG2N", "AuditEntry", "Change", "KeyRow", "SqliteStore", "Store",
-            "StoreConflictError", "StoreCorruptError", "StoreInsecureError", "StoreView",
-            "default_store_path",
+            "DEFAULT_KDF_LOG2N", "AuditEntry", "Change", "KeyRow", "KeyringWatcher",
+            "PostgresStore", "SqliteStore", "Store", "StoreConflictError", "StoreCorruptError",
+            "StoreInsecureError", "StoreUnavailableError", "StoreView", "default_store_path",
+            "is_postgres_url", "migrate", "open_store", "redacted_url",
         ]
     )  # fmt: skip
     for module in (keys, store):

@@ -1,7 +1,8 @@
 """Helpers shared by the keystore, lifecycle and rotation tests (this module holds no tests).
 
 * ``STORE_FACTORIES``: how to open each store implementation; keystore tests parametrize their
-  ``store_factory`` fixture over it (SQLite only today; a PostgreSQL factory joins here later).
+  ``store_factory`` fixture over it. Each entry takes the test's request (PostgreSQL needs the
+  session's ``postgres`` cluster) and returns a factory: the same directory, the same store.
 * ``key_pool()``: RSA-2048 keys made once per session, so "generate" costs no key generation.
 * ``shared_cache()``: the pool's secrets already parsed (parsing validates the RSA key, slow).
 """
@@ -10,15 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 from pushprov import Policy, openpgp
 from pushprov.keys import Environment, Keystore, SecretCache
-from pushprov.store import SqliteStore, Store
+from pushprov.store import PostgresStore, SqliteStore, Store, migrate
 
 from .conftest import T0
+from .postgres_support import Cluster
 
 PASSPHRASE = b"correct horse battery staple"
 PROD = Environment.PRODUCTION
@@ -34,7 +39,24 @@ def sqlite_factory(directory: Path) -> Store:
     )
 
 
-STORE_FACTORIES: dict[str, StoreFactory] = {"sqlite": sqlite_factory}
+def postgres_factory(cluster: Cluster) -> StoreFactory:
+    """One database per test directory, made and migrated on first use."""
+    urls: dict[Path, str] = {}
+
+    def factory(directory: Path) -> Store:
+        if directory not in urls:
+            name = "ks_" + hashlib.sha256(str(directory).encode()).hexdigest()[:16]
+            urls[directory] = cluster.create_database(name)
+            migrate(urls[directory])
+        return PostgresStore.open(urls[directory], passphrase=PASSPHRASE, create=True, kdf_log2n=10)
+
+    return factory
+
+
+STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest], StoreFactory]] = {
+    "sqlite": lambda request: sqlite_factory,
+    "postgresql": lambda request: postgres_factory(request.getfixturevalue("postgres")),
+}
 
 
 class KeyPool:

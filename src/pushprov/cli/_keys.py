@@ -11,7 +11,6 @@ import datetime as _dt
 import getpass
 import json
 import os
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from .. import openpgp
@@ -27,7 +26,7 @@ from ..keys import (
     Keystore,
     key_warnings,
 )
-from ..store import AuditEntry, SqliteStore, default_store_path
+from ..store import AuditEntry, default_store_path, open_store
 
 __all__ = [
     "KEYS_EPILOG",
@@ -43,7 +42,7 @@ PASSPHRASE_ENV = "PUSHPROV_STORE_PASSPHRASE"  # noqa: S105 - the variable's name
 KEYS_EPILOG = f"""exit status (besides those of `pushprov --help`):
   20  key_not_found       21  transition_refused   22  self_test_failed
   23  still_draining      24  store_conflict       25  store_insecure
-  26  store_corrupt       27  audit_tampered
+  26  store_corrupt       27  audit_tampered       28  store_unavailable
   30  attention_needed: `keys check` found something to act on (a role without an
       active key, a key expiring within 30 days or expired, a retiring key past its
       drain window); the findings are on stderr, per-key notes in `keys list --json`
@@ -63,8 +62,9 @@ _KEY_FILE = 1024 * 1024
 def _add_store_location(parser: argparse.ArgumentParser, *, required_env: bool) -> None:
     parser.add_argument(
         "--store",
-        metavar="PATH",
-        help="key store file (default for `keys`: $XDG_DATA_HOME/pushprov/keystore.db)",
+        metavar="PATH|URL",
+        help="key store: a file (default for `keys`: $XDG_DATA_HOME/pushprov/keystore.db) or "
+        "a postgresql:// URL (password via PGPASSWORD or ~/.pgpass, not on the command line)",
     )
     parser.add_argument(
         "--env",
@@ -349,8 +349,8 @@ def store_keys_for_open(
 def _open_keystore(
     args: argparse.Namespace, *, create: bool, policy: Policy | None = None
 ) -> Keystore:
-    path = Path(args.store) if args.store else default_store_path()
-    store = SqliteStore.open(path, passphrase=_store_passphrase(args), create=create)
+    location = args.store or default_store_path()
+    store = open_store(location, passphrase=_store_passphrase(args), create=create)
     actor = getattr(args, "actor", None) or _login_name()
     drain = getattr(args, "drain_window", DEFAULT_DRAIN_WINDOW)
     if policy is None:

@@ -34,6 +34,7 @@ from ._keys import (  # the key store: `keys` commands and `--store` for seal/op
 )
 from ._rehearsal import run_rehearsal
 from ._service import add_sandbox_commands, add_service_commands, run_service_command
+from ._store import add_store_commands, run_store_command
 
 __all__ = ["main"]
 
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_time(gopc_open)
 
     add_keys_commands(commands)
+    add_store_commands(commands)
     add_service_commands(commands)
     add_sandbox_commands(commands)
 
@@ -278,6 +280,8 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         return run_demo(at)
     if args.command == "keys":
         return run_keys_command(args, stdin)
+    if args.command == "store":
+        return run_store_command(args)
     if args.command in ("serve", "clients", "sandbox"):
         return run_service_command(args, at)
     passphrase = _passphrase(args)

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..sandbox._server import serve_sandbox
-from ..service import ServiceConfig, SqliteServiceState, serve
+from ..service import ServiceConfig, serve
+from ..service._factory import service_state
 
 __all__ = ["add_sandbox_commands", "add_service_commands", "run_service_command"]
 
@@ -21,7 +22,8 @@ _SERVE_OPTIONS = {
     "tls_cert": "TLS certificate chain (PEM); default: a self-signed development one",
     "tls_key": "TLS private key (PEM)",
     "tls_client_ca": "require client certificates from this CA (mutual TLS)",
-    "store": "key store (default: the embedded one in the data directory)",
+    "store": "key store: a file (default: the embedded one in the data directory) or a "
+    "postgresql:// URL shared by every instance (keys, clients, idempotency, rate limits)",
     "env": "sandbox or production (default sandbox)",
     "format": "envelope for GOPCs: pgp (default) or jwe",
     "data_dir": "data directory (default ~/.local/share/pushprov)",
@@ -51,6 +53,9 @@ def add_service_commands(commands: Any) -> None:
     for sub in clients.choices.values():
         sub.add_argument("--config", type=Path, help="TOML file ([service] table)")
         sub.add_argument("--data-dir", dest="data_dir", help="data directory")
+        sub.add_argument(
+            "--store", metavar="URL", help="a postgresql:// URL: the clients of every instance"
+        )
 
 
 def add_sandbox_commands(commands: Any) -> None:
@@ -101,10 +106,6 @@ def _config(args: argparse.Namespace) -> ServiceConfig:
     return dataclasses.replace(config, **{name: getattr(merged, name) for name in overrides})
 
 
-def state_path(config: ServiceConfig) -> Path:
-    return config.data_dir / "service.sqlite"
-
-
 def run_service_command(args: argparse.Namespace, at: _dt.datetime) -> bytes:
     config = _config(args)
     if args.command == "serve":
@@ -115,7 +116,7 @@ def run_service_command(args: argparse.Namespace, at: _dt.datetime) -> bytes:
             config = dataclasses.replace(config, port=8444)
         serve_sandbox(config, session_lifetime=_dt.timedelta(seconds=args.session_lifetime))
         return b""
-    state = SqliteServiceState(state_path(config))
+    state = service_state(config)
     try:
         if args.clients_command == "add":
             api_key = state.add_client(args.name, at=at)

@@ -13,7 +13,7 @@ from ..keys import Environment, Keystore, SecretCache
 from ..service import ServiceConfig, configure_logging, dev_certificate
 from ..service._factory import StoreKeySource, store_passphrase
 from ..service._server import listen_socket, uvicorn_config
-from ..store import SqliteStore
+from ..store import open_store
 from ._app import create_sandbox_app
 from ._core import SessionBook
 
@@ -36,7 +36,7 @@ def serve_sandbox(config: ServiceConfig, *, session_lifetime: _dt.timedelta) -> 
 
     def open_keystore(cache: SecretCache | None = None) -> Keystore:
         return Keystore(
-            SqliteStore.open(path, passphrase=passphrase), actor="sandbox", secret_cache=cache
+            open_store(path, passphrase=passphrase), actor="sandbox", secret_cache=cache
         )
 
     open_keystore().close()  # fail now, not at the first request

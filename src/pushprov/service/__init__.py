@@ -5,7 +5,7 @@ from ._config import ServiceConfig
 from ._keysource import FileKeySource, KeySource, KeyStatus, ServiceKeys
 from ._logging import JsonFormatter, configure_logging, redact
 from ._server import serve
-from ._state import ClientInfo, ServiceState, SqliteServiceState
+from ._state import ClientInfo, PostgresServiceState, ServiceState, SqliteServiceState
 from ._tls import TLS12_CIPHERS, dev_certificate, server_context
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "JsonFormatter",
     "KeySource",
     "KeyStatus",
+    "PostgresServiceState",
     "ServiceConfig",
     "ServiceKeys",
     "ServiceState",

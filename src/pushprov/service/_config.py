@@ -30,7 +30,7 @@ class ServiceConfig:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: callers must present a certificate from this CA
     # Keys: the keystore (embedded SQLite by default) or, for tests and demos, key files.
-    store: str | None = None
+    store: str | None = dataclasses.field(default=None, repr=False)  # a URL may hold a password
     store_passphrase_file: Path | None = None
     env: str = "sandbox"
     format: str = "pgp"

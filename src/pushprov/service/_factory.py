@@ -12,20 +12,31 @@ from typing import Any
 
 from .._errors import UsageError
 from ..keys import Environment, Keyring, Keystore, SecretCache, State, findings
-from ..store import SqliteStore
+from ..store import KeyringWatcher, is_postgres_url, open_store
 from ._app import create_app
 from ._config import ServiceConfig
 from ._keysource import KeyStatus, ServiceKeys
-from ._state import SqliteServiceState
+from ._state import PostgresServiceState, ServiceState, SqliteServiceState
 
-__all__ = ["StoreKeySource", "build_app", "store_passphrase", "store_path"]
+__all__ = ["StoreKeySource", "build_app", "service_state", "store_passphrase", "store_path"]
 
 PASSPHRASE_ENV = "PUSHPROV_STORE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 _USE_RECORD_INTERVAL = 60.0  # seconds between drain-window use records per key and process
 
 
-def store_path(config: ServiceConfig) -> Path:
+def store_path(config: ServiceConfig) -> str | Path:
+    """The key store: a ``postgresql://`` URL as given, else a file (default in data_dir)."""
+    if is_postgres_url(config.store):
+        return str(config.store)
     return Path(config.store) if config.store else config.data_dir / "keystore.db"
+
+
+def service_state(config: ServiceConfig) -> ServiceState:
+    """Clients, idempotency and rate limits: in the PostgreSQL store's database when there is
+    one (shared by every instance), else in ``service.sqlite`` in the data directory."""
+    if is_postgres_url(config.store):
+        return PostgresServiceState(str(config.store))
+    return SqliteServiceState(config.data_dir / "service.sqlite")
 
 
 def store_passphrase(config: ServiceConfig, environ: dict[str, str] | None = None) -> bytes:
@@ -47,8 +58,9 @@ class StoreKeySource:
     """Keys from the key store, re-read every ``refresh`` seconds and swapped in one step.
 
     A rotation made through any process (CLI, another instance) is picked up without a
-    restart. Each thread gets its own store connection (SQLite connections are per thread);
-    parsed secret keys are shared through one cache.
+    restart: at the latest ``refresh`` seconds after its commit, sooner when ``invalidate`` is
+    called (PostgreSQL: on each NOTIFY). Each thread gets its own store connection (SQLite
+    connections are per thread); parsed secret keys are shared through one cache.
     """
 
     def __init__(
@@ -68,6 +80,9 @@ class StoreKeySource:
         self._lock = threading.Lock()
         self._keys: ServiceKeys | None = None
         self._loaded = float("-inf")
+        # Bumped by invalidate(); a read that began before the bump does not count as fresh.
+        self._generation = 0
+        self._loaded_generation = 0
         self._recorded: dict[str, float] = {}
 
     def _keystore(self) -> Keystore:
@@ -77,13 +92,23 @@ class StoreKeySource:
             self._local.keystore = keystore
         return keystore
 
+    def invalidate(self) -> None:
+        """Re-read the keyring on the next request (a new version was committed)."""
+        with self._lock:
+            self._generation += 1
+
     def current(self, at: _dt.datetime) -> ServiceKeys:
         now = self._monotonic()
         keys = self._keys
-        if keys is None or now - self._loaded >= self._refresh:
+        generation = self._generation
+        if (
+            keys is None
+            or generation != self._loaded_generation
+            or now - self._loaded >= self._refresh
+        ):
             keys = _service_keys(self._keystore().snapshot(self._env), at)
             with self._lock:
-                self._keys, self._loaded = keys, now
+                self._keys, self._loaded, self._loaded_generation = keys, now, generation
         return keys
 
     def note_use(self, key_ids: Iterable[str], at: _dt.datetime) -> None:
@@ -131,19 +156,25 @@ def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
 
 
 def build_app(config: ServiceConfig) -> Any:
-    path = store_path(config)
+    location = store_path(config)
     passphrase = store_passphrase(config)
 
     def open_keystore(cache: SecretCache) -> Keystore:
         return Keystore(
-            SqliteStore.open(path, passphrase=passphrase),
+            open_store(location, passphrase=passphrase),
             actor="pushprov-service",
             secret_cache=cache,
         )
 
     open_keystore(SecretCache()).close()  # fail at start, not at the first request
-    keys = StoreKeySource(
-        open_keystore, Environment(config.env), refresh=config.key_refresh_seconds
-    )
-    state = SqliteServiceState(config.data_dir / "service.sqlite")
-    return create_app(config, keys=keys, state=state)
+    env = Environment(config.env)
+    keys = StoreKeySource(open_keystore, env, refresh=config.key_refresh_seconds)
+    if isinstance(location, str):
+        # Polling stays as the fallback (the watcher reconnects, the database may restart).
+
+        def on_change(changed: str | None) -> None:
+            if changed is None or changed == env.value:
+                keys.invalidate()
+
+        KeyringWatcher(location, on_change).start()
+    return create_app(config, keys=keys, state=service_state(config))

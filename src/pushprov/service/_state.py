@@ -1,9 +1,12 @@
 """What the service keeps besides keys: API clients, idempotency records, rate-limit windows.
 
 ``ServiceState`` is the narrow interface; ``SqliteServiceState`` the embedded implementation
-(one file, WAL, shared by the worker processes). API keys are stored as SHA-256 hashes only
-(they are 256-bit random, so no slow hash is needed). Idempotency records hold an HMAC of the
-request body and the response, which carries only the sealed card, never the clear one.
+(one file, WAL, shared by the worker processes), ``PostgresServiceState`` the shared one (one
+database for several instances: a replay through any instance finds the stored answer, and the
+rate limit counts a client's requests across all of them). API keys are stored as SHA-256
+hashes only (they are 256-bit random, so no slow hash is needed). Idempotency records hold an
+HMAC of the request body and the response, which carries only the sealed card, never the clear
+one.
 """
 
 from __future__ import annotations
@@ -20,12 +23,23 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
 
 from .._clock import as_unix, from_unix
 from .._errors import UsageError
+from ..store import StoreUnavailableError
+from ..store._postgres import check_schema, connect, redacted_url
 
-__all__ = ["ClientInfo", "ServiceState", "SqliteServiceState", "StoredResponse"]
+__all__ = [
+    "ClientInfo",
+    "PostgresServiceState",
+    "ServiceState",
+    "SqliteServiceState",
+    "StoredResponse",
+]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -252,6 +266,156 @@ class SqliteServiceState:
 
     def close(self) -> None:
         self._db.close()
+
+
+class PostgresServiceState:
+    """The shared state store: one connection per process, its use serialized by a lock.
+
+    Autocommit: every write is durable in PostgreSQL before the method returns, so a 200 sent
+    after ``remember`` survives the instance that sent it. A broken connection is replaced on
+    the next call (``ping`` fails meanwhile, so the balancer's /readyz check sees it).
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._lock = threading.RLock()
+        self._db = connect(url, application="pushprov-service")
+        check_schema(self._db, url)
+        self._db.execute(
+            "INSERT INTO pushprov_meta (name, value) VALUES ('service_hmac_key', %s) "
+            "ON CONFLICT (name) DO NOTHING",
+            (secrets.token_bytes(32),),
+        )
+        # Every instance must fingerprint bodies with the same key to recognise a replay.
+        row = self._db.execute(
+            "SELECT value FROM pushprov_meta WHERE name = 'service_hmac_key'"
+        ).fetchone()
+        assert row is not None
+        self._hmac_key = bytes(row[0])
+
+    def __repr__(self) -> str:
+        return f"PostgresServiceState(url={redacted_url(self._url)!r})"
+
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
+        with self._lock:
+            if self._db.broken or self._db.closed:
+                self._db = connect(self._url, application="pushprov-service")
+            try:
+                return self._db.execute(query, params)
+            except psycopg.OperationalError:
+                raise StoreUnavailableError(
+                    f"lost the connection to {redacted_url(self._url)}"
+                ) from None
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def add_client(self, name: str, *, at: _dt.datetime) -> str:
+        if not _CLIENT_NAME.fullmatch(name):
+            raise UsageError("client name: 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
+        api_key = _KEY_PREFIX + secrets.token_urlsafe(32)
+        try:
+            self._execute(
+                "INSERT INTO pushprov_clients (name, key_hash, created) VALUES (%s, %s, %s)",
+                (name, _hash_key(api_key), as_unix(at)),
+            )
+        except pg_errors.UniqueViolation:
+            raise UsageError(f"client {name} exists (revoke it and add a new name)") from None
+        return api_key
+
+    def list_clients(self) -> list[ClientInfo]:
+        rows = self._execute(
+            "SELECT name, created, revoked FROM pushprov_clients ORDER BY name"
+        ).fetchall()
+        return [
+            ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
+            for name, created, revoked in rows
+        ]
+
+    def revoke_client(self, name: str, *, at: _dt.datetime) -> None:
+        cursor = self._execute(
+            "UPDATE pushprov_clients SET revoked = %s WHERE name = %s AND revoked IS NULL",
+            (as_unix(at), name),
+        )
+        if cursor.rowcount != 1:
+            raise UsageError(f"no active client named {name}")
+
+    def authenticate(self, api_key: str) -> str | None:
+        if not api_key.startswith(_KEY_PREFIX) or len(api_key) > 100:
+            return None
+        row = self._execute(
+            "SELECT name FROM pushprov_clients WHERE key_hash = %s AND revoked IS NULL",
+            (_hash_key(api_key),),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- rate limit ------------------------------------------------------------------------
+
+    def count_request(self, client: str, window: int) -> int:
+        row = self._execute(
+            "INSERT INTO pushprov_rate (client, window_start, count) VALUES (%s, %s, 1) "
+            "ON CONFLICT (client, window_start) DO UPDATE "
+            "SET count = pushprov_rate.count + 1 RETURNING count",
+            (client, window),
+        ).fetchone()
+        assert row is not None
+        if window % 60 == 0:  # now and then, forget old windows
+            self._execute("DELETE FROM pushprov_rate WHERE window_start < %s", (window - 60,))
+        return int(row[0])
+
+    # -- idempotency -----------------------------------------------------------------------
+
+    def body_fingerprint(self, body: bytes) -> bytes:
+        return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
+
+    def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
+        row = self._execute(
+            "SELECT fingerprint, status, body FROM pushprov_idempotency "
+            "WHERE client = %s AND request_id = %s AND created >= %s",
+            (client, request_id, as_unix(since)),
+        ).fetchone()
+        return None if row is None else StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]))
+
+    def remember(
+        self,
+        client: str,
+        request_id: str,
+        response: StoredResponse,
+        *,
+        at: _dt.datetime,
+        since: _dt.datetime,
+    ) -> StoredResponse:
+        """Store the answer unless another instance stored one since ``since``; return the winner.
+
+        One statement: the insert, or the replacement of a record older than the window, or
+        nothing (then the live record, committed by the other instance, is read back).
+        """
+        with self._lock:
+            row = self._execute(
+                "INSERT INTO pushprov_idempotency (client, request_id, fingerprint, status, "
+                "body, created) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (client, request_id) DO UPDATE SET "
+                "fingerprint = excluded.fingerprint, status = excluded.status, "
+                "body = excluded.body, created = excluded.created "
+                "WHERE pushprov_idempotency.created < %s RETURNING 1",
+                (client, request_id, response.fingerprint, response.status, response.body,
+                 as_unix(at), as_unix(since)),
+            ).fetchone()  # fmt: skip
+            if row is not None:
+                return response
+            winner = self.recall(client, request_id, since=since)
+        assert winner is not None  # the conflicting record is live, or we would have replaced it
+        return winner
+
+    def ping(self) -> bool:
+        try:
+            self._execute("SELECT 1").fetchone()
+        except StoreUnavailableError:
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 def _hash_key(api_key: str) -> str:

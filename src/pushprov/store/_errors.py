@@ -1,10 +1,15 @@
-"""Storage errors, each with a stable code and exit status (numbers 24-26 of the CLI table)."""
+"""Storage errors, each with a stable code and exit status (24-26 and 28 of the CLI table)."""
 
 from __future__ import annotations
 
 from .._errors import PushprovError
 
-__all__ = ["StoreConflictError", "StoreCorruptError", "StoreInsecureError"]
+__all__ = [
+    "StoreConflictError",
+    "StoreCorruptError",
+    "StoreInsecureError",
+    "StoreUnavailableError",
+]
 
 
 class StoreConflictError(PushprovError):
@@ -29,3 +34,11 @@ class StoreCorruptError(PushprovError):
     code = "store_corrupt"
     exit_status = 26
     http_status = 500
+
+
+class StoreUnavailableError(PushprovError):
+    """The shared (PostgreSQL) store cannot be reached now; a retry may succeed."""
+
+    code = "store_unavailable"
+    exit_status = 28
+    http_status = 503

@@ -75,7 +75,7 @@ class Change:
 
 
 class Store(Protocol):
-    """The storage interface. SQLite now; a PostgreSQL class with these methods is a drop-in.
+    """The storage interface, implemented by ``SqliteStore`` and ``PostgresStore``.
 
     ``commit`` must be atomic and must raise ``StoreConflictError`` when the environment is no
     longer at ``change.base_version`` (or a key id is already used in another environment).

@@ -1,0 +1,111 @@
+"""A throwaway PostgreSQL cluster on loopback: initdb into a temp dir, a random port, stopped at
+the end. Used by the ``postgres`` session fixture (tests/conftest.py) and by bench/scale.py.
+
+PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` system user.
+The superuser has a random password (SCRAM over TCP, 127.0.0.1 only; no Unix socket in /tmp).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+__all__ = ["Cluster", "find_binaries", "postgres_cluster"]
+
+USER = "pushprov"
+
+
+def find_binaries() -> Path | None:
+    """The directory holding initdb and pg_ctl: on PATH, else Debian's versioned directory."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).parent
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    port: int
+    password: str = dataclasses.field(repr=False)
+
+    def url(self, database: str = "postgres", *, with_password: bool = True) -> str:
+        """With ``with_password=False``, for argv: the password then goes in ``PGPASSWORD``."""
+        secret = f":{self.password}" if with_password else ""
+        return f"postgresql://{USER}{secret}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A fresh database (dropped first if it exists); returns its URL."""
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def postgres_cluster(binaries: Path) -> Iterator[Cluster]:
+    root = Path(tempfile.mkdtemp(prefix="pushprov-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        os.chown(root, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = root / "data"
+    password = secrets.token_urlsafe(24)
+    pwfile = root / "pw"
+    pwfile.write_text(password)
+    if as_user:
+        os.chown(pwfile, account.pw_uid, account.pw_gid)
+    pwfile.chmod(0o600)
+
+    def run(*argv: str) -> None:
+        subprocess.run([*as_user, *argv], check=True, capture_output=True, timeout=120, cwd=root)
+
+    try:
+        run(
+            str(binaries / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(pwfile),
+            "--auth=scram-sha-256", "-E", "UTF8", "--no-sync",
+        )  # fmt: skip
+        pwfile.unlink()
+        for attempt in range(3):
+            port = _free_port()
+            # fsync off: the tests kill service instances, never the database.
+            options = (
+                f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c full_page_writes=off -c max_connections=200"
+            )
+            try:
+                run(str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+                    str(root / "log"), "start")  # fmt: skip
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
+        yield Cluster(port, password)
+    finally:
+        if (data / "postmaster.pid").exists():
+            run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
