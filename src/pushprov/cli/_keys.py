@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 from .. import openpgp
 from .._clock import now, parse_duration, parse_time
-from .._errors import InputTooLargeError, KeyUnusableError, UsageError
+from .._errors import KeyUnusableError, UsageError
 from .._policy import Policy
 from ..keys import (
     DEFAULT_DRAIN_WINDOW,
@@ -27,6 +27,7 @@ from ..keys import (
     key_warnings,
 )
 from ..store import AuditEntry, default_store_path, open_store
+from ._io import first_line, read_capped
 
 __all__ = [
     "KEYS_EPILOG",
@@ -51,7 +52,6 @@ states: pending -> active -> retiring -> retired -> destroyed; retiring -> activ
 (rollback); pending -> destroyed (discard). The store passphrase is read from
 --store-passphrase-file or ${PASSPHRASE_ENV}, never from the command line.
 """
-_SMALL_FILE = 4096
 _KEY_FILE = 1024 * 1024
 
 
@@ -220,7 +220,7 @@ def _run(
     if command == "audit":
         return _audit(ks, env, args.verify, args.json)
     if command == "export":
-        passphrase = _first_line(args.passphrase_file) if args.passphrase_file else None
+        passphrase = first_line(args.passphrase_file) if args.passphrase_file else None
         if args.secret and passphrase is None:
             raise UsageError("--secret needs --passphrase-file to protect the exported key")
         if passphrase is not None and not args.secret:
@@ -232,13 +232,15 @@ def _run(
             reason=args.reason,
         )  # fmt: skip
     elif command == "import":
-        data = _read(args.file, _KEY_FILE, stdin)
-        passphrase = _first_line(args.passphrase_file) if args.passphrase_file else None
+        data = read_capped(args.file, _KEY_FILE, stdin)
+        passphrase = first_line(args.passphrase_file) if args.passphrase_file else None
         record = ks.import_key(
             env, data, at=at, owner=args.owner, passphrase=passphrase, reason=args.reason
         )
     elif command == "promote":
-        test_message = _read(args.test_message, _KEY_FILE, stdin) if args.test_message else None
+        test_message = (
+            read_capped(args.test_message, _KEY_FILE, stdin) if args.test_message else None
+        )
         record = ks.promote(
             env, args.key, at=at, replacing=args.replace, test_message=test_message,
             reason=args.reason,
@@ -367,7 +369,7 @@ def _login_name() -> str:
 
 def _store_passphrase(args: argparse.Namespace) -> bytes:
     if args.store_passphrase_file:
-        passphrase = _first_line(args.store_passphrase_file)
+        passphrase = first_line(args.store_passphrase_file)
     else:
         passphrase = os.environ.get(PASSPHRASE_ENV, "").encode()
     if not passphrase:
@@ -375,25 +377,6 @@ def _store_passphrase(args: argparse.Namespace) -> bytes:
             f"the store passphrase is missing: --store-passphrase-file or ${PASSPHRASE_ENV}"
         )
     return passphrase
-
-
-def _first_line(path: str) -> bytes:
-    lines = _read(path, _SMALL_FILE, None).splitlines()
-    return lines[0] if lines else b""
-
-
-def _read(path: str, cap: int, stdin: BinaryIO | None) -> bytes:
-    try:
-        if path == "-" and stdin is not None:
-            data = stdin.read(cap + 1)
-        else:
-            with open(path, "rb") as handle:
-                data = handle.read(cap + 1)
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror}") from None
-    if len(data) > cap:
-        raise InputTooLargeError(f"{path} is larger than allowed")
-    return data
 
 
 def _iso(value: _dt.datetime | int | None) -> str | None:

@@ -20,10 +20,11 @@ from .. import _api, jose, openpgp
 from .._card import Card, Gopc
 from .._clock import now, parse_duration, parse_time
 from .._encoding import Encoding
-from .._errors import InputTooLargeError, PushprovError, UsageError
+from .._errors import PushprovError, UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
 from ._demo import run_demo
+from ._io import first_line, read_capped, read_stdin
 from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
     add_keys_commands,
     add_store_options,
@@ -298,9 +299,9 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         encoding = Encoding(args.encoding) if args.encoding else None
         jwe = _jwe_options(args)
         if args.command == "seal":
-            plaintext = _read_stdin(stdin, policy.max_plaintext_bytes)
+            plaintext = read_stdin(stdin, policy.max_plaintext_bytes)
         else:
-            card = Card.from_json(_read_stdin(stdin, 4096))
+            card = Card.from_json(read_stdin(stdin, 4096))
             plaintext = Gopc(server_session_id=args.session_id, card=card).to_json()
         sealed = _api.seal_message(
             plaintext,
@@ -322,7 +323,7 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
     else:
         decryptors = _secret_keys(args.decrypt_with, passphrase, policy, fmt)
         verifiers = _public_keys(args.verify_with, policy, fmt)
-    message = _read_stdin(stdin, max(policy.max_message_bytes, policy.max_jose_token_bytes))
+    message = read_stdin(stdin, max(policy.max_message_bytes, policy.max_jose_token_bytes))
     if args.command == "open":
         opened = _api.open_message(
             message,
@@ -402,32 +403,11 @@ def _json(value: object) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"
 
 
-def _read_stdin(stdin: BinaryIO, cap: int) -> bytes:
-    data = stdin.read(cap + 1)
-    if len(data) > cap:
-        raise InputTooLargeError("input is larger than the policy allows")
-    return data
-
-
-def _read_file(path: str, cap: int) -> bytes:
-    try:
-        if path == "-":
-            return _read_stdin(sys.stdin.buffer, cap)
-        with open(path, "rb") as handle:
-            data = handle.read(cap + 1)
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror}") from None
-    if len(data) > cap:
-        raise InputTooLargeError(f"{path} is larger than the policy allows")
-    return data
-
-
 def _passphrase(args: argparse.Namespace) -> bytes | None:
     path = getattr(args, "passphrase_file", None)
     if path is None:
         return None
-    lines = _read_file(path, 4096).splitlines()
-    return lines[0] if lines else b""
+    return first_line(path)
 
 
 def _secret_keys(
@@ -435,7 +415,7 @@ def _secret_keys(
 ) -> list[openpgp.SecretKey | jose.JwkKey]:
     keys: list[openpgp.SecretKey | jose.JwkKey] = []
     for path in paths:
-        data = _read_file(path, policy.max_key_file_bytes)
+        data = read_capped(path, policy.max_key_file_bytes)
         if fmt == "jwe":
             keys += _jwks(data, policy)
         else:
@@ -448,7 +428,7 @@ def _public_keys(
 ) -> list[openpgp.Certificate | jose.JwkKey]:
     keys: list[openpgp.Certificate | jose.JwkKey] = []
     for path in paths:
-        data = _read_file(path, policy.max_key_file_bytes)
+        data = read_capped(path, policy.max_key_file_bytes)
         if fmt == "jwe":
             keys += [key.public() for key in _jwks(data, policy)]
         else:
@@ -495,7 +475,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _key_inspect(args: argparse.Namespace, at: _dt.datetime, policy: Policy) -> bytes:
-    data = _read_file(args.file, policy.max_key_file_bytes)
+    data = read_capped(args.file, policy.max_key_file_bytes)
     if data.lstrip().startswith(b"{"):
         return _jwk_inspect(_jwks(data, policy), args, at, policy)
     certificates = openpgp.read_certificates(data, policy=policy)
