@@ -49,7 +49,8 @@ EXIT_STATUS_TABLE = """exit status:
   12  session_mismatch   13  bad_passphrase
   20  key_not_found      21  transition_refused  22  self_test_failed
   23  still_draining     24  store_conflict      25  store_insecure
-  26  store_corrupt      27  audit_tampered      30  attention_needed (keys check)
+  26  store_corrupt      27  audit_tampered      28  store_unavailable
+  30  attention_needed (keys check)
 """
 
 
