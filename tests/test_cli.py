@@ -293,3 +293,24 @@ def test_at_out_of_range_is_a_usage_error(home: Path) -> None:
             stdin=b"x", cwd=home,
         )  # fmt: skip
         assert_error(run, "usage", 2)
+
+
+def test_jwk_pinned_to_rsa1_5_serves_the_legacy_variant(jwk_home: Path) -> None:
+    run = pushprov(
+        "key", "generate", "--format", "jwk", "--alg", "RSA1_5", "--bits", "2048", "--at", AT,
+        "--secret-out", str(jwk_home / "legacy.jwk"),
+        "--public-out", str(jwk_home / "legacy.pub.jwk"),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert json.loads((jwk_home / "legacy.pub.jwk").read_text())["alg"] == "RSA1_5"
+    sealed = pushprov(
+        "gopc", "seal", "--format", "jwe", "--alg", "RSA1_5", "--session-id", "s-9",
+        "--sign-with", "issuer.jwk", "--encrypt-to", "legacy.pub.jwk", "--at", AT,
+        stdin=CARD, cwd=jwk_home,
+    )  # fmt: skip
+    assert sealed.code == 0, sealed.err
+    opened = pushprov(
+        "gopc", "open", "--format", "jwe", "--session-id", "s-9", "--decrypt-with", "legacy.jwk",
+        "--verify-with", "issuer.pub.jwk", "--at", AT, stdin=sealed.out, cwd=jwk_home,
+    )  # fmt: skip
+    assert opened.code == 0, opened.err

@@ -135,3 +135,46 @@ def test_each_rejection_has_its_own_reason(world: World, keys: Keys) -> None:
     }
     # None of the failures used the session up: it still works for a good GOPC.
     assert world.sandbox.accept(_gopc(world, session), at=T0).accepted
+
+
+def test_sandbox_http_endpoints(tmp_path: Path, keys: Keys) -> None:
+    from fastapi.testclient import TestClient
+
+    from pushprov.sandbox import create_sandbox_app
+
+    path = tmp_path / "sbx" / "keystore.db"
+    path.parent.mkdir(mode=0o700)
+
+    def open_keystore(cache: SecretCache | None = None) -> Keystore:
+        store = SqliteStore.open(path, passphrase=PASSPHRASE, create=True, kdf_log2n=10)
+        return Keystore(store, actor="sandbox-http", secret_cache=cache)
+
+    keystore = open_keystore()
+    own = keystore.import_key(SANDBOX, keys.google_1.armor(b"p").encode(), passphrase=b"p", at=T0)
+    keystore.promote(SANDBOX, own.key_id, at=T0)
+    source = StoreKeySource(open_keystore, SANDBOX, refresh=0)
+    app = create_sandbox_app(
+        keys=source, keystore=open_keystore, sessions=SessionBook(), clock=lambda: T0
+    )
+    with TestClient(app) as client:
+        published = client.get("/v1/keys/public").json()["keys"]
+        assert [openpgp.read_certificates(k.encode())[0].fingerprint for k in published] == [
+            keys.google_1.fingerprint
+        ]
+        trusted = client.post("/v1/issuer-keys", content=keys.issuer_a.certificate.armor())
+        assert trusted.status_code == 200 and trusted.json()["state"] == "active"
+        assert client.post("/v1/issuer-keys", content=b"not a key").status_code == 400
+        session = client.post("/v1/sessions").json()["serverSessionId"]
+        sealed = seal_gopc(
+            Gopc(server_session_id=session, card=CARD),
+            sign_with=[keys.issuer_a], encrypt_to=[keys.google_1.certificate], at=T0,
+        ).decode()  # fmt: skip
+        verdict = client.post("/v1/gopc", json={"googleOpaquePaymentCard": sealed}).json()
+        assert verdict == {
+            "accepted": True,
+            "reasonCode": "ACCEPTED",
+            "signers": [keys.issuer_a.fingerprint],
+            "decryptionKey": verdict["decryptionKey"],
+        }
+        again = client.post("/v1/gopc", json={"googleOpaquePaymentCard": sealed}).json()
+        assert again["reasonCode"] == "SESSION_REUSED" and again["accepted"] is False

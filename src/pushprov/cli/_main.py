@@ -173,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="OpenPGP key (default) or an RSA JWK pair for the JWE envelope",
     )
     generate.add_argument("--uid", help="user ID, e.g. 'Issuer <ops@example>' (pgp only)")
+    generate.add_argument(
+        "--alg",
+        help="(jwk only) pin the key to one algorithm, e.g. RSA1_5 for Google's legacy JWE "
+        "variant: RSA1_5 is used only with keys pinned to it",
+    )
     generate.add_argument("--bits", type=int, default=None, help="RSA size (default 3072)")
     generate.add_argument(
         "--expires", default="365d", type=parse_duration, help="validity: 365d, 52w, 1y, ..."
@@ -449,12 +454,16 @@ def _key_generate(args: argparse.Namespace, at: _dt.datetime, policy: Policy) ->
     if args.format == "jwk":
         if passphrase is not None or args.uid is not None:
             raise UsageError("--uid and --passphrase-file go with --format pgp")
-        jwk = jose.generate_jwk(bits=args.bits, validity=args.expires, at=at, policy=policy)
+        jwk = jose.generate_jwk(
+            bits=args.bits, validity=args.expires, at=at, policy=policy, alg=args.alg
+        )
         _write_private(Path(args.secret_out), jwk.to_json(private=True).encode() + b"\n")
         Path(args.public_out).write_text(jwk.public().to_json() + "\n")
         return (jwk.kid + "\n").encode()
     if args.uid is None:
         raise UsageError("--uid is required for an OpenPGP key")
+    if args.alg is not None:
+        raise UsageError("--alg goes with --format jwk")
     key = openpgp.generate_key(
         args.uid, bits=args.bits, validity=args.expires, at=at, policy=policy
     )
