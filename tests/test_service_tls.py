@@ -128,6 +128,7 @@ def test_tls13_connects(tls_server: tuple[str, Server]) -> None:
     ],
     ids=["tls1.1", "cbc-only", "static-rsa-gcm"],
 )
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")  # on purpose
 def test_refused_clients_fail_the_handshake(
     tls_server: tuple[str, Server], settings: dict[str, object]
 ) -> None:
