@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 from .. import jose, openpgp
 from .._errors import PushprovError
-from .._opened import Opened
 from .._policy import Policy
 from ..jose._compact import b64u_decode, parse_json_object
 from ..openpgp._packets import FramingError, Tag, read_packets
@@ -158,9 +157,8 @@ def self_test_jwk(
             raise SelfTestFailedError(
                 "opening the partner's test message needs one of our JWK decryption keys"
             )
-        opened = _opens_partner_message(test_message, our_keys, [public], at, policy)
-        if [signature.signing_key for signature in opened.signatures] != [public.kid]:
-            raise SelfTestFailedError(f"the partner's test message is not signed by {public.kid}")
+        # Verified against this key alone: opening proves the partner signed with it.
+        _opens_partner_message(test_message, our_keys, [public], at, policy)
 
 
 def _throwaway(use: str, at: _dt.datetime, policy: Policy) -> jose.JwkKey:
@@ -209,9 +207,9 @@ def _opens_partner_message(
     verify_with: Sequence[jose.JwkKey],
     at: _dt.datetime,
     policy: Policy,
-) -> Opened:
+) -> None:
     try:
-        return jose.open_jwe(
+        jose.open_jwe(
             token, decrypt_with=decrypt_with, verify_with=verify_with, at=at, policy=policy
         )
     except PushprovError as error:
