@@ -21,7 +21,6 @@ from pushprov import (
     Policy,
     PolicyViolationError,
     PushprovError,
-    UnsupportedError,
     UsageError,
     keys,
     openpgp,
@@ -436,14 +435,6 @@ def test_record_use_extends_the_drain_window(tmp_path: Path, store_factory: Stor
     with pytest.raises(DrainWindowError):
         ks.retire(PROD, record.key_id, at=T0 + 9 * DAY, final=True)
     ks.retire(PROD, record.key_id, at=T0 + 10 * DAY, final=True)
-
-
-def test_jwk_is_refused_until_wired(tmp_path: Path, store_factory: StoreFactory) -> None:
-    ks = keystore(store_factory(tmp_path))
-    with pytest.raises(UnsupportedError, match="jwk"):
-        ks.generate(PROD, user_id="x", at=T0, key_format=Format.JWK)
-    with pytest.raises(UnsupportedError, match="jwk"):
-        ks.import_key(PROD, b'{"kty":"RSA","kid":"k1"}', at=T0)
 
 
 # ---------------------------------------------------------------------------------------------

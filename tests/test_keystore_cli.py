@@ -5,6 +5,7 @@ The error contract holds: on failure stdout stays empty and stderr has one ``err
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import sys
@@ -12,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
-from pushprov import PassphraseError, openpgp
+from pushprov import PassphraseError, jose, openpgp
 from pushprov.cli import main
+from pushprov.jose._compact import b64u_decode
 
 from .conftest import T0
 from .test_keystore_support import key_pool
@@ -187,3 +190,64 @@ def test_cli_output_carries_no_secret(cli: Cli) -> None:
         for line in secret_lines:
             assert line.encode() not in output
     assert cli.ok("audit")["entries"][-1]["action"] == "export-secret"
+
+
+def test_jwk_keys_through_the_cli_and_store_backed_jwe(cli: Cli) -> None:
+    at = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+    sig = cli.ok("generate", "--format", "jwk", "--use", "sig", "--bits", "2048")
+    enc = cli.ok("generate", "--format", "jwk", "--use", "enc", "--alg", "RSA1_5", "--bits", "2048")
+    assert (sig["format"], sig["roles"], sig["has_secret"]) == ("jwk", ["sign"], True)
+    assert (enc["roles"], enc["expires"]) == (["decrypt"], "2027-11-01T12:00:00Z")
+    google_enc = jose.generate_jwk(bits=2048, at=at)  # no "use": the import names it
+    google_sig = jose.generate_jwk(bits=2048, at=at, use="sig")
+    pem = google_enc._public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    status, _, err = cli.keys("import", cli.file("g.pem", pem), "--use", "enc")
+    assert status == 7 and "no expiry" in err  # a PEM key records no exp: --expires says it
+    g_enc = cli.ok("import", cli.file("g.pem", pem), "--use", "enc", "--expires", "180d")
+    g_sig = cli.ok("import", cli.file("g.jwk", google_sig.public().to_json().encode()))
+    assert (g_enc["owner"], g_enc["roles"], g_sig["roles"]) == ("google", ["encrypt"], ["verify"])
+    for key in (sig, enc, g_enc, g_sig):
+        cli.ok("promote", key["key_id"])
+    shown = cli.ok("show", enc["key_id"])
+    assert shown["jwk"] == {
+        "thumbprint": enc["key_id"], "bits": 2048, "use": "enc", "alg": "RSA1_5",
+    }  # fmt: skip
+    assert "jwk use enc  alg RSA1_5  2048 bits" in cli.keys("show", enc["key_id"])[1].decode()
+    status, exported, _ = cli.keys("export", sig["key_id"])
+    published = jose.load_jwk(exported)
+    assert status == 0 and not published.is_private and published.kid == sig["key_id"]
+    status, out, err = cli.keys(
+        "export", sig["key_id"], "--secret", "--passphrase-file", cli.file("p", b"words\n")
+    )
+    assert (status, out) == (10, b"") and "stays in the store" in err
+    # A second active signing JWK needs an explicit switch.
+    second = cli.ok("generate", "--format", "jwk", "--use", "sig", "--bits", "2048")
+    status, _, err = cli.keys("promote", second["key_id"])
+    assert status == 21 and "one active key per role" in err
+    # Usage: JWK words with pgp, a user ID with jwk, no role.
+    for argv, needle in (
+        (("--uid", "I <i@x>", "--use", "sig"), "format jwk"),
+        (("--format", "jwk", "--use", "sig", "--uid", "I <i@x>"), "no user ID"),
+        (("--format", "jwk"), '"sig" or "enc"'),
+        ((), "user ID"),
+    ):
+        status, out, err = cli.keys("generate", *argv)
+        assert (status, out) == (2, b"") and needle in err, err
+    # seal and open with --store --format jwe use the one active JWK per role.
+    store = ("--store", str(cli.store), "--env", "sandbox", "--at", AT, "--format", "jwe")
+    status, sealed, err = cli("gopc", "seal", "--session-id", SESSION, *store, stdin=CARD)
+    assert status == 0, err
+    opened = jose.open_jwe(
+        sealed.strip(), decrypt_with=[google_enc], verify_with=[published], at=at
+    )
+    assert opened.signatures[0].signing_key == sig["key_id"]
+    assert opened.decryption_key == g_enc["key_id"]
+    assert cli.ok("show", sig["key_id"])["last_used"] == AT
+    ours_enc = jose.load_jwk(cli.keys("export", enc["key_id"])[1])
+    inbound = jose.seal_jwe(b"from google", sign_with=google_sig, encrypt_to=ours_enc, at=at)
+    header = json.loads(b64u_decode(inbound.split(b".")[0]))
+    assert header["alg"] == "RSA1_5"  # the key is pinned to it: the legacy path, end to end
+    status, plain, err = cli("open", *store, stdin=inbound)
+    assert (status, plain) == (0, b"from google"), err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pushprov import Card, Gopc, Pan, openpgp, seal_gopc, seal_message
+from pushprov import Card, Gopc, Pan, jose, openpgp, seal_gopc, seal_message
 from pushprov.keys import Environment, Keystore, SecretCache
 from pushprov.sandbox import Reason, Sandbox, SessionBook
 from pushprov.service._factory import StoreKeySource
@@ -83,6 +83,17 @@ def test_a_good_gopc_is_accepted_once(world: World) -> None:
     assert verdict.signers == (world.issuer.fingerprint,)
     again = world.sandbox.accept(_gopc(world, session), at=T0)
     assert again.reason is Reason.SESSION_REUSED
+
+
+def test_jwks_in_the_sandbox_store_leave_openpgp_acceptance_alone(world: World) -> None:
+    for use in ("sig", "enc"):
+        key = jose.generate_jwk(bits=2048, at=T0, use=use)
+        record = world.keystore.import_key(
+            SANDBOX, key.public().to_json().encode(), owner="issuer", at=T0
+        )
+        world.keystore.promote(SANDBOX, record.key_id, at=T0)
+    session, _ = world.sandbox.sessions.issue(T0)
+    assert world.sandbox.accept(_gopc(world, session), at=T0).accepted
 
 
 def test_web_safe_base64_is_accepted(world: World) -> None:

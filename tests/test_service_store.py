@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pushprov import open_gopc, openpgp
+from pushprov import jose, open_gopc, openpgp
 from pushprov.cli._demo import random_test_pan
-from pushprov.keys import Environment, Keystore, SecretCache
+from pushprov.keys import Environment, Format, Keystore, SecretCache
 from pushprov.service._factory import StoreKeySource
 from pushprov.store import SqliteStore
 
@@ -111,6 +111,86 @@ def test_rotation_while_serving_fails_no_request(tmp_path: Path) -> None:
             verify_with=[issuer_a, issuer_b],
         )
         assert opened.envelope.signers == (issuer_b.fingerprint,)
+
+
+def test_jwe_with_jwk_keys_from_the_store(tmp_path: Path) -> None:
+    """JWKs in the store (ours sig + enc, Google's enc + sig) beside OpenPGP keys: the service
+    seals GOPCs in either envelope, publishes our JWKs, opens Google's JWE echo requests and
+    records the use of the kids it sealed with."""
+    now = dt.datetime.now(dt.UTC)
+    path = tmp_path / "keys" / "keystore.db"
+    path.parent.mkdir(mode=0o700)
+    operator = _open(path)
+    env = Environment.SANDBOX
+    google_enc = jose.generate_jwk(bits=2048, at=now, use="enc")
+    google_sig = jose.generate_jwk(bits=2048, at=now, use="sig")
+    google_pgp = openpgp.generate_key("G <g@google.example>", bits=2048, at=now)
+    ids = [
+        operator.generate(env, at=now, key_format=Format.JWK, use="sig", bits=2048).key_id,
+        operator.generate(env, at=now, key_format=Format.JWK, use="enc", bits=2048).key_id,
+        operator.import_key(env, google_enc.public().to_json().encode(), at=now).key_id,
+        operator.import_key(env, google_sig.public().to_json().encode(), at=now).key_id,
+        operator.generate(env, user_id="Issuer <i@x.example>", bits=2048, at=now).key_id,
+        operator.import_key(env, google_pgp.certificate.armor().encode(), at=now).key_id,
+    ]
+    for key_id in ids:
+        operator.promote(env, key_id, at=now)
+    ours_sig, ours_enc = ids[0], ids[1]
+
+    source = StoreKeySource(lambda cache: _open(path, cache), env, refresh=60)
+    with running_server(tmp_path, source, format="jwe") as server, server.client() as client:
+        published = client.get("/v1/keys/public").json()
+        assert published["format"] == "jwe"
+        keys = {json.loads(text)["kid"]: jose.load_jwk(text) for text in published["keys"]}
+        assert set(keys) == {ours_sig, ours_enc}
+        assert not any(key.is_private for key in keys.values())
+        body = request_body(PAN, request_id="jwe-1", session="s-jwe", format="jwe")
+        response = client.post("/v1/gopc", json=body)
+        assert response.status_code == 200, response.text
+        sealed = response.json()["googleOpaquePaymentCard"].encode()
+        opened = open_gopc(
+            sealed,
+            session_id="s-jwe",
+            decrypt_with=[google_enc],
+            verify_with=[keys[ours_sig]],
+            format="jwe",
+            at=dt.datetime.now(dt.UTC),
+        )
+        assert opened.gopc.card.account_number.reveal() == PAN
+        assert opened.envelope.signers == (ours_sig,)
+        assert opened.envelope.decryption_key == google_enc.kid
+        # The OpenPGP keys in the same store still serve format pgp.
+        body = request_body(PAN, request_id="pgp-1", session="s-pgp", format="pgp")
+        response = client.post("/v1/gopc", json=body)
+        assert response.status_code == 200, response.text
+        # Google's echo request: sealed to our enc key, signed by its sig key.
+        echo = {
+            "requestHeader": {
+                "requestId": "echo-1",
+                "requestTimestamp": str(int(time.time() * 1000)),
+            },
+            "clientMessage": "ping",
+        }
+        token = jose.seal_jwe(
+            json.dumps(echo).encode(),
+            sign_with=google_sig,
+            encrypt_to=keys[ours_enc],
+            at=dt.datetime.now(dt.UTC),
+        )
+        reply = client.post("/v1/echo", content=token, headers={"content-type": "application/jose"})
+        assert reply.status_code == 200, reply.text
+        answer = jose.open_jwe(
+            reply.content,
+            decrypt_with=[google_enc],
+            verify_with=[keys[ours_sig]],
+            at=dt.datetime.now(dt.UTC),
+        )
+        assert json.loads(answer.plaintext)["clientMessage"] == "ping"
+    # The drain window knows the JWKs were used (kids are record ids).
+    ring = operator.snapshot(env)
+    assert ring.record(ours_sig).last_used is not None
+    assert ring.record(google_enc.kid).last_used is not None
+    assert ring.record(ours_enc).last_used is None  # opening is not sealing
 
 
 def _session_of(

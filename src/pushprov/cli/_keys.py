@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any, BinaryIO
 
-from .. import openpgp
+from .. import jose, openpgp
 from .._clock import now, parse_duration, parse_time
 from .._errors import KeyUnusableError, UsageError
 from .._policy import Policy
@@ -22,6 +22,7 @@ from ..keys import (
     AttentionNeededError,
     Environment,
     Finding,
+    Format,
     KeyRecord,
     Keystore,
     key_warnings,
@@ -39,6 +40,8 @@ __all__ = [
     "uses_store",
 ]
 
+SigningKey = openpgp.SecretKey | jose.JwkKey
+RecipientKey = openpgp.Certificate | jose.JwkKey
 PASSPHRASE_ENV = "PUSHPROV_STORE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 KEYS_EPILOG = f"""exit status (besides those of `pushprov --help`):
   20  key_not_found       21  transition_refused   22  self_test_failed
@@ -126,10 +129,25 @@ def add_keys_commands(subparsers: Any) -> None:
         )
 
     generate = add("generate", "generate one of our keys (pending)")
-    generate.add_argument("--uid", required=True, help="user ID, e.g. 'Issuer <ops@example>'")
+    generate.add_argument(
+        "--format",
+        choices=[f.value for f in Format],
+        default=Format.PGP.value,
+        help="OpenPGP key (default: signs and decrypts) or a JWK for the JWE envelope (one job, "
+        "--use)",
+    )
+    generate.add_argument(
+        "--uid", help="user ID, e.g. 'Issuer <ops@example>' (required for pgp; none for jwk)"
+    )
     generate.add_argument("--bits", type=int, default=None, help="RSA size (default 3072)")
     generate.add_argument(
         "--expires", type=parse_duration, default=None, help="validity: 365d (default), 52w, 1y"
+    )
+    generate.add_argument(
+        "--use", choices=["sig", "enc"], help="jwk: sig signs what we send, enc opens what we get"
+    )
+    generate.add_argument(
+        "--alg", help="jwk: pin one algorithm, e.g. RSA1_5 for a legacy decryption key (enc)"
     )
 
     import_ = add(
@@ -140,6 +158,17 @@ def add_keys_commands(subparsers: Any) -> None:
                          "key, google for a certificate)")  # fmt: skip
     import_.add_argument(
         "--passphrase-file", metavar="FILE", help="unlocks a protected secret key being imported"
+    )
+    import_.add_argument(
+        "--use",
+        choices=["sig", "enc"],
+        help='JWK/PEM: the key\'s one job, when the JWK does not say (its "use")',
+    )
+    import_.add_argument(
+        "--expires",
+        type=parse_duration,
+        default=None,
+        help='JWK/PEM without "exp" (a PEM key always): validity to record, e.g. 365d',
     )
 
     export = add("export", "print a key's certificate (or, with --secret, its protected secret)")
@@ -214,7 +243,10 @@ def _run(
     if command == "show":
         ring = ks.snapshot(env)
         record = ring.record(args.key)
-        return _render_record(ks, record, at, args.json, ring.certificate(record))
+        details = (
+            ring.certificate(record) if record.format is Format.PGP else ring.public_jwk(record)
+        )
+        return _render_record(ks, record, at, args.json, details)
     if command == "check":
         return _check(ks, env, at, args.json)
     if command == "audit":
@@ -225,18 +257,20 @@ def _run(
             raise UsageError("--secret needs --passphrase-file to protect the exported key")
         if passphrase is not None and not args.secret:
             raise UsageError("--passphrase-file applies to --secret exports only")
-        return ks.export(env, args.key, at=at, secret_passphrase=passphrase, reason=args.reason)
+        exported = ks.export(env, args.key, at=at, secret_passphrase=passphrase, reason=args.reason)
+        return exported if exported.endswith(b"\n") else exported + b"\n"
     if command == "generate":
         record = ks.generate(
             env, user_id=args.uid, at=at, bits=args.bits, validity=args.expires,
-            reason=args.reason,
+            key_format=Format(args.format), use=args.use, alg=args.alg, reason=args.reason,
         )  # fmt: skip
     elif command == "import":
         data = read_capped(args.file, _KEY_FILE, stdin)
         passphrase = first_line(args.passphrase_file) if args.passphrase_file else None
         record = ks.import_key(
-            env, data, at=at, owner=args.owner, passphrase=passphrase, reason=args.reason
-        )
+            env, data, at=at, owner=args.owner, passphrase=passphrase, use=args.use,
+            validity=args.expires, reason=args.reason,
+        )  # fmt: skip
     elif command == "promote":
         test_message = (
             read_capped(args.test_message, _KEY_FILE, stdin) if args.test_message else None
@@ -308,35 +342,49 @@ def uses_store(args: argparse.Namespace, *file_options: str) -> bool:
 
 
 def store_keys_for_seal(
-    args: argparse.Namespace, at: _dt.datetime, policy: Policy
-) -> tuple[list[openpgp.SecretKey], list[openpgp.Certificate]]:
-    """Every active signing key of ours and every active partner key, none expired."""
+    args: argparse.Namespace, at: _dt.datetime, policy: Policy, fmt: str
+) -> tuple[list[SigningKey], list[RecipientKey]]:
+    """OpenPGP: every active signing key of ours and every active partner key; JWE: the one
+    active JWK of each. None expired."""
     env = Environment(args.env)
     ks = _open_keystore(args, create=False, policy=policy)
     try:
         ring = ks.snapshot(env)
-        signers, recipients = list(ring.signing_keys(at=at)), list(ring.recipients(at=at))
+        signers: list[SigningKey]
+        recipients: list[RecipientKey]
+        if fmt == "jwe":
+            signer, recipient = ring.jwe_signing_key(at=at), ring.jwe_recipient(at=at)
+            signers = [] if signer is None else [signer]
+            recipients = [] if recipient is None else [recipient]
+        else:
+            signers, recipients = list(ring.signing_keys(at=at)), list(ring.recipients(at=at))
         if not signers or not recipients:
             raise KeyUnusableError(
-                f"the {env.value} keyring has no usable active "
+                f"the {env.value} keyring has no usable active {fmt} "
                 + ("signing key of ours" if not signers else "partner key to encrypt to")
             )
-        used = [k.fingerprint for k in signers] + [c.fingerprint for c in recipients]
-        ks.record_use(env, used, at=at)
+        ks.record_use(env, [_key_id(k) for k in (*signers, *recipients)], at=at)
     finally:
         ks.close()
     return signers, recipients
 
 
 def store_keys_for_open(
-    args: argparse.Namespace, policy: Policy
-) -> tuple[list[openpgp.SecretKey], list[openpgp.Certificate]]:
-    """Every active or retiring key of ours, every active or retiring partner certificate."""
+    args: argparse.Namespace, policy: Policy, fmt: str
+) -> tuple[list[SigningKey], list[RecipientKey]]:
+    """Every active or retiring key of ours, every active or retiring partner key, of the
+    envelope's format."""
     env = Environment(args.env)
     ks = _open_keystore(args, create=False, policy=policy)
     try:
         ring = ks.snapshot(env)
-        decryptors, verifiers = list(ring.decryption_keys()), list(ring.verification_certs())
+        decryptors: list[SigningKey]
+        verifiers: list[RecipientKey]
+        if fmt == "jwe":
+            decryptors = list(ring.jwe_decryption_keys())
+            verifiers = list(ring.jwe_verification_keys())
+        else:
+            decryptors, verifiers = list(ring.decryption_keys()), list(ring.verification_certs())
     finally:
         ks.close()
     if not decryptors or not verifiers:
@@ -346,6 +394,10 @@ def store_keys_for_open(
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _key_id(key: SigningKey | RecipientKey) -> str:
+    return key.kid if isinstance(key, jose.JwkKey) else key.fingerprint
 
 
 def _open_keystore(
@@ -454,10 +506,10 @@ def _render_record(
     record: KeyRecord,
     at: _dt.datetime,
     as_json: bool,
-    certificate: openpgp.Certificate | None,
+    details: openpgp.Certificate | jose.JwkKey | None,
 ) -> bytes:
     data = _record(ks, record, at)
-    if certificate is not None:
+    if isinstance(details, openpgp.Certificate):
         data["subkeys"] = [
             {
                 "fingerprint": info.fingerprint,
@@ -465,8 +517,15 @@ def _render_record(
                 "bits": info.bits,
                 "capabilities": info.capabilities,
             }
-            for info in certificate.key_infos()
+            for info in details.key_infos()
         ]
+    elif details is not None:
+        data["jwk"] = {
+            "thumbprint": details.thumbprint,
+            "bits": details.bits,
+            "use": details.use,
+            "alg": details.alg,
+        }
     if as_json:
         return _json(data)
     lines = [
@@ -480,6 +539,12 @@ def _render_record(
         f"  subkey {s['key_id']} [{s['capabilities'].upper()}] {s['bits']}"
         for s in data.get("subkeys", [])
     ]
+    if "jwk" in data:
+        jwk = data["jwk"]
+        lines.append(
+            f"  jwk use {jwk['use']}  alg {jwk['alg'] or '-'}  {jwk['bits']} bits  "
+            f"thumbprint {jwk['thumbprint']}"
+        )
     lines += [f"  ! {w['message']}" for w in data["warnings"]]
     return ("\n".join(lines) + "\n").encode()
 

@@ -297,8 +297,7 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         signers: Sequence[openpgp.SecretKey | jose.JwkKey]
         recipients: Sequence[openpgp.Certificate | jose.JwkKey]
         if uses_store(args, "sign_with", "encrypt_to"):
-            _store_format(fmt)
-            signers, recipients = store_keys_for_seal(args, at, policy)
+            signers, recipients = store_keys_for_seal(args, at, policy, fmt)
         else:
             signers = _secret_keys(args.sign_with, passphrase, policy, fmt)
             recipients = _public_keys(args.encrypt_to, policy, fmt)
@@ -324,8 +323,7 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
     decryptors: Sequence[openpgp.SecretKey | jose.JwkKey]
     verifiers: Sequence[openpgp.Certificate | jose.JwkKey]
     if uses_store(args, "decrypt_with", "verify_with"):
-        _store_format(fmt)
-        decryptors, verifiers = store_keys_for_open(args, policy)
+        decryptors, verifiers = store_keys_for_open(args, policy, fmt)
     else:
         decryptors = _secret_keys(args.decrypt_with, passphrase, policy, fmt)
         verifiers = _public_keys(args.verify_with, policy, fmt)
@@ -362,11 +360,6 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         facts["gopc"] = json.loads(result.gopc.to_json())
         return _json(facts)
     return result.gopc.to_json() + b"\n"
-
-
-def _store_format(fmt: str) -> None:
-    if fmt != "pgp":
-        raise UsageError("--store holds OpenPGP keys for now; use JWK files with --format jwe")
 
 
 def _jwe_options(args: argparse.Namespace) -> _api.JweOptions | None:

@@ -10,6 +10,11 @@ retirement waits out a drain window; every change is one versioned, audited comm
     keystore.promote(Environment.PRODUCTION, new.key_id, at=when, replacing=[old_id])
     ring = keystore.snapshot(Environment.PRODUCTION)
     seal_gopc(gopc, sign_with=ring.signing_keys(at=when), encrypt_to=ring.recipients(at=when))
+
+A JWK (``key_format=Format.JWK``) does one job (``use="sig"`` or ``"enc"``) and one is active
+per role, so the JWE envelope gets ``ring.jwe_signing_key(at=when)`` and
+``ring.jwe_recipient(at=when)`` (each a key or None); inbound, ``ring.jwe_decryption_keys()``
+and ``ring.jwe_verification_keys()``.
 """
 
 from ._audit import entry_hash, genesis_hash

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 from collections.abc import Callable, Collection, Sequence
 
-from .. import openpgp
+from .. import jose, openpgp
 from .._clock import as_unix
 from .._errors import (
     KeyUnusableError,
@@ -20,11 +21,29 @@ from .._errors import (
     UsageError,
 )
 from .._policy import GOOGLE_PROFILE, Policy
-from ..store import AuditEntry, Change, Store, StoreConflictError, StoreCorruptError, StoreView
+from ..store import (
+    AuditEntry,
+    Change,
+    KeyRow,
+    Store,
+    StoreConflictError,
+    StoreCorruptError,
+    StoreView,
+)
 from ._audit import genesis_hash, make_entry, verify_chain
 from ._errors import AuditTamperedError, SelfTestFailedError, TransitionRefusedError
-from ._keyring import _NOT_BUILT_AD_HOC, Keyring, SecretCache
-from ._model import OURS, Environment, Format, KeyRecord, Role, State, check_owner, roles_for
+from ._keyring import _NOT_BUILT_AD_HOC, Keyring, SecretCache, SecretKey, key_id_of
+from ._model import (
+    OURS,
+    Environment,
+    Format,
+    KeyRecord,
+    Role,
+    State,
+    check_owner,
+    jwk_role,
+    roles_for,
+)
 from ._rules import (
     DEFAULT_DRAIN_WINDOW,
     DEFAULT_EXPIRY_WARNING,
@@ -32,12 +51,12 @@ from ._rules import (
     findings,
     plan_transition,
 )
-from ._selftest import self_test_ours, self_test_partner
+from ._selftest import jwk_policy_problems, self_test_jwk, self_test_ours, self_test_partner
 
 __all__ = ["KeyGenerator", "Keystore"]
 
 KeyGenerator = Callable[..., openpgp.SecretKey]
-_JWK_PENDING = "format jwk arrives with the JOSE envelope and is not wired into the keystore yet"
+_LIVE = (State.PENDING, State.ACTIVE, State.RETIRING)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,19 +109,27 @@ class Keystore:
             env, view.version, records, self._load_secret, self.policy, _token=_NOT_BUILT_AD_HOC
         )
 
-    def _load_secret(self, record: KeyRecord) -> openpgp.SecretKey:
-        if record.format is not Format.PGP:
-            raise UnsupportedError(_JWK_PENDING)
+    def _load_secret(self, record: KeyRecord) -> SecretKey:
         clear = self._store.load_secret(record.env.value, record.key_id)
         if clear is None:
             raise KeyUnusableError(f"key {record.key_id} has no secret material here")
         key = self._secrets.get(clear)
         if key is None:
-            (key,) = openpgp.read_secret_keys(clear, policy=self.policy)
+            key = self._parse_secret(record.format, clear)
             self._secrets.put(clear, key)
-        if key.fingerprint != record.key_id:
+        jwk = isinstance(key, jose.JwkKey)
+        if key_id_of(key) != record.key_id or jwk != (record.format is Format.JWK):
             raise StoreCorruptError(f"the secret stored for {record.key_id} is another key")
         return key
+
+    def _parse_secret(self, fmt: Format, clear: bytes) -> SecretKey:
+        if fmt is Format.PGP:
+            (key,) = openpgp.read_secret_keys(clear, policy=self.policy)
+            return key
+        jwk = jose.load_jwk(clear, policy=self.policy)
+        if not jwk.is_private:
+            raise StoreCorruptError("a stored JWK secret has no private part")
+        return jwk
 
     def check(self, env: Environment, *, at: _dt.datetime) -> tuple[Finding, ...]:
         """What needs attention: a role without an active key, expiry soon, a drained key."""
@@ -140,21 +167,45 @@ class Keystore:
         self,
         env: Environment,
         *,
-        user_id: str,
         at: _dt.datetime,
+        user_id: str | None = None,
         bits: int | None = None,
         validity: _dt.timedelta | None = None,
         key_format: Format = Format.PGP,
+        use: str | None = None,
+        alg: str | None = None,
         reason: str = "",
         expect_version: int | None = None,
     ) -> KeyRecord:
-        """Make one of our keys (pending); its secret is sealed in the store."""
-        if key_format is not Format.PGP:
-            raise UnsupportedError(_JWK_PENDING)
+        """Make one of our keys (pending); its secret is sealed in the store.
+
+        An OpenPGP key (``user_id`` required) signs and decrypts. A JWK (``key_format=JWK``)
+        does one job, named by ``use``: ``"sig"`` signs, ``"enc"`` decrypts; ``alg`` pins it
+        to one algorithm (``"RSA1_5"`` for a legacy decryption key). Its kid is its RFC 7638
+        thumbprint, its ``iat``/``exp`` are ``at`` and ``at + validity``.
+        """
+        if key_format is Format.JWK:
+            if user_id is not None:
+                raise UsageError("a JWK has no user ID")
+            role = jwk_role(OURS, use)
+            jwk = jose.generate_jwk(
+                bits=bits, validity=validity, at=at, policy=self.policy, use=use, alg=alg
+            )
+            clear = jwk.to_json(private=True).encode()
+            self._secrets.put(clear, jwk)
+            return self._add_jwk(
+                env, jwk, OURS, role, clear, "generate", at, reason, expect_version
+            )
+        if use is not None or alg is not None:
+            raise UsageError("use and alg go with format jwk")
+        if user_id is None:
+            raise UsageError("an OpenPGP key needs a user ID")
         key = self._keygen(user_id, bits=bits, validity=validity, at=at, policy=self.policy)
         clear = key.armor().encode()
         self._secrets.put(clear, key)
-        return self._add(env, key.certificate, OURS, clear, "generate", at, reason, expect_version)
+        return self._add_pgp(
+            env, key.certificate, OURS, clear, "generate", at, reason, expect_version
+        )
 
     def import_key(
         self,
@@ -164,16 +215,28 @@ class Keystore:
         at: _dt.datetime,
         owner: str | None = None,
         passphrase: bytes | None = None,
+        use: str | None = None,
+        validity: _dt.timedelta | None = None,
         reason: str = "",
         expect_version: int | None = None,
     ) -> KeyRecord:
         """Add one key as pending: a secret key is ours, a certificate a partner's (``google``).
 
+        OpenPGP data (armored or binary) is read as OpenPGP; a JWK (JSON) or PEM key as a JWK:
+        with its private part ours, without it a partner's. A JWK does one job: ``use``
+        (``"sig"``/``"enc"``) names it, or the JWK's own ``use`` does. A JWK without ``exp``
+        (a PEM key always) gets one only from ``validity``, counted from its ``iat`` (or
+        ``at`` when it has none); the stored JWK records its role and both times.
+
         Refused when it breaks the policy (lifetime beyond ``max_key_lifetime``, no expiry,
         too small, expired) or is already known in either environment.
         """
-        if data.lstrip().startswith(b"{"):
-            raise UnsupportedError(_JWK_PENDING)
+        if _is_jose(data):
+            if passphrase is not None:
+                raise UsageError("JWK and PEM keys are imported unprotected; no passphrase")
+            return self._import_jwk(env, data, at, owner, use, validity, reason, expect_version)
+        if use is not None or validity is not None:
+            raise UsageError("use and validity go with JWK and PEM keys")
         has_secret = openpgp.contains_secret_key(data)
         owner = check_owner(owner or (OURS if has_secret else "google"))
         if owner == OURS:
@@ -182,14 +245,14 @@ class Keystore:
             known = self._secrets.get(data) if passphrase is None else None
             keys = (
                 [known]
-                if known
+                if isinstance(known, openpgp.SecretKey)
                 else openpgp.read_secret_keys(data, passphrase=passphrase, policy=self.policy)
             )
             if len(keys) != 1:
                 raise UsageError("import one key at a time")
             clear = keys[0].armor().encode()
             self._secrets.put(clear, keys[0])
-            return self._add(
+            return self._add_pgp(
                 env, keys[0].certificate, owner, clear, "import", at, reason, expect_version
             )
         if has_secret:
@@ -197,9 +260,55 @@ class Keystore:
         certs = openpgp.read_certificates(data, policy=self.policy)
         if len(certs) != 1:
             raise UsageError("import one key at a time")
-        return self._add(env, certs[0], owner, None, "import", at, reason, expect_version)
+        return self._add_pgp(env, certs[0], owner, None, "import", at, reason, expect_version)
 
-    def _add(
+    def _import_jwk(
+        self,
+        env: Environment,
+        data: bytes,
+        at: _dt.datetime,
+        owner: str | None,
+        use: str | None,
+        validity: _dt.timedelta | None,
+        reason: str,
+        expect_version: int | None,
+    ) -> KeyRecord:
+        key = jose.load_jwk(data, policy=self.policy)
+        owner = check_owner(owner or (OURS if key.is_private else "google"))
+        if owner == OURS and not key.is_private:
+            raise UsageError("our own key must be imported with its private part")
+        if owner != OURS and key.is_private:
+            raise UsageError("a partner's key is imported public, never with its private part")
+        if use is not None and key.use is not None and use != key.use:
+            raise UsageError(f'the JWK says its use is "{key.use}"')
+        use = use or key.use
+        role = jwk_role(owner, use)
+        created = key.created or at.astimezone(_dt.UTC).replace(microsecond=0)
+        if key.expires is not None:
+            if validity is not None:
+                raise UsageError("the JWK records its own expiry (exp); give no validity")
+            expires = key.expires
+        elif validity is None:
+            raise PolicyViolationError(
+                f"key {key.kid}: it records no expiry (exp); give a validity to record one"
+            )
+        elif not _dt.timedelta(0) < validity <= self.policy.max_key_lifetime:
+            raise PolicyViolationError("validity must be positive and within the key lifetime")
+        else:
+            try:
+                expires = created + validity
+            except OverflowError:
+                raise UsageError("the key would expire after the year 9999") from None
+        # The stored JWK says what the record says: its role, when it was made, when it ends.
+        document = json.loads(key.to_json(private=key.is_private))
+        document.update(use=use, iat=as_unix(created), exp=as_unix(expires))
+        stored = jose.load_jwk(json.dumps(document), policy=self.policy)
+        clear = stored.to_json(private=True).encode() if stored.is_private else None
+        if clear is not None:
+            self._secrets.put(clear, stored)
+        return self._add_jwk(env, stored, owner, role, clear, "import", at, reason, expect_version)
+
+    def _add_pgp(
         self,
         env: Environment,
         cert: openpgp.Certificate,
@@ -213,14 +322,6 @@ class Keystore:
         problems = cert.policy_problems(self.policy, at)
         if problems:
             raise PolicyViolationError(f"key {cert.fingerprint}: " + "; ".join(problems))
-        other = Environment.SANDBOX if env is Environment.PRODUCTION else Environment.PRODUCTION
-        if any(row.key_id == cert.fingerprint for row in self._store.read(other.value).keys):
-            raise TransitionRefusedError(
-                f"key {cert.fingerprint} is in {other.value}: environments never share keys"
-            )
-        view = self._read(env, expect_version)
-        if any(row.key_id == cert.fingerprint for row in view.keys):
-            raise TransitionRefusedError(f"key {cert.fingerprint} is already in {env.value}")
         record = KeyRecord(
             key_id=cert.fingerprint,
             env=env,
@@ -235,6 +336,60 @@ class Keystore:
             public=cert.armor().encode(),
             has_secret=clear_secret is not None,
         )
+        return self._add(env, record, clear_secret, action, at, reason, expect_version)
+
+    def _add_jwk(
+        self,
+        env: Environment,
+        key: jose.JwkKey,
+        owner: str,
+        role: Role,
+        clear_secret: bytes | None,
+        action: str,
+        at: _dt.datetime,
+        reason: str,
+        expect_version: int | None,
+    ) -> KeyRecord:
+        problems = jwk_policy_problems(key, role, self.policy, at)
+        if problems:
+            raise PolicyViolationError(f"key {key.kid}: " + "; ".join(problems))
+        assert key.created is not None  # no problems: iat and exp are recorded
+        record = KeyRecord(
+            key_id=key.kid,
+            env=env,
+            format=Format.JWK,
+            owner=owner,
+            roles=roles_for(owner, Format.JWK, role),
+            label="",
+            created=key.created,
+            expires=key.expires,
+            state=State.PENDING,
+            transitions=((State.PENDING, at),),
+            public=key.public().to_json().encode(),
+            has_secret=clear_secret is not None,
+        )
+        return self._add(env, record, clear_secret, action, at, reason, expect_version)
+
+    def _add(
+        self,
+        env: Environment,
+        record: KeyRecord,
+        clear_secret: bytes | None,
+        action: str,
+        at: _dt.datetime,
+        reason: str,
+        expect_version: int | None,
+    ) -> KeyRecord:
+        other = Environment.SANDBOX if env is Environment.PRODUCTION else Environment.PRODUCTION
+        known = _same_key(record, self._store.read(other.value).keys)
+        if known is not None:
+            raise TransitionRefusedError(
+                f"key {record.key_id} is in {other.value}{known}: environments never share keys"
+            )
+        view = self._read(env, expect_version)
+        known = _same_key(record, view.keys)
+        if known is not None:
+            raise TransitionRefusedError(f"key {record.key_id} is already in {env.value}{known}")
         secrets = () if clear_secret is None else ((record.key_id, clear_secret),)
         self._commit(
             view,
@@ -255,8 +410,9 @@ class Keystore:
         secret_passphrase: bytes | None = None,
         reason: str = "",
     ) -> bytes:
-        """The armored certificate; with ``secret_passphrase``, the passphrase-protected secret
-        key (audited as ``export-secret``; an unprotected export is never offered)."""
+        """The armored certificate (a JWK: its public JSON); with ``secret_passphrase``, the
+        passphrase-protected OpenPGP secret key (audited as ``export-secret``; an unprotected
+        export is never offered, so a JWK's private part does not leave the store)."""
         view = self._store.read(env.value)
         keyring = self._keyring(env, view)
         record = keyring.record(reference)
@@ -264,6 +420,8 @@ class Keystore:
             return record.public
         if not secret_passphrase:
             raise UsageError("a secret export needs a non-empty passphrase")
+        if record.format is Format.JWK:
+            raise UnsupportedError("a JWK has no passphrase-protected form: it stays in the store")
         armored = keyring.secret_key(record).armor(secret_passphrase).encode()
         self._commit(
             view,
@@ -386,14 +544,14 @@ class Keystore:
     def _self_test(
         self, keyring: Keyring, key: KeyRecord, at: _dt.datetime, test_message: bytes | None
     ) -> None:
-        if key.format is not Format.PGP:
-            raise UnsupportedError(_JWK_PENDING)
+        if key.format is Format.JWK:
+            self._self_test_jwk(keyring, key, at, test_message)
+            return
         if key.ours:
             partners = [
                 keyring.certificate(r)
                 for r in keyring.records
-                if Role.VERIFY in r.roles
-                and r.state in (State.PENDING, State.ACTIVE, State.RETIRING)
+                if Role.VERIFY in r.roles and r.format is Format.PGP and r.state in _LIVE
             ]
             self_test_ours(
                 keyring.secret_key(key), at=at, policy=self.policy, test_message=test_message,
@@ -415,6 +573,32 @@ class Keystore:
         self_test_partner(
             keyring.certificate(key), signer=keyring.secret_key(signers[0]), at=at,
             policy=self.policy,
+        )  # fmt: skip
+
+    def _self_test_jwk(
+        self, keyring: Keyring, key: KeyRecord, at: _dt.datetime, test_message: bytes | None
+    ) -> None:
+        (role,) = key.roles
+        if test_message is not None and role not in (Role.DECRYPT, Role.VERIFY):
+            raise UsageError("a test message proves a JWK that decrypts or verifies")
+
+        def live_jwks(wanted: Role) -> list[KeyRecord]:
+            return [
+                r
+                for r in keyring.records
+                if r.format is Format.JWK and wanted in r.roles and r.state in _LIVE
+            ]
+
+        partner_keys: list[jose.JwkKey] = []
+        our_keys: list[jose.JwkKey] = []
+        if test_message is not None and role is Role.DECRYPT:
+            partner_keys = [keyring.public_jwk(r) for r in live_jwks(Role.VERIFY)]
+        if test_message is not None and role is Role.VERIFY:
+            our_keys = [keyring.secret_jwk(r) for r in live_jwks(Role.DECRYPT) if r.has_secret]
+        self_test_jwk(
+            keyring.public_jwk(key), role, at=at, policy=self.policy,
+            secret=keyring.secret_jwk(key) if key.ours else None, test_message=test_message,
+            partner_keys=partner_keys, our_keys=our_keys,
         )  # fmt: skip
 
     # -- committing --------------------------------------------------------------------------
@@ -467,3 +651,32 @@ class Keystore:
                 audit=tuple(entries),
             )
         )
+
+
+def _is_jose(data: bytes) -> bool:
+    """A JWK (JSON) or a PEM key, as opposed to OpenPGP (binary or ASCII armor)."""
+    head = data.lstrip()
+    return head.startswith(b"{") or (
+        head.startswith(b"-----BEGIN ") and not head.startswith(b"-----BEGIN PGP ")
+    )
+
+
+def _same_key(record: KeyRecord, rows: Sequence[KeyRow]) -> str | None:
+    """None when no row holds this key; else "" (same id) or " as <id>" (a JWK's kid is only
+    a name: the same RSA modulus under another kid is the same key)."""
+    modulus = _modulus(record.public) if record.format is Format.JWK else None
+    for row in rows:
+        if row.key_id == record.key_id:
+            return ""
+        if (
+            modulus is not None
+            and row.format == Format.JWK.value
+            and _modulus(row.public) == modulus
+        ):
+            return f" as {row.key_id}"
+    return None
+
+
+def _modulus(public_jwk: bytes) -> str:
+    value: str = json.loads(public_jwk)["n"]
+    return value

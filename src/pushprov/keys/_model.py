@@ -20,6 +20,7 @@ __all__ = [
     "Role",
     "State",
     "check_owner",
+    "jwk_role",
     "roles_for",
 ]
 
@@ -85,6 +86,16 @@ def roles_for(owner: str, fmt: Format, use: Role | None = None) -> frozenset[Rol
     if use is None or use not in allowed:
         raise UsageError(f"a JWK needs one role of {sorted(allowed)}")
     return frozenset({use})
+
+
+def jwk_role(owner: str, use: str | None) -> Role:
+    """A JWK's one role from its JOSE ``use``: ours signs ("sig") or decrypts ("enc"); a
+    partner's is verified against ("sig") or encrypted to ("enc")."""
+    if use not in ("sig", "enc"):
+        raise UsageError('a JWK does one job: give its use, "sig" or "enc"')
+    if owner == OURS:
+        return Role.SIGN if use == "sig" else Role.DECRYPT
+    return Role.VERIFY if use == "sig" else Role.ENCRYPT
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

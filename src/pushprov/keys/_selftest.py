@@ -1,4 +1,11 @@
-"""Verify before promote: prove a key works the way it is about to be used."""
+"""Verify before promote: prove a key works the way it is about to be used.
+
+OpenPGP keys do both jobs of their side, so one round trip covers ours and one sealed probe a
+partner's. A JWK does one job, and each is proved on its own (``self_test_jwk``): ours signs a
+probe that its stored public half verifies, or opens a probe sealed to its stored public half;
+a partner's encryption key gets a probe sealed to it; a partner's signing key can only be
+checked against the policy, unless the partner sent a test message it signed.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,17 @@ import datetime as _dt
 import os
 from collections.abc import Sequence
 
-from .. import openpgp
+from .. import jose, openpgp
 from .._errors import PushprovError
 from .._policy import Policy
+from ..jose._compact import b64u_decode, parse_json_object
 from ..openpgp._packets import FramingError, Tag, read_packets
 from ._errors import SelfTestFailedError
+from ._model import Role
 
-__all__ = ["self_test_ours", "self_test_partner"]
+__all__ = ["jwk_policy_problems", "self_test_jwk", "self_test_ours", "self_test_partner"]
+
+_USE = {Role.SIGN: "sig", Role.VERIFY: "sig", Role.DECRYPT: "enc", Role.ENCRYPT: "enc"}
 
 
 def _probe(fingerprint: str) -> bytes:
@@ -87,3 +98,142 @@ def self_test_partner(
         raise SelfTestFailedError(
             f"a message sealed to {cert.fingerprint} does not target its encryption subkey"
         )
+
+
+def jwk_policy_problems(
+    key: jose.JwkKey, role: Role, policy: Policy, at: _dt.datetime
+) -> list[str]:
+    """What keeps a JWK from the profile for ``role`` (empty: it complies). Like an OpenPGP
+    key, it must record when it was made (``iat``) and when it expires (``exp``)."""
+    problems: list[str] = []
+    if key.bits < policy.min_rsa_bits:
+        problems.append(f"it has {key.bits} bits (< {policy.min_rsa_bits})")
+    if key.use != _USE[role]:
+        problems.append(f'its use is not "{_USE[role]}" (role {role.value})')
+    allowed = policy.jws_algs if _USE[role] == "sig" else policy.jwe_algs
+    if key.alg is not None and key.alg not in allowed:
+        problems.append("it is pinned to an algorithm the policy does not allow for its use")
+    if key.created is None or key.expires is None:
+        problems.append("it records no creation time (iat) or no expiry (exp)")
+    elif key.expires - key.created > policy.max_key_lifetime:
+        problems.append(f"its lifetime exceeds {policy.max_key_lifetime.days} days")
+    elif key.expired_at(at):
+        problems.append("it is expired")
+    return problems
+
+
+def self_test_jwk(
+    public: jose.JwkKey,
+    role: Role,
+    *,
+    at: _dt.datetime,
+    policy: Policy,
+    secret: jose.JwkKey | None = None,
+    test_message: bytes | None = None,
+    partner_keys: Sequence[jose.JwkKey] = (),
+    our_keys: Sequence[jose.JwkKey] = (),
+) -> None:
+    """Prove one JWK in its role. ``public`` is the stored public half; ``secret`` the stored
+    private key (ours); ``test_message`` a JWE from the partner: for our decryption key, sealed
+    to it and signed by one of ``partner_keys``; for a partner's signing key, signed by it and
+    sealed to one of ``our_keys`` (our decryption keys)."""
+    problems = jwk_policy_problems(public, role, policy, at)
+    if problems:
+        raise SelfTestFailedError(f"key {public.kid}: " + "; ".join(problems))
+    if role is Role.SIGN:
+        assert secret is not None  # the keystore passes our secret for our roles
+        _signs(secret, public, at, policy)
+    elif role is Role.DECRYPT:
+        assert secret is not None
+        _opens(secret, public, at, policy)
+        if test_message is not None:
+            _opens_partner_message(test_message, [secret], partner_keys, at, policy)
+    elif role is Role.ENCRYPT:
+        _is_sealed_to(public, at, policy)
+    elif test_message is not None:
+        # A partner's signing key: we cannot sign with it, so without a message it signed the
+        # policy checks above are all there is.
+        if not our_keys:
+            raise SelfTestFailedError(
+                "opening the partner's test message needs one of our JWK decryption keys"
+            )
+        # Verified against this key alone: opening proves the partner signed with it.
+        _opens_partner_message(test_message, our_keys, [public], at, policy)
+
+
+def _throwaway(use: str, at: _dt.datetime, policy: Policy) -> jose.JwkKey:
+    """A key made for one probe and dropped: the other end of a round trip we cannot close
+    with keys we hold (a partner never gives us its private keys)."""
+    bits = -(-policy.min_rsa_bits // 256) * 256
+    return jose.generate_jwk(bits=bits, at=at, policy=policy, use=use)
+
+
+def _signs(secret: jose.JwkKey, public: jose.JwkKey, at: _dt.datetime, policy: Policy) -> None:
+    """Sign a probe with our key, sealed to a throwaway recipient; the stored public half must
+    verify it."""
+    recipient = _throwaway("enc", at, policy)
+    probe = _probe(public.kid)
+    try:
+        token = jose.seal_jwe(
+            probe, sign_with=secret, encrypt_to=recipient.public(), at=at, policy=policy
+        )
+        opened = jose.open_jwe(
+            token, decrypt_with=[recipient], verify_with=[public], at=at, policy=policy
+        )
+    except PushprovError as error:
+        raise SelfTestFailedError(f"signing with {public.kid} failed ({error.code})") from None
+    if opened.plaintext != probe or [s.signing_key for s in opened.signatures] != [public.kid]:
+        raise SelfTestFailedError(f"signing with {public.kid} gave a wrong result")
+
+
+def _opens(secret: jose.JwkKey, public: jose.JwkKey, at: _dt.datetime, policy: Policy) -> None:
+    """Seal a probe to the stored public half (signed by a throwaway key); ours must open it."""
+    signer = _throwaway("sig", at, policy)
+    probe = _probe(public.kid)
+    try:
+        token = jose.seal_jwe(probe, sign_with=signer, encrypt_to=public, at=at, policy=policy)
+        opened = jose.open_jwe(
+            token, decrypt_with=[secret], verify_with=[signer.public()], at=at, policy=policy
+        )
+    except PushprovError as error:
+        raise SelfTestFailedError(f"round trip with {public.kid} failed ({error.code})") from None
+    if opened.plaintext != probe or opened.decryption_key != public.kid:
+        raise SelfTestFailedError(f"round trip with {public.kid} gave a wrong result")
+
+
+def _opens_partner_message(
+    token: bytes,
+    decrypt_with: Sequence[jose.JwkKey],
+    verify_with: Sequence[jose.JwkKey],
+    at: _dt.datetime,
+    policy: Policy,
+) -> None:
+    try:
+        jose.open_jwe(
+            token, decrypt_with=decrypt_with, verify_with=verify_with, at=at, policy=policy
+        )
+    except PushprovError as error:
+        raise SelfTestFailedError(
+            f"the partner's test message does not open and verify ({error.code})"
+        ) from None
+
+
+def _is_sealed_to(public: jose.JwkKey, at: _dt.datetime, policy: Policy) -> None:
+    """Seal a probe to the partner's key (signed by a throwaway key): the RSA work must succeed
+    and the token must name the key and its algorithm, with a key wrapped to its modulus."""
+    signer = _throwaway("sig", at, policy)
+    try:
+        token = jose.seal_jwe(
+            _probe(public.kid), sign_with=signer, encrypt_to=public, at=at, policy=policy
+        )
+        header_b64, encrypted_key, *_ = token.split(b".")
+        header = parse_json_object(b64u_decode(header_b64), "JWE header")
+        wrapped = b64u_decode(encrypted_key)
+    except PushprovError as error:
+        raise SelfTestFailedError(f"sealing to {public.kid} failed ({error.code})") from None
+    if (
+        header.get("kid") != public.kid
+        or header.get("alg") != (public.alg or policy.jwe_alg)
+        or len(wrapped) != (public.bits + 7) // 8
+    ):
+        raise SelfTestFailedError(f"a message sealed to {public.kid} does not target it")

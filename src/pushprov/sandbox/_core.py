@@ -14,7 +14,7 @@ import enum
 import secrets
 import threading
 
-from .. import _api
+from .. import _api, openpgp
 from .._card import Gopc
 from .._errors import (
     DecryptionFailedError,
@@ -111,16 +111,16 @@ class Sandbox:
 
     def accept(self, sealed: bytes, *, at: _dt.datetime) -> Verdict:
         snapshot = self._keys.current(at)
-        if not snapshot.decryptors:
+        # The sandbox takes OpenPGP GOPCs; JWKs in its store play no part here.
+        decryptors = [k for k in snapshot.decryptors if isinstance(k, openpgp.SecretKey)]
+        verifiers = [k for k in snapshot.verifiers if isinstance(k, openpgp.Certificate)]
+        if not decryptors:
             return Verdict(Reason.DECRYPTION_FAILED)
-        if not snapshot.verifiers:
+        if not verifiers:
             return Verdict(Reason.SIGNATURE_UNTRUSTED)
         try:
             opened = _api.open_message(
-                sealed,
-                decrypt_with=snapshot.decryptors,
-                verify_with=snapshot.verifiers,
-                at=at,
+                sealed, decrypt_with=decryptors, verify_with=verifiers, at=at
             )
             gopc = Gopc.from_json(opened.plaintext)
         except tuple(cls for cls, _ in _FAILURES) as failure:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
-from ..keys import Environment, Keyring, Keystore, SecretCache, State, findings
+from ..keys import Environment, Format, Keyring, Keystore, SecretCache, State, findings
 from ..store import KeyringWatcher, is_postgres_url, open_store
 from ._app import create_app
 from ._config import ServiceConfig
@@ -124,11 +124,15 @@ class StoreKeySource:
 
 
 def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
+    """Both formats side by side; the envelope a request asks for picks its keys by type."""
     published = tuple(
         ring.certificate(record).armor()
+        if record.format is Format.PGP
+        else ring.public_jwk(record).to_json()
         for record in ring.in_state(State.ACTIVE)
-        if record.ours and record.format.value == "pgp"
+        if record.ours
     )
+    jwe_signer, jwe_recipient = ring.jwe_signing_key(at=at), ring.jwe_recipient(at=at)
     inventory = tuple(
         KeyStatus(
             id=record.key_id,
@@ -145,10 +149,10 @@ def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
     )
     return ServiceKeys(
         version=str(ring.version),
-        signers=ring.signing_keys(at=at),
-        recipients=ring.recipients(at=at),
-        decryptors=ring.decryption_keys(),
-        verifiers=ring.verification_certs(),
+        signers=(*ring.signing_keys(at=at), *(() if jwe_signer is None else (jwe_signer,))),
+        recipients=(*ring.recipients(at=at), *(() if jwe_recipient is None else (jwe_recipient,))),
+        decryptors=(*ring.decryption_keys(), *ring.jwe_decryption_keys()),
+        verifiers=(*ring.verification_certs(), *ring.jwe_verification_keys()),
         published=published,
         inventory=inventory,
         warnings=tuple(finding.message for finding in findings(ring.records, at)),
