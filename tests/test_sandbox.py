@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pushprov import Card, Gopc, Pan, jose, openpgp, seal_gopc, seal_message
@@ -149,8 +151,6 @@ def test_each_rejection_has_its_own_reason(world: World, keys: Keys) -> None:
 
 
 def test_sandbox_http_endpoints(tmp_path: Path, keys: Keys) -> None:
-    from fastapi.testclient import TestClient
-
     from pushprov.sandbox import create_sandbox_app
 
     path = tmp_path / "sbx" / "keystore.db"
@@ -167,25 +167,34 @@ def test_sandbox_http_endpoints(tmp_path: Path, keys: Keys) -> None:
     app = create_sandbox_app(
         keys=source, keystore=open_keystore, sessions=SessionBook(), clock=lambda: T0
     )
-    with TestClient(app) as client:
-        published = client.get("/v1/keys/public").json()["keys"]
-        assert [openpgp.read_certificates(k.encode())[0].fingerprint for k in published] == [
-            keys.google_1.fingerprint
-        ]
-        trusted = client.post("/v1/issuer-keys", content=keys.issuer_a.certificate.armor())
-        assert trusted.status_code == 200 and trusted.json()["state"] == "active"
-        assert client.post("/v1/issuer-keys", content=b"not a key").status_code == 400
-        session = client.post("/v1/sessions").json()["serverSessionId"]
-        sealed = seal_gopc(
-            Gopc(server_session_id=session, card=CARD),
-            sign_with=[keys.issuer_a], encrypt_to=[keys.google_1.certificate], at=T0,
-        ).decode()  # fmt: skip
-        verdict = client.post("/v1/gopc", json={"googleOpaquePaymentCard": sealed}).json()
-        assert verdict == {
-            "accepted": True,
-            "reasonCode": "ACCEPTED",
-            "signers": [keys.issuer_a.fingerprint],
-            "decryptionKey": verdict["decryptionKey"],
-        }
-        again = client.post("/v1/gopc", json={"googleOpaquePaymentCard": sealed}).json()
-        assert again["reasonCode"] == "SESSION_REUSED" and again["accepted"] is False
+
+    async def exercise() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+            published = (await client.get("/v1/keys/public")).json()["keys"]
+            assert [openpgp.read_certificates(k.encode())[0].fingerprint for k in published] == [
+                keys.google_1.fingerprint
+            ]
+            trusted = await client.post(
+                "/v1/issuer-keys", content=keys.issuer_a.certificate.armor()
+            )
+            assert trusted.status_code == 200 and trusted.json()["state"] == "active"
+            refused = await client.post("/v1/issuer-keys", content=b"not a key")
+            assert refused.status_code == 400
+            session = (await client.post("/v1/sessions")).json()["serverSessionId"]
+            sealed = seal_gopc(
+                Gopc(server_session_id=session, card=CARD),
+                sign_with=[keys.issuer_a], encrypt_to=[keys.google_1.certificate], at=T0,
+            ).decode()  # fmt: skip
+            submission = {"googleOpaquePaymentCard": sealed}
+            verdict = (await client.post("/v1/gopc", json=submission)).json()
+            assert verdict == {
+                "accepted": True,
+                "reasonCode": "ACCEPTED",
+                "signers": [keys.issuer_a.fingerprint],
+                "decryptionKey": verdict["decryptionKey"],
+            }
+            again = (await client.post("/v1/gopc", json=submission)).json()
+            assert again["reasonCode"] == "SESSION_REUSED" and again["accepted"] is False
+
+    asyncio.run(exercise())
