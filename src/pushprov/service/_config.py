@@ -41,7 +41,8 @@ class ServiceConfig:
     # Transport limits.
     max_body_bytes: int = 16 * 1024
     read_timeout: float = 10.0
-    queue_limit: int = 32  # requests waiting for the crypto thread, per worker; more: 503
+    queue_limit: int = 32  # requests waiting for or in the crypto threads, per worker; more: 503
+    crypto_threads: int = 2  # per worker (RSA releases the GIL, so two overlap)
     key_refresh_seconds: float = 1.0
     graceful_shutdown_seconds: float = 20.0
     log_level: str = "info"
@@ -76,7 +77,10 @@ class ServiceConfig:
             raise UsageError("format must be pgp or jwe")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise UsageError("tls_cert and tls_key go together")
-        if self.workers < 1 or self.queue_limit < 1 or self.max_body_bytes < 1024:
+        if (
+            min(self.workers, self.queue_limit, self.crypto_threads) < 1
+            or self.max_body_bytes < 1024
+        ):
             raise UsageError("workers, queue_limit and max_body_bytes must be positive")
 
 
