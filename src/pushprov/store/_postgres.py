@@ -25,7 +25,6 @@ transaction commits: listeners (``KeyringWatcher``) never hear of a version they
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -39,6 +38,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreUnavailableError
 from ._model import AuditEntry, Change, KeyRow, StoreView
+from ._rows import KEY_COLUMNS, key_params, key_row, upsert_key_sql
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad
 
 __all__ = [
@@ -123,10 +123,7 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 # Any constant will do: it only has to be the same for every `store migrate` run.
 _MIGRATE_LOCK = 0x70757368_70726F76
 
-_KEY_COLUMNS = (
-    "key_id, env, format, owner, roles, label, created, expires, state, transitions, "
-    "last_used, public"
-)
+_UPSERT_KEY = upsert_key_sql("pushprov_keys", "%s")
 _AUDIT_COLUMNS = (
     "env, seq, at, actor, action, key_id, from_state, to_state, reason, version, prev_hash, hash"
 )
@@ -250,7 +247,7 @@ class PostgresStore:
                 (env,),
             ).fetchone()
             rows = self._db.execute(
-                f"SELECT {_KEY_COLUMNS}, sealed_secret IS NOT NULL FROM pushprov_keys "  # noqa: S608
+                f"SELECT {KEY_COLUMNS}, sealed_secret IS NOT NULL FROM pushprov_keys "  # noqa: S608
                 "WHERE env = %s ORDER BY created, key_id",
                 (env,),
             ).fetchall()
@@ -258,7 +255,7 @@ class PostgresStore:
         return StoreView(
             env=env,
             version=int(version),
-            keys=tuple(_row(r) for r in rows),
+            keys=tuple(key_row(r) for r in rows),
             audit_seq=int(seq),
             audit_head=audit_head,
         )
@@ -372,20 +369,7 @@ class PostgresStore:
     def _upsert(self, env: str, row: KeyRow) -> None:
         if row.env != env:
             raise ValueError("a change touches one environment only")
-        cursor = self._db.execute(
-            f"INSERT INTO pushprov_keys ({_KEY_COLUMNS}) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (key_id) DO UPDATE SET format = excluded.format, "
-            "owner = excluded.owner, roles = excluded.roles, label = excluded.label, "
-            "created = excluded.created, expires = excluded.expires, state = excluded.state, "
-            "transitions = excluded.transitions, last_used = excluded.last_used, "
-            "public = excluded.public WHERE pushprov_keys.env = excluded.env",
-            (
-                row.key_id, env, row.format, row.owner, ",".join(row.roles), row.label,
-                row.created, row.expires, row.state, json.dumps(row.transitions),
-                row.last_used, row.public,
-            ),
-        )  # fmt: skip
+        cursor = self._db.execute(_UPSERT_KEY, key_params(env, row))
         if cursor.rowcount != 1:
             raise StoreConflictError(f"key {row.key_id} belongs to another environment")
 
@@ -396,26 +380,6 @@ class PostgresStore:
         )
         if cursor.rowcount != 1:
             raise StoreConflictError(f"no record {key_id} for its secret")
-
-
-def _row(r: tuple[Any, ...]) -> KeyRow:
-    (key_id, env, fmt, owner, roles, label, created, expires, state, transitions, last_used,
-     public, has_secret) = r  # fmt: skip
-    return KeyRow(
-        key_id=str(key_id),
-        env=str(env),
-        format=str(fmt),
-        owner=str(owner),
-        roles=tuple(str(roles).split(",")) if roles else (),
-        label=str(label),
-        created=int(created),
-        expires=None if expires is None else int(expires),
-        state=str(state),
-        transitions=tuple((str(s), int(t)) for s, t in json.loads(transitions)),
-        last_used=None if last_used is None else int(last_used),
-        public=bytes(public),
-        has_secret=bool(has_secret),
-    )
 
 
 def _initialise(conn: psycopg.Connection[Any], passphrase: bytes, log2n: int) -> None:

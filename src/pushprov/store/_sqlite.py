@@ -17,7 +17,6 @@ a crash leaves the old or the new version, and a stale writer gets ``StoreConfli
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import stat
@@ -27,6 +26,7 @@ from pathlib import Path
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreInsecureError
 from ._model import AuditEntry, Change, KeyRow, StoreView
+from ._rows import KEY_COLUMNS, key_params, key_row, upsert_key_sql
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad
 
 __all__ = ["SqliteStore", "check_private_path"]
@@ -72,10 +72,7 @@ CREATE TABLE audit (
     PRIMARY KEY (env, seq)
 );
 """
-_KEY_COLUMNS = (
-    "key_id, env, format, owner, roles, label, created, expires, state, transitions, "
-    "last_used, public"
-)
+_UPSERT_KEY = upsert_key_sql("keys", "?")
 _AUDIT_COLUMNS = (
     "env, seq, at, actor, action, key_id, from_state, to_state, reason, version, prev_hash, hash"
 )
@@ -167,7 +164,7 @@ class SqliteStore:
                 "SELECT version, audit_seq, audit_head FROM keyring WHERE env = ?", (env,)
             ).fetchone()
             rows = self._db.execute(
-                f"SELECT {_KEY_COLUMNS}, sealed_secret IS NOT NULL FROM keys "  # noqa: S608
+                f"SELECT {KEY_COLUMNS}, sealed_secret IS NOT NULL FROM keys "  # noqa: S608
                 "WHERE env = ? ORDER BY created, key_id",
                 (env,),
             ).fetchall()
@@ -175,7 +172,7 @@ class SqliteStore:
         return StoreView(
             env=env,
             version=version,
-            keys=tuple(_row(r) for r in rows),
+            keys=tuple(key_row(r) for r in rows),
             audit_seq=seq,
             audit_head=audit_head,
         )
@@ -278,20 +275,7 @@ class SqliteStore:
     def _upsert(self, env: str, row: KeyRow) -> None:
         if row.env != env:
             raise ValueError("a change touches one environment only")
-        cursor = self._db.execute(
-            f"INSERT INTO keys ({_KEY_COLUMNS}) "  # noqa: S608
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (key_id) DO UPDATE SET format = excluded.format, "
-            "owner = excluded.owner, roles = excluded.roles, label = excluded.label, "
-            "created = excluded.created, expires = excluded.expires, state = excluded.state, "
-            "transitions = excluded.transitions, last_used = excluded.last_used, "
-            "public = excluded.public WHERE keys.env = excluded.env",
-            (
-                row.key_id, env, row.format, row.owner, ",".join(row.roles), row.label,
-                row.created, row.expires, row.state, json.dumps(row.transitions),
-                row.last_used, row.public,
-            ),
-        )  # fmt: skip
+        cursor = self._db.execute(_UPSERT_KEY, key_params(env, row))
         if cursor.rowcount != 1:
             raise StoreConflictError(f"key {row.key_id} belongs to another environment")
 
@@ -302,27 +286,6 @@ class SqliteStore:
         )
         if cursor.rowcount != 1:
             raise StoreConflictError(f"no record {key_id} for its secret")
-
-
-def _row(r: tuple[object, ...]) -> KeyRow:
-    (key_id, env, fmt, owner, roles, label, created, expires, state, transitions, last_used,
-     public, has_secret) = r  # fmt: skip
-    assert isinstance(roles, str) and isinstance(transitions, str)
-    return KeyRow(
-        key_id=str(key_id),
-        env=str(env),
-        format=str(fmt),
-        owner=str(owner),
-        roles=tuple(roles.split(",")) if roles else (),
-        label=str(label),
-        created=int(created),  # type: ignore[call-overload]
-        expires=None if expires is None else int(expires),  # type: ignore[call-overload]
-        state=str(state),
-        transitions=tuple((str(s), int(t)) for s, t in json.loads(transitions)),
-        last_used=None if last_used is None else int(last_used),  # type: ignore[call-overload]
-        public=bytes(public),  # type: ignore[call-overload]
-        has_secret=bool(has_secret),
-    )
 
 
 def _initialise(connection: sqlite3.Connection, passphrase: bytes, log2n: int) -> SecretBox:
