@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from pushprov.keys import KeySource
 from pushprov.service import ServiceConfig, SqliteServiceState, create_app, dev_certificate
-from pushprov.service._keysource import KeySource
 from pushprov.service._server import listen_socket, uvicorn_config
 
 

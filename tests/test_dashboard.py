@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from pushprov import openpgp
-from pushprov.keys import Environment, Keystore, SecretCache
-from pushprov.service._factory import StoreKeySource
+from pushprov.keys import Environment, Keystore, SecretCache, StoreKeySource
 from pushprov.store import SqliteStore
 
 from .service_support import Server, running_server

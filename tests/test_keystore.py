@@ -653,6 +653,7 @@ def test_keys_and_store_exports_are_pinned() -> None:
             "AttentionNeededError", "AuditTamperedError", "DrainWindowError", "Environment",
             "Finding", "Format", "KeyGenerator", "KeyNotFoundError", "KeyRecord", "Keyring",
             "Keystore", "Role", "SecretCache", "SelfTestFailedError", "State",
+            "FileKeySource", "KeySource", "KeyStatus", "ServiceKeys", "StoreKeySource",
             "TransitionRefusedError", "entry_hash", "findings", "genesis_hash", "key_warnings",
         ]
     )  # fmt: skip

@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from pushprov import Card, Gopc, Pan, jose, openpgp, seal_gopc, seal_message
-from pushprov.keys import Environment, Keystore, SecretCache
+from pushprov.keys import Environment, Keystore, SecretCache, StoreKeySource
 from pushprov.sandbox import Reason, Sandbox, SessionBook
-from pushprov.service._factory import StoreKeySource
 from pushprov.store import SqliteStore
 
 from .conftest import T0, Keys

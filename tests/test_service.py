@@ -15,7 +15,7 @@ import pytest
 
 from pushprov import GOOGLE_PROFILE, jose, open_gopc, openpgp
 from pushprov.cli._demo import random_test_pan
-from pushprov.service import FileKeySource
+from pushprov.keys import FileKeySource
 
 from .conftest import Keys
 from .service_support import Server, as_json, request_body, running_server

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pushprov import UsageError, openpgp
-from pushprov.service import FileKeySource, JsonFormatter, ServiceConfig, redact
+from pushprov.keys import FileKeySource
+from pushprov.service import JsonFormatter, ServiceConfig, redact
 
 from .service_support import running_server
 

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from pushprov import openpgp
-from pushprov.service import FileKeySource, ServiceConfig, SqliteServiceState, create_app
+from pushprov.keys import FileKeySource
+from pushprov.service import ServiceConfig, SqliteServiceState, create_app
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -19,8 +19,7 @@ import pytest
 
 from pushprov import jose, open_gopc, openpgp
 from pushprov.cli._demo import random_test_pan
-from pushprov.keys import Environment, Format, Keystore, SecretCache
-from pushprov.service._factory import StoreKeySource
+from pushprov.keys import Environment, Format, Keystore, SecretCache, StoreKeySource
 from pushprov.store import SqliteStore
 
 from .service_support import request_body, running_server

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from pushprov import openpgp
-from pushprov.service import TLS12_CIPHERS, FileKeySource
+from pushprov.keys import FileKeySource
+from pushprov.service import TLS12_CIPHERS
 
 from .service_support import Server, running_server
 

@@ -30,6 +30,7 @@ from ._keyring import Keyring, SecretCache
 from ._keystore import KeyGenerator, Keystore
 from ._model import ALLOWED_EDGES, OURS, Environment, Format, KeyRecord, Role, State
 from ._rules import DEFAULT_DRAIN_WINDOW, DEFAULT_EXPIRY_WARNING, Finding, findings, key_warnings
+from ._source import FileKeySource, KeySource, KeyStatus, ServiceKeys, StoreKeySource
 
 __all__ = [
     "ALLOWED_EDGES",
@@ -40,17 +41,22 @@ __all__ = [
     "AuditTamperedError",
     "DrainWindowError",
     "Environment",
+    "FileKeySource",
     "Finding",
     "Format",
     "KeyGenerator",
     "KeyNotFoundError",
     "KeyRecord",
+    "KeySource",
+    "KeyStatus",
     "Keyring",
     "Keystore",
     "Role",
     "SecretCache",
     "SelfTestFailedError",
+    "ServiceKeys",
     "State",
+    "StoreKeySource",
     "TransitionRefusedError",
     "entry_hash",
     "findings",

@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 
 from .._clock import now as _now
 from .._errors import PushprovError
-from ..keys import Environment, Keystore
-from ..service import KeySource
+from ..keys import Environment, KeySource, Keystore
 from ._core import Sandbox, SessionBook
 
 __all__ = ["create_sandbox_app"]

@@ -26,7 +26,7 @@ from .._errors import (
     SignatureInvalidError,
     UnsupportedError,
 )
-from ..service import KeySource
+from ..keys import KeySource
 
 __all__ = ["Reason", "Sandbox", "SessionBook", "Verdict"]
 

@@ -9,9 +9,9 @@ import logging
 import uvicorn
 
 from .._clock import now
-from ..keys import Environment, Keystore, SecretCache
+from ..keys import Environment, Keystore, SecretCache, StoreKeySource
 from ..service import ServiceConfig, configure_logging, dev_certificate
-from ..service._factory import StoreKeySource, store_passphrase
+from ..service._factory import store_passphrase
 from ..service._server import listen_socket, uvicorn_config
 from ..store import open_store
 from ._app import create_sandbox_app

@@ -2,7 +2,6 @@
 
 from ._app import create_app
 from ._config import ServiceConfig
-from ._keysource import FileKeySource, KeySource, KeyStatus, ServiceKeys
 from ._logging import JsonFormatter, configure_logging, redact
 from ._server import serve
 from ._state import ClientInfo, PostgresServiceState, ServiceState, SqliteServiceState
@@ -11,13 +10,9 @@ from ._tls import TLS12_CIPHERS, dev_certificate, server_context
 __all__ = [
     "TLS12_CIPHERS",
     "ClientInfo",
-    "FileKeySource",
     "JsonFormatter",
-    "KeySource",
-    "KeyStatus",
     "PostgresServiceState",
     "ServiceConfig",
-    "ServiceKeys",
     "ServiceState",
     "SqliteServiceState",
     "configure_logging",

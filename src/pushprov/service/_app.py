@@ -41,9 +41,9 @@ from .._errors import (
     SignatureInvalidError,
     UnsupportedError,
 )
+from ..keys import KeySource, ServiceKeys
 from ._config import ServiceConfig
 from ._dashboard import counters_from_metrics, render_dashboard
-from ._keysource import KeySource, ServiceKeys
 from ._metrics import Metrics
 from ._models import (
     ErrorResponse,

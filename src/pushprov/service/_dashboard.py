@@ -8,7 +8,7 @@ import datetime as _dt
 import html
 import re
 
-from ._keysource import KeyStatus, ServiceKeys
+from ..keys import KeyStatus, ServiceKeys
 
 __all__ = ["counters_from_metrics", "render_dashboard"]
 

@@ -1,0 +1,216 @@
+"""Where the faces (service, sandbox) get their keys: one immutable snapshot at a time, swapped
+in one step on rotation — from key files, or from the key store."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+from .. import jose, openpgp
+from ._keyring import Keyring, SecretCache
+from ._keystore import Keystore
+from ._model import Environment, Format, State
+from ._rules import findings
+
+__all__ = ["FileKeySource", "KeySource", "KeyStatus", "ServiceKeys", "StoreKeySource"]
+
+SigningKey = openpgp.SecretKey | jose.JwkKey
+RecipientKey = openpgp.Certificate | jose.JwkKey
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyStatus:
+    id: str
+    format: str
+    owner: str
+    roles: tuple[str, ...]
+    state: str
+    expires: _dt.datetime | None
+    created: _dt.datetime | None = None
+    transitions: tuple[tuple[str, _dt.datetime], ...] = ()  # (state entered, when)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ServiceKeys:
+    """The keys of one environment at one version. Outgoing: actives; inbound: active+retiring."""
+
+    version: str
+    signers: tuple[SigningKey, ...]
+    recipients: tuple[RecipientKey, ...]
+    decryptors: tuple[SigningKey, ...]
+    verifiers: tuple[RecipientKey, ...]
+    published: tuple[str, ...]
+    inventory: tuple[KeyStatus, ...]
+    warnings: tuple[str, ...] = ()  # what `keys check` would report
+
+    def __repr__(self) -> str:
+        return f"ServiceKeys(version={self.version!r}, keys={len(self.inventory)})"
+
+
+class KeySource(Protocol):
+    def current(self, at: _dt.datetime) -> ServiceKeys:
+        """The snapshot in force; cheap to call per request."""
+        ...
+
+    def note_use(self, key_ids: Iterable[str], at: _dt.datetime) -> None:
+        """The keys sealed with (so the lifecycle knows they are still in use)."""
+        ...
+
+
+class FileKeySource:
+    """Keys from files, all active: for demos and for tests that need no keystore."""
+
+    def __init__(
+        self,
+        *,
+        signers: Sequence[SigningKey],
+        recipients: Sequence[RecipientKey],
+        decryptors: Sequence[SigningKey] = (),
+        verifiers: Sequence[RecipientKey] = (),
+    ) -> None:
+        inventory = []
+        published = []
+        for key in signers:
+            if isinstance(key, openpgp.SecretKey):
+                inventory.append(_status(key.fingerprint, "pgp", "ours", key.certificate.expires))
+                published.append(key.certificate.armor())
+            else:
+                inventory.append(_status(key.kid, "jwk", "ours", key.expires))
+                published.append(key.public().to_json())
+        for cert in recipients:
+            if isinstance(cert, openpgp.Certificate):
+                inventory.append(_status(cert.fingerprint, "pgp", "google", cert.expires))
+            else:
+                inventory.append(_status(cert.kid, "jwk", "google", cert.expires))
+        self._keys = ServiceKeys(
+            version="files",
+            signers=tuple(signers),
+            recipients=tuple(recipients),
+            decryptors=tuple(decryptors) or tuple(signers),
+            verifiers=tuple(verifiers) or tuple(recipients),
+            published=tuple(published),
+            inventory=tuple(inventory),
+        )
+
+    def current(self, at: _dt.datetime) -> ServiceKeys:
+        return self._keys
+
+    def note_use(self, key_ids: Iterable[str], at: _dt.datetime) -> None:
+        """Files have no lifecycle to tell."""
+
+
+def _status(key_id: str, fmt: str, owner: str, expires: _dt.datetime | None) -> KeyStatus:
+    roles = ("sign", "decrypt") if owner == "ours" else ("encrypt", "verify")
+    return KeyStatus(key_id, fmt, owner, roles, "active", expires)
+
+
+_USE_RECORD_INTERVAL = 60.0  # seconds between drain-window use records per key and process
+
+
+class StoreKeySource:
+    """Keys from the key store, re-read every ``refresh`` seconds and swapped in one step.
+
+    A rotation made through any process (CLI, another instance) is picked up without a
+    restart: at the latest ``refresh`` seconds after its commit, sooner when ``invalidate`` is
+    called (PostgreSQL: on each NOTIFY). Each thread gets its own store connection (SQLite
+    connections are per thread); parsed secret keys are shared through one cache.
+    """
+
+    def __init__(
+        self,
+        open_keystore: Callable[[SecretCache], Keystore],
+        env: Environment,
+        *,
+        refresh: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._open = open_keystore
+        self._env = env
+        self._refresh = refresh
+        self._monotonic = monotonic
+        self._cache = SecretCache()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._keys: ServiceKeys | None = None
+        self._loaded = float("-inf")
+        # Bumped by invalidate(); a read that began before the bump does not count as fresh.
+        self._generation = 0
+        self._loaded_generation = 0
+        self._recorded: dict[str, float] = {}
+
+    def _keystore(self) -> Keystore:
+        keystore: Keystore | None = getattr(self._local, "keystore", None)
+        if keystore is None:
+            keystore = self._open(self._cache)
+            self._local.keystore = keystore
+        return keystore
+
+    def invalidate(self) -> None:
+        """Re-read the keyring on the next request (a new version was committed)."""
+        with self._lock:
+            self._generation += 1
+
+    def current(self, at: _dt.datetime) -> ServiceKeys:
+        now = self._monotonic()
+        keys = self._keys
+        generation = self._generation
+        if (
+            keys is None
+            or generation != self._loaded_generation
+            or now - self._loaded >= self._refresh
+        ):
+            keys = _service_keys(self._keystore().snapshot(self._env), at)
+            with self._lock:
+                self._keys, self._loaded, self._loaded_generation = keys, now, generation
+        return keys
+
+    def note_use(self, key_ids: Iterable[str], at: _dt.datetime) -> None:
+        """Feed the drain window (a key in use must not be retired), at most once a minute."""
+        now = self._monotonic()
+        due = [
+            k for k in key_ids if now - self._recorded.get(k, float("-inf")) >= _USE_RECORD_INTERVAL
+        ]
+        if due:
+            self._keystore().record_use(self._env, due, at=at)
+            for key_id in due:
+                self._recorded[key_id] = now
+
+
+def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
+    """Both formats side by side; the envelope a request asks for picks its keys by type."""
+    published = tuple(
+        ring.certificate(record).armor()
+        if record.format is Format.PGP
+        else ring.public_jwk(record).to_json()
+        for record in ring.in_state(State.ACTIVE)
+        if record.ours
+    )
+    jwe_signer, jwe_recipient = ring.jwe_signing_key(at=at), ring.jwe_recipient(at=at)
+    inventory = tuple(
+        KeyStatus(
+            id=record.key_id,
+            format=record.format.value,
+            owner=record.owner,
+            roles=tuple(sorted(role.value for role in record.roles)),
+            state=record.state.value,
+            expires=record.expires,
+            created=record.created,
+            transitions=tuple((state.value, when) for state, when in record.transitions),
+        )
+        for record in ring.records
+        if record.state is not State.DESTROYED
+    )
+    return ServiceKeys(
+        version=str(ring.version),
+        signers=(*ring.signing_keys(at=at), *(() if jwe_signer is None else (jwe_signer,))),
+        recipients=(*ring.recipients(at=at), *(() if jwe_recipient is None else (jwe_recipient,))),
+        decryptors=(*ring.decryption_keys(), *ring.jwe_decryption_keys()),
+        verifiers=(*ring.verification_certs(), *ring.jwe_verification_keys()),
+        published=published,
+        inventory=inventory,
+        warnings=tuple(finding.message for finding in findings(ring.records, at)),
+    )
