@@ -37,8 +37,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreUnavailableError
-from ._model import AuditEntry, Change, KeyRow, StoreView
-from ._rows import KEY_COLUMNS, key_params, key_row, upsert_key_sql
+from ._model import AuditEntry, Change, StoreView
+from ._rows import AUDIT_COLUMNS, KEY_COLUMNS, ChangeWriter, key_row
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad
 
 __all__ = [
@@ -123,11 +123,6 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 # Any constant will do: it only has to be the same for every `store migrate` run.
 _MIGRATE_LOCK = 0x70757368_70726F76
 
-_UPSERT_KEY = upsert_key_sql("pushprov_keys", "%s")
-_AUDIT_COLUMNS = (
-    "env, seq, at, actor, action, key_id, from_state, to_state, reason, version, prev_hash, hash"
-)
-
 
 def is_postgres_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
@@ -200,11 +195,15 @@ def check_schema(conn: psycopg.Connection[Any], url: str) -> None:
         raise StoreCorruptError(f"the database schema {version} is newer than this pushprov")
 
 
-class PostgresStore:
+class PostgresStore(ChangeWriter):
     """``Store`` on PostgreSQL. One connection, its use serialized, so threads may share it.
 
     A call that loses the connection raises ``StoreUnavailableError``; the next one reconnects.
     """
+
+    _MARK = "%s"
+    _KEYS = "pushprov_keys"
+    _AUDIT = "pushprov_audit"
 
     def __init__(self, connection: psycopg.Connection[Any], box: SecretBox, url: str) -> None:
         self._db = connection
@@ -273,11 +272,11 @@ class PostgresStore:
     def audit_log(self, env: str) -> tuple[AuditEntry, ...]:
         with self._transaction(read_only=True):
             rows = self._db.execute(
-                f"SELECT {_AUDIT_COLUMNS} FROM pushprov_audit WHERE env = %s "  # noqa: S608
+                f"SELECT {AUDIT_COLUMNS} FROM pushprov_audit WHERE env = %s "  # noqa: S608
                 "ORDER BY seq",
                 (env,),
             ).fetchall()
-        names = _AUDIT_COLUMNS.split(", ")
+        names = AUDIT_COLUMNS.split(", ")
         return tuple(AuditEntry(**dict(zip(names, r, strict=True))) for r in rows)
 
     # -- writes ------------------------------------------------------------------------------
@@ -296,27 +295,8 @@ class PostgresStore:
                 "SELECT version FROM pushprov_keyring WHERE env = %s FOR UPDATE", (env,)
             ).fetchone()
             current = 0 if head is None else int(head[0])
-            if current != change.base_version:
-                raise StoreConflictError(
-                    f"{env} keyring is at version {current}, the change was built on "
-                    f"version {change.base_version}; re-read and retry"
-                )
-            for row in change.upsert:
-                self._upsert(env, row)
-            for key_id, secret in change.secrets:
-                self._set_secret(env, key_id, self._box.seal(secret, secret_aad(env, key_id)))
-            for key_id in sorted(change.erase):
-                self._set_secret(env, key_id, None)
-            for entry in change.audit:
-                self._db.execute(
-                    f"INSERT INTO pushprov_audit ({_AUDIT_COLUMNS}) "  # noqa: S608
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        env, entry.seq, entry.at, entry.actor, entry.action, entry.key_id,
-                        entry.from_state, entry.to_state, entry.reason, entry.version,
-                        entry.prev_hash, entry.hash,
-                    ),
-                )  # fmt: skip
+            self._check_base(change, current)
+            self._write_change(change)
             last = change.audit[-1] if change.audit else None
             self._db.execute(
                 "UPDATE pushprov_keyring SET version = %s, "
@@ -365,21 +345,6 @@ class PostgresStore:
                 raise StoreConflictError("the change clashes with a stored record") from None
             except psycopg.OperationalError:
                 raise StoreUnavailableError(f"lost the connection to {self.url}") from None
-
-    def _upsert(self, env: str, row: KeyRow) -> None:
-        if row.env != env:
-            raise ValueError("a change touches one environment only")
-        cursor = self._db.execute(_UPSERT_KEY, key_params(env, row))
-        if cursor.rowcount != 1:
-            raise StoreConflictError(f"key {row.key_id} belongs to another environment")
-
-    def _set_secret(self, env: str, key_id: str, sealed: bytes | None) -> None:
-        cursor = self._db.execute(
-            "UPDATE pushprov_keys SET sealed_secret = %s WHERE env = %s AND key_id = %s",
-            (sealed, env, key_id),
-        )
-        if cursor.rowcount != 1:
-            raise StoreConflictError(f"no record {key_id} for its secret")
 
 
 def _initialise(conn: psycopg.Connection[Any], passphrase: bytes, log2n: int) -> None:

@@ -1,13 +1,28 @@
-"""Key rows to and from SQL, shared by the SQLite and PostgreSQL stores (same columns)."""
+"""What the SQLite and PostgreSQL stores share: the columns, key rows to and from SQL, and how
+a change is written (version check, rows, sealed secrets, audit entries). Only the placeholder
+and the table names differ between the two."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from ._model import KeyRow
+from ._errors import StoreConflictError
+from ._model import Change, KeyRow
+from ._sealing import SecretBox, secret_aad
 
-__all__ = ["KEY_COLUMNS", "key_params", "key_row", "upsert_key_sql"]
+__all__ = [
+    "AUDIT_COLUMNS",
+    "KEY_COLUMNS",
+    "ChangeWriter",
+    "key_params",
+    "key_row",
+    "upsert_key_sql",
+]
+
+AUDIT_COLUMNS = (
+    "env, seq, at, actor, action, key_id, from_state, to_state, reason, version, prev_hash, hash"
+)
 
 KEY_COLUMNS = (
     "key_id, env, format, owner, roles, label, created, expires, state, transitions, "
@@ -59,3 +74,56 @@ def key_row(r: tuple[Any, ...]) -> KeyRow:
         public=bytes(public),
         has_secret=bool(has_secret),
     )
+
+
+class ChangeWriter:
+    """Writes the parts of a ``Change`` inside the store's own transaction.
+
+    A store sets ``_MARK``, ``_KEYS`` and ``_AUDIT`` and has ``_db`` (a DB-API connection whose
+    ``execute`` returns a cursor) and ``_box`` (the secret sealer).
+    """
+
+    _MARK: ClassVar[str]
+    _KEYS: ClassVar[str]
+    _AUDIT: ClassVar[str]
+    _db: Any
+    _box: SecretBox
+
+    def _check_base(self, change: Change, current: int) -> None:
+        if current != change.base_version:
+            raise StoreConflictError(
+                f"{change.env} keyring is at version {current}, the change was built on "
+                f"version {change.base_version}; re-read and retry"
+            )
+
+    def _write_change(self, change: Change) -> None:
+        env = change.env
+        upsert = upsert_key_sql(self._KEYS, self._MARK)
+        for row in change.upsert:
+            if row.env != env:
+                raise ValueError("a change touches one environment only")
+            if self._db.execute(upsert, key_params(env, row)).rowcount != 1:
+                raise StoreConflictError(f"key {row.key_id} belongs to another environment")
+        for key_id, secret in change.secrets:
+            self._set_secret(env, key_id, self._box.seal(secret, secret_aad(env, key_id)))
+        for key_id in sorted(change.erase):
+            self._set_secret(env, key_id, None)
+        marks = ", ".join([self._MARK] * 12)
+        for entry in change.audit:
+            self._db.execute(
+                f"INSERT INTO {self._AUDIT} ({AUDIT_COLUMNS}) VALUES ({marks})",  # noqa: S608
+                (
+                    env, entry.seq, entry.at, entry.actor, entry.action, entry.key_id,
+                    entry.from_state, entry.to_state, entry.reason, entry.version,
+                    entry.prev_hash, entry.hash,
+                ),
+            )  # fmt: skip
+
+    def _set_secret(self, env: str, key_id: str, sealed: bytes | None) -> None:
+        m = self._MARK
+        cursor = self._db.execute(
+            f"UPDATE {self._KEYS} SET sealed_secret = {m} WHERE env = {m} AND key_id = {m}",  # noqa: S608
+            (sealed, env, key_id),
+        )
+        if cursor.rowcount != 1:
+            raise StoreConflictError(f"no record {key_id} for its secret")

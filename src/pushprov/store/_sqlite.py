@@ -25,8 +25,8 @@ from pathlib import Path
 
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreInsecureError
-from ._model import AuditEntry, Change, KeyRow, StoreView
-from ._rows import KEY_COLUMNS, key_params, key_row, upsert_key_sql
+from ._model import AuditEntry, Change, StoreView
+from ._rows import AUDIT_COLUMNS, KEY_COLUMNS, ChangeWriter, key_row
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad
 
 __all__ = ["SqliteStore", "check_private_path"]
@@ -72,10 +72,6 @@ CREATE TABLE audit (
     PRIMARY KEY (env, seq)
 );
 """
-_UPSERT_KEY = upsert_key_sql("keys", "?")
-_AUDIT_COLUMNS = (
-    "env, seq, at, actor, action, key_id, from_state, to_state, reason, version, prev_hash, hash"
-)
 
 
 def check_private_path(path: Path, *, directory: bool) -> None:
@@ -99,8 +95,12 @@ def check_private_path(path: Path, *, directory: bool) -> None:
         )
 
 
-class SqliteStore:
+class SqliteStore(ChangeWriter):
     """``Store`` on one SQLite file. Open with ``SqliteStore.open``; one per thread."""
+
+    _MARK = "?"
+    _KEYS = "keys"
+    _AUDIT = "audit"
 
     def __init__(self, connection: sqlite3.Connection, box: SecretBox, path: Path) -> None:
         self._db = connection
@@ -187,10 +187,10 @@ class SqliteStore:
 
     def audit_log(self, env: str) -> tuple[AuditEntry, ...]:
         rows = self._db.execute(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE env = ? ORDER BY seq",  # noqa: S608
+            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE env = ? ORDER BY seq",  # noqa: S608
             (env,),
         ).fetchall()
-        names = _AUDIT_COLUMNS.split(", ")
+        names = AUDIT_COLUMNS.split(", ")
         return tuple(AuditEntry(**dict(zip(names, r, strict=True))) for r in rows)
 
     # -- writes ------------------------------------------------------------------------------
@@ -200,27 +200,8 @@ class SqliteStore:
         with self._transaction("BEGIN IMMEDIATE"):
             head = self._db.execute("SELECT version FROM keyring WHERE env = ?", (env,)).fetchone()
             current = 0 if head is None else int(head[0])
-            if current != change.base_version:
-                raise StoreConflictError(
-                    f"{env} keyring is at version {current}, the change was built on "
-                    f"version {change.base_version}; re-read and retry"
-                )
-            for row in change.upsert:
-                self._upsert(env, row)
-            for key_id, secret in change.secrets:
-                self._set_secret(env, key_id, self._box.seal(secret, secret_aad(env, key_id)))
-            for key_id in sorted(change.erase):
-                self._set_secret(env, key_id, None)
-            for entry in change.audit:
-                self._db.execute(
-                    f"INSERT INTO audit ({_AUDIT_COLUMNS}) "  # noqa: S608
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        env, entry.seq, entry.at, entry.actor, entry.action, entry.key_id,
-                        entry.from_state, entry.to_state, entry.reason, entry.version,
-                        entry.prev_hash, entry.hash,
-                    ),
-                )  # fmt: skip
+            self._check_base(change, current)
+            self._write_change(change)
             last = change.audit[-1] if change.audit else None
             self._db.execute(
                 "INSERT INTO keyring (env, version, audit_seq, audit_head) VALUES (?, ?, ?, ?) "
@@ -271,21 +252,6 @@ class SqliteStore:
                 self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-
-    def _upsert(self, env: str, row: KeyRow) -> None:
-        if row.env != env:
-            raise ValueError("a change touches one environment only")
-        cursor = self._db.execute(_UPSERT_KEY, key_params(env, row))
-        if cursor.rowcount != 1:
-            raise StoreConflictError(f"key {row.key_id} belongs to another environment")
-
-    def _set_secret(self, env: str, key_id: str, sealed: bytes | None) -> None:
-        cursor = self._db.execute(
-            "UPDATE keys SET sealed_secret = ? WHERE env = ? AND key_id = ?",
-            (sealed, env, key_id),
-        )
-        if cursor.rowcount != 1:
-            raise StoreConflictError(f"no record {key_id} for its secret")
 
 
 def _initialise(connection: sqlite3.Connection, passphrase: bytes, log2n: int) -> SecretBox:
