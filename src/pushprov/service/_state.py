@@ -21,7 +21,8 @@ import secrets
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -119,7 +120,47 @@ CREATE TABLE IF NOT EXISTS service_rate (
 """
 
 
-class SqliteServiceState:
+class _StateBase:
+    """What both state stores do the same way, whatever their SQL dialect."""
+
+    _hmac_key: bytes
+    _next_purge = 0.0
+
+    @staticmethod
+    def _new_client(name: str) -> tuple[str, str]:
+        """A checked client name's fresh API key and the hash that is all we store of it."""
+        if not _CLIENT_NAME.fullmatch(name):
+            raise UsageError("client name: 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
+        api_key = _KEY_PREFIX + secrets.token_urlsafe(32)
+        return api_key, _hash_key(api_key)
+
+    @staticmethod
+    def _key_hash(api_key: str) -> str | None:
+        """The lookup hash of a presented key, or None for anything that cannot be one."""
+        if not api_key.startswith(_KEY_PREFIX) or len(api_key) > 100:
+            return None
+        return _hash_key(api_key)
+
+    @staticmethod
+    def _client_infos(rows: Iterable[tuple[Any, ...]]) -> list[ClientInfo]:
+        return [
+            ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
+            for name, created, revoked in rows
+        ]
+
+    def body_fingerprint(self, body: bytes) -> bytes:
+        return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
+
+    def _purge_due(self) -> bool:
+        """At most once a minute per process: drop idempotency records past their window."""
+        now = time.monotonic()
+        if now < self._next_purge:
+            return False
+        self._next_purge = now + 60.0
+        return True
+
+
+class SqliteServiceState(_StateBase):
     """The embedded state store: one connection per process, its use serialized by a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -148,26 +189,22 @@ class SqliteServiceState:
     # -- clients ---------------------------------------------------------------------------
 
     def add_client(self, name: str, *, at: _dt.datetime) -> str:
-        if not _CLIENT_NAME.fullmatch(name):
-            raise UsageError("client name: 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
-        api_key = _KEY_PREFIX + secrets.token_urlsafe(32)
+        api_key, key_hash = self._new_client(name)
         try:
             self._db.execute(
                 "INSERT INTO service_clients (name, key_hash, created) VALUES (?, ?, ?)",
-                (name, _hash_key(api_key), as_unix(at)),
+                (name, key_hash, as_unix(at)),
             )
         except sqlite3.IntegrityError:
             raise UsageError(f"client {name} exists (revoke it and add a new name)") from None
         return api_key
 
     def list_clients(self) -> list[ClientInfo]:
-        rows = self._db.execute(
-            "SELECT name, created, revoked FROM service_clients ORDER BY name"
-        ).fetchall()
-        return [
-            ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
-            for name, created, revoked in rows
-        ]
+        return self._client_infos(
+            self._db.execute(
+                "SELECT name, created, revoked FROM service_clients ORDER BY name"
+            ).fetchall()
+        )
 
     def revoke_client(self, name: str, *, at: _dt.datetime) -> None:
         cursor = self._db.execute(
@@ -178,11 +215,12 @@ class SqliteServiceState:
             raise UsageError(f"no active client named {name}")
 
     def authenticate(self, api_key: str) -> str | None:
-        if not api_key.startswith(_KEY_PREFIX) or len(api_key) > 100:
+        key_hash = self._key_hash(api_key)
+        if key_hash is None:
             return None
         row = self._db.execute(
             "SELECT name FROM service_clients WHERE key_hash = ? AND revoked IS NULL",
-            (_hash_key(api_key),),
+            (key_hash,),
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -199,9 +237,6 @@ class SqliteServiceState:
         return int(row[0])
 
     # -- idempotency -----------------------------------------------------------------------
-
-    def body_fingerprint(self, body: bytes) -> bytes:
-        return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
 
     @_locked
     def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
@@ -248,14 +283,9 @@ class SqliteServiceState:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        if self._purge_due():
+            self._db.execute("DELETE FROM service_idempotency WHERE created < ?", (as_unix(since),))
         return response
-
-    @_locked
-    def purge(self, before: _dt.datetime) -> int:
-        cursor = self._db.execute(
-            "DELETE FROM service_idempotency WHERE created < ?", (as_unix(before),)
-        )
-        return cursor.rowcount
 
     def ping(self) -> bool:
         try:
@@ -268,7 +298,7 @@ class SqliteServiceState:
         self._db.close()
 
 
-class PostgresServiceState:
+class PostgresServiceState(_StateBase):
     """The shared state store: one connection per process, its use serialized by a lock.
 
     Autocommit: every write is durable in PostgreSQL before the method returns, so a 200 sent
@@ -310,26 +340,22 @@ class PostgresServiceState:
     # -- clients ---------------------------------------------------------------------------
 
     def add_client(self, name: str, *, at: _dt.datetime) -> str:
-        if not _CLIENT_NAME.fullmatch(name):
-            raise UsageError("client name: 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
-        api_key = _KEY_PREFIX + secrets.token_urlsafe(32)
+        api_key, key_hash = self._new_client(name)
         try:
             self._execute(
                 "INSERT INTO pushprov_clients (name, key_hash, created) VALUES (%s, %s, %s)",
-                (name, _hash_key(api_key), as_unix(at)),
+                (name, key_hash, as_unix(at)),
             )
         except pg_errors.UniqueViolation:
             raise UsageError(f"client {name} exists (revoke it and add a new name)") from None
         return api_key
 
     def list_clients(self) -> list[ClientInfo]:
-        rows = self._execute(
-            "SELECT name, created, revoked FROM pushprov_clients ORDER BY name"
-        ).fetchall()
-        return [
-            ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
-            for name, created, revoked in rows
-        ]
+        return self._client_infos(
+            self._execute(
+                "SELECT name, created, revoked FROM pushprov_clients ORDER BY name"
+            ).fetchall()
+        )
 
     def revoke_client(self, name: str, *, at: _dt.datetime) -> None:
         cursor = self._execute(
@@ -340,11 +366,12 @@ class PostgresServiceState:
             raise UsageError(f"no active client named {name}")
 
     def authenticate(self, api_key: str) -> str | None:
-        if not api_key.startswith(_KEY_PREFIX) or len(api_key) > 100:
+        key_hash = self._key_hash(api_key)
+        if key_hash is None:
             return None
         row = self._execute(
             "SELECT name FROM pushprov_clients WHERE key_hash = %s AND revoked IS NULL",
-            (_hash_key(api_key),),
+            (key_hash,),
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -363,9 +390,6 @@ class PostgresServiceState:
         return int(row[0])
 
     # -- idempotency -----------------------------------------------------------------------
-
-    def body_fingerprint(self, body: bytes) -> bytes:
-        return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
 
     def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
         row = self._execute(
@@ -400,6 +424,10 @@ class PostgresServiceState:
                 (client, request_id, response.fingerprint, response.status, response.body,
                  as_unix(at), as_unix(since)),
             ).fetchone()  # fmt: skip
+            if self._purge_due():
+                self._execute(
+                    "DELETE FROM pushprov_idempotency WHERE created < %s", (as_unix(since),)
+                )
             if row is not None:
                 return response
             winner = self.recall(client, request_id, since=since)
