@@ -206,28 +206,24 @@ def test_rate_limit(tmp_path: Path, live_keys: Keys) -> None:
     assert set(statuses) <= {200, 429}
 
 
-def test_overload_answers_503_fast(tmp_path: Path) -> None:
+def test_overload_answers_503_with_retry_after(tmp_path: Path) -> None:
+    """A full crypto queue refuses at once (how fast is measured by bench/load.py, not here)."""
     slow = openpgp.generate_key("slow <s@x.example>", bits=4096, at=NOW)
     google = openpgp.generate_key("g <g@x.example>", bits=2048, at=NOW)
     source = FileKeySource(signers=[slow], recipients=[google.certificate])
     with running_server(tmp_path, source, queue_limit=1, rate_limit_per_second=10_000) as srv:
 
-        def post(index: int) -> tuple[int, float, str | None]:
+        def post(index: int) -> tuple[int, str | None]:
             with srv.client() as client:
-                started = time.perf_counter()
                 response = client.post("/v1/gopc", json=request_body(PAN, request_id=f"ov-{index}"))
-                return (
-                    response.status_code,
-                    time.perf_counter() - started,
-                    response.headers.get("retry-after"),
-                )
+                return response.status_code, response.headers.get("retry-after")
 
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             results = list(pool.map(post, range(48)))
-    statuses = {status for status, _, _ in results}
+    statuses = {status for status, _ in results}
     assert statuses <= {200, 503}
     assert 503 in statuses and 200 in statuses
-    assert all(retry == "1" for status, _, retry in results if status == 503)
+    assert all(retry == "1" for status, retry in results if status == 503)
 
 
 def test_echo_over_pgp(server: Server, live_keys: Keys) -> None:

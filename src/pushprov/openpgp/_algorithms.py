@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import algorithms
 
 __all__ = [
+    "AES256",
     "CFB",
     "CIPHERS",
     "CIPHER_IDS",
@@ -87,6 +88,9 @@ CIPHERS: dict[int, CipherSpec] = {
     8: CipherSpec("AES192", algorithms.AES, 24, 16),
     9: CipherSpec("AES256", algorithms.AES, 32, 16),
 }
+
+
+AES256 = CIPHERS[9]  # what we write (Google's profile) and key-protection cipher
 
 
 def cipher_spec(algo_id: int) -> CipherSpec | None:

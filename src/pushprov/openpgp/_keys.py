@@ -29,6 +29,7 @@ from .._errors import (
 )
 from .._policy import GOOGLE_PROFILE, Policy
 from ._algorithms import (
+    AES256,
     CFB,
     CIPHER_IDS,
     HASH_IDS,
@@ -406,7 +407,7 @@ class SecretKey:
         kek = _s2k_derive(3, HASH_IDS["SHA256"], salt, _S2K_COUNT_OCTET, passphrase, 32)
         iv = os.urandom(16)
         sha1 = hashlib.sha1(secret).digest()  # noqa: S324 - the S2K usage 254 check is SHA-1
-        encryptor = Cipher(CIPHER_SPEC_AES256.factory(kek), CFB(iv)).encryptor()
+        encryptor = Cipher(AES256.factory(kek), CFB(iv)).encryptor()
         sealed = encryptor.update(secret + sha1) + encryptor.finalize()
         return key.body + bytes([254, CIPHER_IDS["AES256"]]) + s2k + iv + sealed
 
@@ -418,9 +419,6 @@ class SecretKey:
 
 
 _S2K_COUNT_OCTET = 0xF0  # (16 + 0) << (15 + 6) = 33,554,432 octets hashed
-_spec = cipher_spec(CIPHER_IDS["AES256"])
-assert _spec is not None
-CIPHER_SPEC_AES256 = _spec
 
 
 # ---------------------------------------------------------------------------------------------

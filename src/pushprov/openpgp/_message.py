@@ -33,6 +33,7 @@ from .._errors import (
 from .._opened import Opened, VerifiedSignature
 from .._policy import GOOGLE_PROFILE, Policy
 from ._algorithms import (
+    AES256,
     CFB,
     CIPHER_IDS,
     HASH_IDS,
@@ -61,9 +62,6 @@ __all__ = ["decode_message", "encode_message", "open_message", "seal"]
 _RSA = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
 _MDC_HEADER = b"\xd3\x14"
 _MAX_NESTING = 3
-_spec = cipher_spec(CIPHER_IDS["AES256"])
-assert _spec is not None
-_DEFAULT_SPEC: CipherSpec = _spec
 _KNOWN_ARMOR = frozenset({"PUBLIC KEY BLOCK", "PRIVATE KEY BLOCK", "SIGNATURE", "SIGNED MESSAGE"})
 
 
@@ -283,7 +281,7 @@ def _decrypt(
             session = _decrypt_session_key(key, backend, body[10:])
             # A failed RSA step still decrypts the SEIPD, under a random key that fails at the
             # MDC, so bad padding and a wrong key cost the same work (Bleichenbacher, Marvin).
-            spec, session_key = session or (_DEFAULT_SPEC, os.urandom(_DEFAULT_SPEC.key_size))
+            spec, session_key = session or (AES256, os.urandom(AES256.key_size))
             inner = _decrypt_seipd(seipd, spec, session_key)
             if inner is not None and session is not None:
                 return key, spec, inner
