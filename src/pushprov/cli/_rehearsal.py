@@ -132,6 +132,8 @@ class _Rehearsal:
                      # One client drives all the traffic; the per-client limit is not under test.
                      "PUSHPROV_RATE_LIMIT_PER_SECOND": "100000",
                      # Traffic has stopped when the rehearsal stops a server: nothing to drain.
+                     # (An idle TLS keep-alive connection a client keeps open would otherwise
+                     # hold up shutdown for the whole grace period: measured 20.2 s vs 0.1 s.)
                      "PUSHPROV_GRACEFUL_SHUTDOWN_SECONDS": "2"},
                 stdout=subprocess.DEVNULL, stderr=log,
             )  # fmt: skip
