@@ -6,6 +6,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -360,3 +361,22 @@ def test_openapi_is_generated_from_the_code(server: Server) -> None:
         GOOGLE_PROFILE.max_session_id_length
         == schema["GopcRequest"]["properties"]["serverSessionId"]["maxLength"]
     )
+
+
+def test_wrong_method_and_unreadable_content_length(server: Server) -> None:
+    with server.client() as client:
+        response = client.get("/v1/gopc")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    host, port = server.url.removeprefix("https://").split(":")
+    raw = (
+        b"POST /v1/gopc HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n"
+        b"Authorization: Bearer " + server.api_key.encode() + b"\r\n\r\n"
+    )
+    with (
+        socket.create_connection((host, int(port))) as plain,
+        server.tls().wrap_socket(plain, server_hostname=host) as tls,
+    ):
+        tls.sendall(raw)
+        answer = tls.recv(65536)
+    # httptools refuses a malformed Content-Length itself; either way nothing reaches a seal.
+    assert answer.startswith(b"HTTP/1.1 400")

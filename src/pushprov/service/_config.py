@@ -41,8 +41,7 @@ class ServiceConfig:
     # Transport limits.
     max_body_bytes: int = 16 * 1024
     read_timeout: float = 10.0
-    queue_limit: int = 32  # requests waiting for or in the crypto threads, per worker; more: 503
-    crypto_threads: int = 2  # per worker (RSA releases the GIL, so two overlap)
+    queue_limit: int = 32  # requests waiting for or in a seal, per worker; more: 503
     key_refresh_seconds: float = 1.0
     graceful_shutdown_seconds: float = 20.0
     log_level: str = "info"
@@ -77,10 +76,7 @@ class ServiceConfig:
             raise UsageError("format must be pgp or jwe")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise UsageError("tls_cert and tls_key go together")
-        if (
-            min(self.workers, self.queue_limit, self.crypto_threads) < 1
-            or self.max_body_bytes < 1024
-        ):
+        if min(self.workers, self.queue_limit) < 1 or self.max_body_bytes < 1024:
             raise UsageError("workers, queue_limit and max_body_bytes must be positive")
 
 

@@ -7,6 +7,8 @@ With several worker processes, prometheus_client's multiprocess mode aggregates 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,6 +18,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from ._keysets import key_id
 
 __all__ = ["Metrics"]
 
@@ -61,6 +65,27 @@ class Metrics:
             multiprocess_mode="max",
             registry=registry,
         )
+
+        # Label lookups take a lock and build a tuple; the label sets are small and bounded
+        # (routes x statuses, keys x uses), so each child is looked up once per worker.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (str(id(metric)), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        self._child(self.requests, route, str(status)).inc()
+        self._child(self.latency, route).observe(seconds)
+
+    def count_seals(self, signers: Iterable[object], recipients: Iterable[object]) -> None:
+        for key in signers:
+            self._child(self.seals, key_id(key), "sign").inc()
+        for key in recipients:
+            self._child(self.seals, key_id(key), "encrypt").inc()
 
     def render(self) -> bytes:
         if _multiprocess():

@@ -84,7 +84,7 @@ class ServiceState(Protocol):
     @_locked
     def authenticate(self, api_key: str) -> str | None: ...
     @_locked
-    def count_request(self, client: str, window: int) -> int: ...
+    def count_request(self, client: str, window: int, requests: int = 1) -> int: ...
     def body_fingerprint(self, body: bytes) -> bytes: ...
     def recall(
         self, client: str, request_id: str, *, since: _dt.datetime
@@ -125,6 +125,33 @@ class _StateBase:
 
     _hmac_key: bytes
     _next_purge = 0.0
+    #: How long a worker trusts a successful key lookup. A revocation made through this
+    #: object applies at once; one made elsewhere (the CLI, another instance) within this.
+    client_cache_seconds = 1.0
+
+    def __init__(self) -> None:
+        self._clients_seen: dict[str, tuple[str, float]] = {}  # key hash -> (client, until)
+
+    def _lookup_client(self, key_hash: str) -> str | None:
+        raise NotImplementedError
+
+    def authenticate(self, api_key: str) -> str | None:
+        """The active client holding ``api_key``, or None."""
+        key_hash = self._key_hash(api_key)
+        if key_hash is None:
+            return None
+        now = time.monotonic()
+        seen = self._clients_seen.get(key_hash)
+        if seen is not None and now < seen[1]:
+            return seen[0]
+        client = self._lookup_client(key_hash)
+        if client is None:
+            self._clients_seen.pop(key_hash, None)
+            return None
+        if len(self._clients_seen) >= 1024:  # bounded: clients are few, wrong keys not kept
+            self._clients_seen.clear()
+        self._clients_seen[key_hash] = (client, now + self.client_cache_seconds)
+        return client
 
     @staticmethod
     def _new_client(name: str) -> tuple[str, str]:
@@ -169,6 +196,7 @@ class SqliteServiceState(_StateBase):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         if stat.S_IMODE(path.stat().st_mode) & 0o077:
             raise UsageError(f"{path} is readable by group or others; chmod 600 it")
+        super().__init__()
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             path, timeout=10.0, isolation_level=None, check_same_thread=False
@@ -211,13 +239,11 @@ class SqliteServiceState(_StateBase):
             "UPDATE service_clients SET revoked = ? WHERE name = ? AND revoked IS NULL",
             (as_unix(at), name),
         )
+        self._clients_seen.clear()
         if cursor.rowcount != 1:
             raise UsageError(f"no active client named {name}")
 
-    def authenticate(self, api_key: str) -> str | None:
-        key_hash = self._key_hash(api_key)
-        if key_hash is None:
-            return None
+    def _lookup_client(self, key_hash: str) -> str | None:
         row = self._db.execute(
             "SELECT name FROM service_clients WHERE key_hash = ? AND revoked IS NULL",
             (key_hash,),
@@ -226,12 +252,13 @@ class SqliteServiceState(_StateBase):
 
     # -- rate limit ------------------------------------------------------------------------
 
-    def count_request(self, client: str, window: int) -> int:
+    def count_request(self, client: str, window: int, requests: int = 1) -> int:
         row = self._db.execute(
-            "INSERT INTO service_rate (client, window, count) VALUES (?, ?, 1) "
-            "ON CONFLICT (client, window) DO UPDATE SET count = count + 1 RETURNING count",
-            (client, window),
-        ).fetchone()
+            "INSERT INTO service_rate (client, window, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (client, window) DO UPDATE SET count = count + excluded.count "
+            "RETURNING count",
+            (client, window, requests),
+        ).fetchall()[0]
         if window % 60 == 0:  # now and then, forget old windows
             self._db.execute("DELETE FROM service_rate WHERE window < ?", (window - 60,))
         return int(row[0])
@@ -256,36 +283,27 @@ class SqliteServiceState(_StateBase):
         at: _dt.datetime,
         since: _dt.datetime,
     ) -> StoredResponse:
-        """Store the answer unless another worker stored one since ``since``; return the winner."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            existing = self._db.execute(
-                "SELECT fingerprint, status, body, created FROM service_idempotency "
-                "WHERE client = ? AND request_id = ?",
-                (client, request_id),
-            ).fetchone()
-            if existing is not None and existing[3] >= as_unix(since):
-                self._db.execute("COMMIT")
-                return StoredResponse(bytes(existing[0]), int(existing[1]), bytes(existing[2]))
-            self._db.execute(
-                "INSERT OR REPLACE INTO service_idempotency (client, request_id, fingerprint, "
-                "status, body, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    client,
-                    request_id,
-                    response.fingerprint,
-                    response.status,
-                    response.body,
-                    as_unix(at),
-                ),
-            )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        """Store the answer unless another worker stored one since ``since``; return the winner.
+
+        One statement, as in PostgreSQL: the insert, or the replacement of a record older than
+        the window, or nothing (then the live record is read back).
+        """
+        row = self._db.execute(
+            "INSERT INTO service_idempotency (client, request_id, fingerprint, status, body, "
+            "created) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, request_id) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, status = excluded.status, "
+            "body = excluded.body, created = excluded.created "
+            "WHERE service_idempotency.created < ? RETURNING 1",
+            (client, request_id, response.fingerprint, response.status, response.body,
+             as_unix(at), as_unix(since)),
+        ).fetchall()  # fmt: skip
         if self._purge_due():
             self._db.execute("DELETE FROM service_idempotency WHERE created < ?", (as_unix(since),))
-        return response
+        if row:
+            return response
+        winner = self.recall(client, request_id, since=since)
+        assert winner is not None  # the conflicting record is live, or we would have replaced it
+        return winner
 
     def ping(self) -> bool:
         try:
@@ -307,6 +325,7 @@ class PostgresServiceState(_StateBase):
     """
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self._url = url
         self._lock = threading.RLock()
         self._db = connect(url, application="pushprov-service")
@@ -362,13 +381,11 @@ class PostgresServiceState(_StateBase):
             "UPDATE pushprov_clients SET revoked = %s WHERE name = %s AND revoked IS NULL",
             (as_unix(at), name),
         )
+        self._clients_seen.clear()
         if cursor.rowcount != 1:
             raise UsageError(f"no active client named {name}")
 
-    def authenticate(self, api_key: str) -> str | None:
-        key_hash = self._key_hash(api_key)
-        if key_hash is None:
-            return None
+    def _lookup_client(self, key_hash: str) -> str | None:
         row = self._execute(
             "SELECT name FROM pushprov_clients WHERE key_hash = %s AND revoked IS NULL",
             (key_hash,),
@@ -377,12 +394,12 @@ class PostgresServiceState(_StateBase):
 
     # -- rate limit ------------------------------------------------------------------------
 
-    def count_request(self, client: str, window: int) -> int:
+    def count_request(self, client: str, window: int, requests: int = 1) -> int:
         row = self._execute(
-            "INSERT INTO pushprov_rate (client, window_start, count) VALUES (%s, %s, 1) "
+            "INSERT INTO pushprov_rate (client, window_start, count) VALUES (%s, %s, %s) "
             "ON CONFLICT (client, window_start) DO UPDATE "
-            "SET count = pushprov_rate.count + 1 RETURNING count",
-            (client, window),
+            "SET count = pushprov_rate.count + excluded.count RETURNING count",
+            (client, window, requests),
         ).fetchone()
         assert row is not None
         if window % 60 == 0:  # now and then, forget old windows

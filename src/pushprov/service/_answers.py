@@ -1,0 +1,93 @@
+"""Complete early answers: Google-style error bodies, the silent 404, and how to send them.
+
+Framework-free on purpose: the hot route (``_gopc``) sends them as plain ASGI messages, the
+FastAPI routes turn them into responses. Descriptions are fixed texts or our own messages; an
+answer never echoes the request.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any
+
+from starlette.types import Send
+
+from .._errors import (
+    GopcInvalidError,
+    InputTooLargeError,
+    KeyUnusableError,
+    MalformedInputError,
+    PolicyViolationError,
+    PushprovError,
+    UnsupportedError,
+)
+
+__all__ = ["OUTWARD", "Answer", "error", "millis", "not_found", "validation_error"]
+
+# How our errors look from outside: (HTTP status, errorResponseCode). One entry per class.
+OUTWARD: dict[type[PushprovError], tuple[int, str]] = {
+    GopcInvalidError: (400, "INVALID_FIELD_VALUE"),
+    MalformedInputError: (400, "INVALID_FIELD_VALUE"),
+    InputTooLargeError: (413, "REQUEST_TOO_LARGE"),
+    KeyUnusableError: (503, "KEYS_UNAVAILABLE"),
+    PolicyViolationError: (400, "POLICY_VIOLATION"),
+    UnsupportedError: (400, "UNSUPPORTED"),
+}
+
+
+class Answer(Exception):  # noqa: N818 - control flow: an answer, not a failure
+    """A whole response, raised from wherever the request's fate is decided."""
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes = b"",
+        *,
+        media_type: str | None = "application/json",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(str(status))
+        self.status = status
+        self.body = body
+        self.headers = dict(headers)
+        if body and media_type:
+            self.headers["content-type"] = media_type
+
+    async def send(self, send: Send) -> None:
+        headers = [(name.encode(), value.encode()) for name, value in self.headers.items()]
+        headers.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def millis(at: _dt.datetime) -> str:
+    return str(int(at.timestamp() * 1000))
+
+
+def error(
+    status: int, code: str, description: str, at: _dt.datetime, request_id: str | None
+) -> Answer:
+    """``ErrorResponse{responseHeader, errorResponseCode, errorDescription}``."""
+    body = {
+        "responseHeader": {"responseTimestamp": millis(at), "requestId": request_id},
+        "errorResponseCode": code,
+        "errorDescription": description,
+    }
+    retry = (("retry-after", "1"),) if status in (429, 503) else ()
+    return Answer(status, json.dumps(body, separators=(",", ":")).encode(), headers=retry)
+
+
+def not_found() -> Answer:
+    # Google's rule for unauthenticated callers: 404 and nothing else to learn from.
+    return Answer(404)
+
+
+def validation_error(errors: Any, at: _dt.datetime) -> Answer:
+    # Field locations only: pydantic's messages can quote the input (a card number).
+    fields = sorted(
+        {".".join(str(part) for part in item.get("loc", ()) if part != "body") for item in errors}
+    )
+    missing = all(item.get("type") == "missing" for item in errors)
+    code = "MISSING_REQUIRED_FIELD" if missing else "INVALID_FIELD_VALUE"
+    return error(400, code, "invalid or missing: " + ", ".join(fields)[:300], at, None)

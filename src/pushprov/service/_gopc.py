@@ -1,0 +1,204 @@
+"""POST /v1/gopc as a plain ASGI endpoint: the route every Add-to-Wallet tap goes through.
+
+It runs without the framework's routing, dependency and exception layers, which cost more CPU
+per request than all of our own checks (profiled under bench/load.py). The OpenAPI document
+describes it from the same pydantic models it validates with (``openapi_path``).
+
+Order of checks: caller (404, empty body, when unknown) -> rate limit -> JSON -> schema ->
+requestTimestamp window -> idempotency -> card -> keys -> crypto queue (503 when full) -> seal.
+The body cap and read timeout are the transport's, before any of this.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.types import Receive, Scope, Send
+
+from .. import _api
+from .._card import Card, Gopc, Pan, parse_strict_json
+from .._encoding import Encoding
+from .._errors import GopcInvalidError, PushprovError
+from ..keys import KeySource, ServiceKeys
+from ._answers import OUTWARD, Answer, error, millis, not_found, validation_error
+from ._config import ServiceConfig
+from ._keysets import key_id, outgoing
+from ._metrics import Metrics
+from ._models import ErrorResponse, GopcRequest, GopcResponse
+from ._runtime import CryptoQueue, RateLimiter, caller_of, check_request_time
+from ._state import ServiceState, StoredResponse
+
+__all__ = ["GopcEndpoint", "openapi_path"]
+
+Clock = Callable[[], _dt.datetime]
+
+
+class GopcEndpoint:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        keys: KeySource,
+        state: ServiceState,
+        clock: Clock,
+        metrics: Metrics,
+        queue: CryptoQueue,
+        limiter: RateLimiter,
+    ) -> None:
+        self._config = config
+        self._keys = keys
+        self._state = state
+        self._clock = clock
+        self._metrics = metrics
+        self._queue = queue
+        self._limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            if scope["method"] != "POST":
+                raise Answer(405, headers=(("allow", "POST"),))
+            status, body = await self._answer(scope, receive)
+        except Answer as answer:
+            await answer.send(send)
+            return
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        config, state = self._config, self._state
+        client = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                client = caller_of(state, value.decode("latin-1"))
+                break
+        if client is None:
+            raise not_found()
+        scope["state"]["client"] = client
+        at = self._clock()
+        if not self._limiter.admit(client, int(at.timestamp())):
+            raise error(429, "RATE_LIMITED", "too many requests; slow down", at, None)
+        raw = await _read_body(receive)
+        try:
+            document = parse_strict_json(raw, what="request")
+        except GopcInvalidError:
+            raise error(400, "INVALID_FIELD_VALUE", "body is not valid JSON", at, None) from None
+        try:
+            body = GopcRequest.model_validate(document)
+        except ValidationError as invalid:
+            raise validation_error(invalid.errors(), at) from None
+        request_id = body.requestHeader.requestId
+        scope["state"]["request_id"] = request_id
+        check_request_time(config, body.requestHeader.requestTimestamp, request_id, at)
+        fingerprint = state.body_fingerprint(
+            json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        )
+        since = at - config.idempotency_window
+        stored = state.recall(client, request_id, since=since)
+        if stored is not None:
+            return _replay(stored, fingerprint, at, request_id)
+        try:
+            card = Card(
+                account_number=Pan(body.card.accountNumber.get_secret_value()),
+                expiry_month=body.card.expiryMonth,
+                expiry_year=body.card.expiryYear,
+            )
+            gopc = Gopc(server_session_id=body.serverSessionId, card=card)
+        except GopcInvalidError as invalid:
+            raise error(400, "INVALID_FIELD_VALUE", invalid.message, at, request_id) from None
+        fmt: _api.Format = body.format or config.format  # type: ignore[assignment]
+        encoding = Encoding(body.encoding) if body.encoding else None
+        if fmt == "jwe" and encoding is not None:
+            raise error(400, "INVALID_FIELD_VALUE", "encoding applies to pgp only", at, request_id)
+        try:
+            snapshot: ServiceKeys = self._keys.current(at)
+            signers, recipients = outgoing(snapshot, fmt)
+        except PushprovError:
+            raise error(503, "KEYS_UNAVAILABLE", "no usable keys", at, request_id) from None
+
+        def seal() -> bytes:
+            return _api.seal_gopc(
+                gopc,
+                sign_with=signers,
+                encrypt_to=recipients,
+                format=fmt,
+                encoding=encoding,
+                at=at,
+            )
+
+        try:
+            sealed = await self._queue.run(seal)
+        except OverflowError:
+            self._metrics.overload.inc()
+            raise error(503, "OVERLOADED", "too many requests in flight", at, request_id) from None
+        except PushprovError as failure:
+            status, code = OUTWARD.get(type(failure), (500, "INTERNAL_ERROR"))
+            raise error(status, code, failure.message, at, request_id) from None
+        used = [key_id(key) for key in (*signers, *recipients)]
+        scope["state"]["keys"] = used
+        self._keys.note_use(used, at)
+        self._metrics.count_seals(signers, recipients)
+        answer = {
+            "responseHeader": {"responseTimestamp": millis(at), "requestId": request_id},
+            "googleOpaquePaymentCard": sealed.decode("ascii"),
+        }
+        encoded = json.dumps(answer, separators=(",", ":")).encode()
+        winner = state.remember(
+            client, request_id, StoredResponse(fingerprint, 200, encoded), at=at, since=since
+        )
+        return _replay(winner, fingerprint, at, request_id)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the caller went away
+            raise Answer(400)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(
+    stored: StoredResponse, fingerprint: bytes, at: _dt.datetime, request_id: str
+) -> tuple[int, bytes]:
+    if stored.fingerprint != fingerprint:
+        raise error(
+            409, "IDEMPOTENCY_VIOLATION", "requestId was used with another body", at, request_id
+        )
+    return stored.status, stored.body
+
+
+def openapi_path() -> tuple[dict[str, Any], tuple[type[BaseModel], ...]]:
+    """This endpoint's OpenAPI path item, from the models the handler validates with, and
+    the models whose schemas it refers to."""
+
+    def content(model: type[BaseModel]) -> dict[str, Any]:
+        return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+
+    errors = {
+        str(status): {"description": text, "content": content(ErrorResponse)}
+        for status, text in (
+            (400, "bad input"),
+            (409, "same requestId, different body"),
+            (413, "body over the cap"),
+            (429, "rate limited"),
+            (503, "overloaded or no usable keys; retry after Retry-After"),
+        )
+    }
+    operation = {
+        "summary": "Seal a GOPC for Google with every active key",
+        "operationId": "post_gopc",
+        "requestBody": {"required": True, "content": content(GopcRequest)},
+        "responses": {
+            "200": {"description": "the sealed card", "content": content(GopcResponse)},
+            "404": {"description": "unknown caller (empty body)"},
+            **errors,
+        },
+    }
+    return {"post": operation}, (GopcRequest, GopcResponse, ErrorResponse)

@@ -1,0 +1,141 @@
+"""Per-worker machinery every request passes through: the caller, the rate limit, the crypto
+queue. Each is on the hot path, so each is built to cost a few microseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import datetime as _dt
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._answers import error
+from ._config import ServiceConfig
+from ._state import ServiceState
+
+__all__ = ["CryptoQueue", "RateLimiter", "caller_of", "check_request_time"]
+
+_T = TypeVar("_T")
+
+
+def caller_of(state: ServiceState, authorization: str) -> str | None:
+    """The client behind a Bearer key, or Basic auth with the key as password (browsers)."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    scheme = scheme.lower()
+    if scheme == "basic":
+        try:
+            token = base64.b64decode(token, validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return None
+    elif scheme != "bearer":
+        return None
+    return state.authenticate(token)
+
+
+class CryptoQueue:
+    """Seals and opens run on the event loop's own thread, one per turn of the loop; at most
+    ``limit`` requests wait or run per worker, and beyond that the answer is 503 at once.
+
+    Why on the loop: handing each seal to a thread cost ~70 us of CPU per request in wake-ups
+    and GIL hand-offs (measured under bench/load.py), more than the rest of our bookkeeping
+    together; one worker process per core gets both cores without threads. Why one per turn:
+    between two seals the loop reads its sockets again, so a request that arrives behind a
+    full queue is refused within about one seal's time, not after the whole backlog.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._waiting: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = (
+            collections.deque()
+        )
+        self._scheduled = False
+
+    @property
+    def depth(self) -> int:
+        return len(self._waiting)
+
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        if len(self._waiting) >= self._limit:
+            raise OverflowError
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[_T] = loop.create_future()
+        self._waiting.append((fn, done))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._run_next)
+        return await done
+
+    def _run_next(self) -> None:
+        self._scheduled = False
+        while self._waiting:
+            fn, done = self._waiting.popleft()
+            if done.cancelled():  # its caller is gone: skip the work
+                continue
+            try:
+                result = fn()
+            except Exception as failure:  # raised again in the waiting request
+                done.set_exception(failure)
+            else:
+                done.set_result(result)
+            break
+        if self._waiting:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run_next)
+
+
+class RateLimiter:
+    """Requests per client per second, counted in the shared state store in batches.
+
+    Asking the store on every request cost more CPU than the rest of the request's bookkeeping
+    (measured under bench/load.py). A worker decides locally from the last total the store
+    gave it plus what it admitted since, and hands its count to the store at most every
+    ``sync_seconds``. Across workers or instances the limit can be overshot by what they admit
+    between two syncs, ~``sync_seconds`` of traffic; within a worker it is exact.
+    """
+
+    def __init__(
+        self,
+        state: ServiceState,
+        per_second: int,
+        *,
+        sync_seconds: float = 0.05,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._state = state
+        self._limit = per_second
+        self._sync_seconds = sync_seconds
+        self._monotonic = monotonic
+        # client -> [window, total known from the store, admitted here since, next sync]
+        self._windows: dict[str, list[Any]] = {}
+
+    def admit(self, client: str, window: int) -> bool:
+        entry = self._windows.get(client)
+        if entry is None or entry[0] != window:
+            entry = self._windows[client] = [window, 0, 0, 0.0]
+        allowed: bool = entry[1] + entry[2] < self._limit
+        if allowed:
+            entry[2] += 1
+        now = self._monotonic()
+        if entry[2] and now >= entry[3]:
+            entry[1] = self._state.count_request(client, window, entry[2])
+            entry[2] = 0
+            entry[3] = now + self._sync_seconds
+        return allowed
+
+
+def check_request_time(
+    config: ServiceConfig, timestamp: str, request_id: str, at: _dt.datetime
+) -> None:
+    """``requestTimestamp`` (epoch milliseconds) must be within the configured skew of now."""
+    skew = config.timestamp_skew.total_seconds()
+    if abs(int(timestamp) / 1000 - at.timestamp()) > skew:
+        raise error(
+            400,
+            "REQUEST_TIMESTAMP_OUT_OF_RANGE",
+            f"requestTimestamp must be within {int(skew)} s",
+            at,
+            request_id,
+        )
