@@ -22,6 +22,7 @@ from uvicorn.supervisors import Multiprocess
 from .._clock import now
 from ._config import ServiceConfig
 from ._factory import build_app
+from ._http import BOARD_ENV, HttpProtocol
 from ._logging import configure_logging
 from ._tls import TLS12_CIPHERS, dev_certificate, server_context
 
@@ -81,6 +82,9 @@ def uvicorn_config(app: Any, config: ServiceConfig, *, factory: bool = False) ->
         timeout_keep_alive=5,
         timeout_graceful_shutdown=int(config.graceful_shutdown_seconds),
         server_header=False,
+        http=HttpProtocol,  # one write per response, connections spread: see _http
+        loop="auto",  # uvloop (a dependency on Linux): its TLS and sockets cost less CPU
+        proxy_headers=False,  # no proxy in front is trusted to name the client
     )
     result.tls = (config.tls_cert, config.tls_key, config.tls_client_ca)
     return result
@@ -122,6 +126,10 @@ def serve(config: ServiceConfig) -> None:
     os.environ[_CONFIG_ENV] = json.dumps(serialized, default=str)
     metrics_dir = tempfile.mkdtemp(prefix="pushprov-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    board_dir = tempfile.mkdtemp(prefix="pushprov-workers-")
+    if config.workers > 1:
+        (Path(board_dir) / "workers").write_text(str(config.workers))
+        os.environ[BOARD_ENV] = board_dir
     server_config = uvicorn_config("pushprov.service._server:app_factory", config, factory=True)
     log.info(
         "serving",
@@ -139,6 +147,7 @@ def serve(config: ServiceConfig) -> None:
         else:
             uvicorn.Server(config=server_config).run(sockets=[sock])
     finally:
-        for leftover in Path(metrics_dir).glob("*"):
-            leftover.unlink()
-        Path(metrics_dir).rmdir()
+        for directory in (metrics_dir, board_dir):
+            for leftover in Path(directory).glob("*"):
+                leftover.unlink()
+            Path(directory).rmdir()
