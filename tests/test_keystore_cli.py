@@ -208,23 +208,24 @@ def test_jwk_keys_through_the_cli_and_store_backed_jwe(cli: Cli) -> None:
     g_enc = cli.ok("import", cli.file("g.pem", pem), "--use", "enc", "--expires", "180d")
     g_sig = cli.ok("import", cli.file("g.jwk", google_sig.public().to_json().encode()))
     assert (g_enc["owner"], g_enc["roles"], g_sig["roles"]) == ("google", ["encrypt"], ["verify"])
+    # A JWK thumbprint may start with "-": after "--" it is a key, not an option.
     for key in (sig, enc, g_enc, g_sig):
-        cli.ok("promote", key["key_id"])
-    shown = cli.ok("show", enc["key_id"])
+        cli.ok("promote", "--", key["key_id"])
+    shown = cli.ok("show", "--", enc["key_id"])
     assert shown["jwk"] == {
         "thumbprint": enc["key_id"], "bits": 2048, "use": "enc", "alg": "RSA1_5",
     }  # fmt: skip
-    assert "jwk use enc  alg RSA1_5  2048 bits" in cli.keys("show", enc["key_id"])[1].decode()
-    status, exported, _ = cli.keys("export", sig["key_id"])
+    assert "jwk use enc  alg RSA1_5  2048 bits" in cli.keys("show", "--", enc["key_id"])[1].decode()
+    status, exported, _ = cli.keys("export", "--", sig["key_id"])
     published = jose.load_jwk(exported)
     assert status == 0 and not published.is_private and published.kid == sig["key_id"]
     status, out, err = cli.keys(
-        "export", sig["key_id"], "--secret", "--passphrase-file", cli.file("p", b"words\n")
+        "export", "--secret", "--passphrase-file", cli.file("p", b"words\n"), "--", sig["key_id"]
     )
     assert (status, out) == (10, b"") and "stays in the store" in err
     # A second active signing JWK needs an explicit switch.
     second = cli.ok("generate", "--format", "jwk", "--use", "sig", "--bits", "2048")
-    status, _, err = cli.keys("promote", second["key_id"])
+    status, _, err = cli.keys("promote", "--", second["key_id"])
     assert status == 21 and "one active key per role" in err
     # Usage: JWK words with pgp, a user ID with jwk, no role.
     for argv, needle in (
@@ -244,8 +245,8 @@ def test_jwk_keys_through_the_cli_and_store_backed_jwe(cli: Cli) -> None:
     )
     assert opened.signatures[0].signing_key == sig["key_id"]
     assert opened.decryption_key == g_enc["key_id"]
-    assert cli.ok("show", sig["key_id"])["last_used"] == AT
-    ours_enc = jose.load_jwk(cli.keys("export", enc["key_id"])[1])
+    assert cli.ok("show", "--", sig["key_id"])["last_used"] == AT
+    ours_enc = jose.load_jwk(cli.keys("export", "--", enc["key_id"])[1])
     inbound = jose.seal_jwe(b"from google", sign_with=google_sig, encrypt_to=ours_enc, at=at)
     header = json.loads(b64u_decode(inbound.split(b".")[0]))
     assert header["alg"] == "RSA1_5"  # the key is pinned to it: the legacy path, end to end
