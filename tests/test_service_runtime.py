@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pushprov.service import SqliteServiceState
+from pushprov.service._answers import Answer
 from pushprov.service._http import Board
 from pushprov.service._runtime import CryptoQueue, RateLimiter
 
@@ -45,7 +46,8 @@ def test_crypto_queue_refuses_beyond_its_limit_and_runs_one_seal_per_loop_turn()
     order: list[str] = []
 
     async def scenario() -> None:
-        queue = CryptoQueue(limit=2)
+        refused: list[int] = []
+        queue = CryptoQueue(limit=2, on_refusal=lambda: refused.append(1))
 
         def seal(name: str) -> str:
             order.append(name)
@@ -56,16 +58,18 @@ def test_crypto_queue_refuses_beyond_its_limit_and_runs_one_seal_per_loop_turn()
                 order.append(f"turn-{turn}")
                 await asyncio.sleep(0)
 
-        first = asyncio.ensure_future(queue.run(lambda: seal("a")))
-        second = asyncio.ensure_future(queue.run(lambda: seal("b")))
+        first = asyncio.ensure_future(queue.run(lambda: seal("a"), at=NOW, request_id="r-a"))
+        second = asyncio.ensure_future(queue.run(lambda: seal("b"), at=NOW, request_id="r-b"))
         ticker = asyncio.ensure_future(marker())
         await asyncio.sleep(0)
         assert queue.depth == 2
-        with pytest.raises(OverflowError):
-            await queue.run(lambda: seal("c"))
+        with pytest.raises(Answer) as full:
+            await queue.run(lambda: seal("c"), at=NOW, request_id="r-c")
+        assert full.value.status == 503 and b"OVERLOADED" in full.value.body
+        assert full.value.headers["retry-after"] == "1" and refused == [1]
         assert await first == "a" and await second == "b"
         await ticker
-        failing = queue.run(lambda: 1 // 0)
+        failing = queue.run(lambda: 1 // 0, at=NOW, request_id=None)
         with pytest.raises(ZeroDivisionError):
             await failing
 
@@ -76,16 +80,17 @@ def test_crypto_queue_refuses_beyond_its_limit_and_runs_one_seal_per_loop_turn()
 
 
 def test_a_revocation_elsewhere_applies_within_the_cache_time(tmp_path: Path) -> None:
-    worker = SqliteServiceState(tmp_path / "s.sqlite")
+    ticks = _Ticks()
+    worker = SqliteServiceState(tmp_path / "s.sqlite", monotonic=ticks)
     cli = SqliteServiceState(tmp_path / "s.sqlite")
     key = cli.add_client("backend", at=NOW)
     assert worker.authenticate(key) == "backend"
     cli.revoke_client("backend", at=NOW)
-    assert worker.authenticate(key) == "backend"  # cached, for client_cache_seconds
-    worker.client_cache_seconds = 0.0
-    worker._clients_seen.clear()
-    assert worker.authenticate(key) is None
     assert cli.authenticate(key) is None  # the revoking object forgets at once
+    ticks.now += worker.client_cache_seconds / 2
+    assert worker.authenticate(key) == "backend"  # still trusted from the cache
+    ticks.now += worker.client_cache_seconds
+    assert worker.authenticate(key) is None
 
 
 def test_board_gives_the_excess_over_a_fair_share(tmp_path: Path) -> None:

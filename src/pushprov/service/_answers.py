@@ -23,7 +23,16 @@ from .._errors import (
     UnsupportedError,
 )
 
-__all__ = ["OUTWARD", "Answer", "error", "millis", "not_found", "validation_error"]
+__all__ = [
+    "ERROR_STATUSES",
+    "OUTWARD",
+    "Answer",
+    "error",
+    "keys_unavailable",
+    "millis",
+    "not_found",
+    "validation_error",
+]
 
 # How our errors look from outside: (HTTP status, errorResponseCode). One entry per class.
 OUTWARD: dict[type[PushprovError], tuple[int, str]] = {
@@ -33,6 +42,17 @@ OUTWARD: dict[type[PushprovError], tuple[int, str]] = {
     KeyUnusableError: (503, "KEYS_UNAVAILABLE"),
     PolicyViolationError: (400, "POLICY_VIOLATION"),
     UnsupportedError: (400, "UNSUPPORTED"),
+}
+
+
+# What each error status means, for the OpenAPI document (404 has no body: see not_found).
+ERROR_STATUSES: dict[int, str] = {
+    400: "bad input",
+    404: "unknown caller (empty body)",
+    409: "same requestId, different body",
+    413: "body over the cap",
+    429: "rate limited",
+    503: "overloaded or no usable keys; retry after Retry-After",
 }
 
 
@@ -76,6 +96,10 @@ def error(
     }
     retry = (("retry-after", "1"),) if status in (429, 503) else ()
     return Answer(status, json.dumps(body, separators=(",", ":")).encode(), headers=retry)
+
+
+def keys_unavailable(at: _dt.datetime, request_id: str | None) -> Answer:
+    return error(503, "KEYS_UNAVAILABLE", "no usable keys", at, request_id)
 
 
 def not_found() -> Answer:

@@ -36,7 +36,16 @@ from .._errors import (
     SignatureInvalidError,
 )
 from ..keys import KeySource, ServiceKeys
-from ._answers import OUTWARD, Answer, error, millis, not_found, validation_error
+from ._answers import (
+    ERROR_STATUSES,
+    OUTWARD,
+    Answer,
+    error,
+    keys_unavailable,
+    millis,
+    not_found,
+    validation_error,
+)
 from ._config import ServiceConfig
 from ._dashboard import counters_from_metrics, render_dashboard
 from ._gopc import GopcEndpoint, openapi_path
@@ -192,7 +201,7 @@ def create_app(
     metrics: Metrics | None = None,
 ) -> ASGIApp:
     metrics = metrics or Metrics()
-    queue = CryptoQueue(config.queue_limit)
+    queue = CryptoQueue(config.queue_limit, on_refusal=metrics.overload.inc)
     gopc = GopcEndpoint(
         config,
         keys=keys,
@@ -212,22 +221,16 @@ def create_app(
     )
     # Any route may meet the transport limits or a missing key set.
     transport_errors: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorResponse, "description": text}
-        for status, text in (
-            (400, "bad input"),
-            (413, "body over the cap"),
-            (503, "overloaded or no usable keys; retry after Retry-After"),
-        )
+        status: {"model": ErrorResponse, "description": ERROR_STATUSES[status]}
+        for status in (400, 413, 503)
     }
-    unknown_caller: dict[int | str, dict[str, Any]] = {
-        404: {"description": "unknown caller (empty body)"}
-    }
+    unknown_caller: dict[int | str, dict[str, Any]] = {404: {"description": ERROR_STATUSES[404]}}
 
     def current_keys(at: _dt.datetime) -> ServiceKeys:
         try:
             return keys.current(at)
         except PushprovError:
-            raise error(503, "KEYS_UNAVAILABLE", "no usable keys", at, None) from None
+            raise keys_unavailable(at, None) from None
 
     def caller(request: Request) -> str | None:
         client = caller_of(state, request.headers.get("authorization", ""))
@@ -240,13 +243,6 @@ def create_app(
         if client is None:
             raise not_found()
         return client
-
-    async def crypto(fn: Callable[[], Any], at: _dt.datetime, request_id: str | None) -> Any:
-        try:
-            return await queue.run(fn)
-        except OverflowError:
-            metrics.overload.inc()
-            raise error(503, "OVERLOADED", "too many requests in flight", at, request_id) from None
 
     @app.exception_handler(Answer)
     async def _answer(request: Request, exc: Answer) -> Response:
@@ -299,7 +295,7 @@ def create_app(
             ).plaintext
 
         try:
-            plaintext: bytes = await crypto(open_, at, None)
+            plaintext = await queue.run(open_, at=at, request_id=None)
         except (DecryptionFailedError, SignatureInvalidError, KeyUnusableError) as failure:
             metrics.open_failures.labels(type(failure).code).inc()
             raise not_found() from None
@@ -328,7 +324,7 @@ def create_app(
         try:
             signers, recipients = outgoing(snapshot, fmt)
         except KeyUnusableError:
-            raise error(503, "KEYS_UNAVAILABLE", "no usable keys", at, header.requestId) from None
+            raise keys_unavailable(at, header.requestId) from None
 
         def seal() -> bytes:
             return _api.seal_message(
@@ -340,7 +336,7 @@ def create_app(
                 at=at,
             )
 
-        answer: bytes = await crypto(seal, at, header.requestId)
+        answer = await queue.run(seal, at=at, request_id=header.requestId)
         return Response(answer, media_type=content_type)
 
     @app.get(

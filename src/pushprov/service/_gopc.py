@@ -24,7 +24,16 @@ from .._card import Card, Gopc, Pan, parse_strict_json
 from .._encoding import Encoding
 from .._errors import GopcInvalidError, PushprovError
 from ..keys import KeySource, ServiceKeys
-from ._answers import OUTWARD, Answer, error, millis, not_found, validation_error
+from ._answers import (
+    ERROR_STATUSES,
+    OUTWARD,
+    Answer,
+    error,
+    keys_unavailable,
+    millis,
+    not_found,
+    validation_error,
+)
 from ._config import ServiceConfig
 from ._keysets import key_id, outgoing
 from ._metrics import Metrics
@@ -118,7 +127,7 @@ class GopcEndpoint:
             snapshot: ServiceKeys = self._keys.current(at)
             signers, recipients = outgoing(snapshot, fmt)
         except PushprovError:
-            raise error(503, "KEYS_UNAVAILABLE", "no usable keys", at, request_id) from None
+            raise keys_unavailable(at, request_id) from None
 
         def seal() -> bytes:
             return _api.seal_gopc(
@@ -131,10 +140,7 @@ class GopcEndpoint:
             )
 
         try:
-            sealed = await self._queue.run(seal)
-        except OverflowError:
-            self._metrics.overload.inc()
-            raise error(503, "OVERLOADED", "too many requests in flight", at, request_id) from None
+            sealed = await self._queue.run(seal, at=at, request_id=request_id)
         except PushprovError as failure:
             status, code = OUTWARD.get(type(failure), (500, "INTERNAL_ERROR"))
             raise error(status, code, failure.message, at, request_id) from None
@@ -182,14 +188,8 @@ def openapi_path() -> tuple[dict[str, Any], tuple[type[BaseModel], ...]]:
         return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
 
     errors = {
-        str(status): {"description": text, "content": content(ErrorResponse)}
-        for status, text in (
-            (400, "bad input"),
-            (409, "same requestId, different body"),
-            (413, "body over the cap"),
-            (429, "rate limited"),
-            (503, "overloaded or no usable keys; retry after Retry-After"),
-        )
+        str(status): {"description": ERROR_STATUSES[status], "content": content(ErrorResponse)}
+        for status in (400, 409, 413, 429, 503)
     }
     operation = {
         "summary": "Seal a GOPC for Google with every active key",
@@ -197,7 +197,7 @@ def openapi_path() -> tuple[dict[str, Any], tuple[type[BaseModel], ...]]:
         "requestBody": {"required": True, "content": content(GopcRequest)},
         "responses": {
             "200": {"description": "the sealed card", "content": content(GopcResponse)},
-            "404": {"description": "unknown caller (empty body)"},
+            "404": {"description": ERROR_STATUSES[404]},
             **errors,
         },
     }

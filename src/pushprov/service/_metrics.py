@@ -68,10 +68,10 @@ class Metrics:
 
         # Label lookups take a lock and build a tuple; the label sets are small and bounded
         # (routes x statuses, keys x uses), so each child is looked up once per worker.
-        self._children: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        key = (str(id(metric)), *labels)
+        key = (metric, *labels)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)

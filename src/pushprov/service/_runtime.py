@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import dataclasses
 import datetime as _dt
 import time
 from collections.abc import Callable
@@ -46,8 +47,9 @@ class CryptoQueue:
     full queue is refused within about one seal's time, not after the whole backlog.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, on_refusal: Callable[[], object] = lambda: None) -> None:
         self._limit = limit
+        self._on_refusal = on_refusal
         self._waiting: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = (
             collections.deque()
         )
@@ -57,9 +59,11 @@ class CryptoQueue:
     def depth(self) -> int:
         return len(self._waiting)
 
-    async def run(self, fn: Callable[[], _T]) -> _T:
+    async def run(self, fn: Callable[[], _T], *, at: _dt.datetime, request_id: str | None) -> _T:
+        """``fn()``'s result, or the 503 answer when the queue is full."""
         if len(self._waiting) >= self._limit:
-            raise OverflowError
+            self._on_refusal()
+            raise error(503, "OVERLOADED", "too many requests in flight", at, request_id)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[_T] = loop.create_future()
         self._waiting.append((fn, done))
@@ -108,22 +112,29 @@ class RateLimiter:
         self._limit = per_second
         self._sync_seconds = sync_seconds
         self._monotonic = monotonic
-        # client -> [window, total known from the store, admitted here since, next sync]
-        self._windows: dict[str, list[Any]] = {}
+        self._windows: dict[str, _Window] = {}  # each client's current window
 
     def admit(self, client: str, window: int) -> bool:
         entry = self._windows.get(client)
-        if entry is None or entry[0] != window:
-            entry = self._windows[client] = [window, 0, 0, 0.0]
-        allowed: bool = entry[1] + entry[2] < self._limit
+        if entry is None or entry.window != window:
+            entry = self._windows[client] = _Window(window)
+        allowed = entry.known + entry.unsynced < self._limit
         if allowed:
-            entry[2] += 1
+            entry.unsynced += 1
         now = self._monotonic()
-        if entry[2] and now >= entry[3]:
-            entry[1] = self._state.count_request(client, window, entry[2])
-            entry[2] = 0
-            entry[3] = now + self._sync_seconds
+        if entry.unsynced and now >= entry.next_sync:
+            entry.known = self._state.count_request(client, window, entry.unsynced)
+            entry.unsynced = 0
+            entry.next_sync = now + self._sync_seconds
         return allowed
+
+
+@dataclasses.dataclass(slots=True)
+class _Window:
+    window: int
+    known: int = 0  # the count of all workers, as the store last told us
+    unsynced: int = 0  # admitted here since
+    next_sync: float = 0.0
 
 
 def check_request_time(

@@ -22,9 +22,9 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -41,20 +41,6 @@ __all__ = [
     "SqliteServiceState",
     "StoredResponse",
 ]
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _locked(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with args[0]._lock:  # type: ignore[attr-defined]
-            return method(*args, **kwargs)
-
-    wrapper.__name__ = method.__name__
-    wrapper.__doc__ = method.__doc__
-    return wrapper
-
 
 _CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KEY_PREFIX = "pp_"
@@ -75,15 +61,10 @@ class StoredResponse:
 
 
 class ServiceState(Protocol):
-    @_locked
     def add_client(self, name: str, *, at: _dt.datetime) -> str: ...
-    @_locked
     def list_clients(self) -> list[ClientInfo]: ...
-    @_locked
     def revoke_client(self, name: str, *, at: _dt.datetime) -> None: ...
-    @_locked
     def authenticate(self, api_key: str) -> str | None: ...
-    @_locked
     def count_request(self, client: str, window: int, requests: int = 1) -> int: ...
     def body_fingerprint(self, body: bytes) -> bytes: ...
     def recall(
@@ -98,9 +79,7 @@ class ServiceState(Protocol):
         at: _dt.datetime,
         since: _dt.datetime,
     ) -> StoredResponse: ...
-    @_locked
     def ping(self) -> bool: ...
-    @_locked
     def close(self) -> None: ...
 
 
@@ -120,158 +99,133 @@ CREATE TABLE IF NOT EXISTS service_rate (
 """
 
 
-class _StateBase:
-    """What both state stores do the same way, whatever their SQL dialect."""
+# Each statement once, for both dialects: {p} is the placeholder, the rest are table names and
+# the rate table's window column (``window`` is reserved in PostgreSQL). Fixed names only.
+_STATEMENTS = {
+    "add_client": "INSERT INTO {clients} (name, key_hash, created) VALUES ({p}, {p}, {p})",
+    "list_clients": "SELECT name, created, revoked FROM {clients} ORDER BY name",
+    "revoke_client": "UPDATE {clients} SET revoked = {p} WHERE name = {p} AND revoked IS NULL",
+    "lookup_client": "SELECT name FROM {clients} WHERE key_hash = {p} AND revoked IS NULL",
+    "count": "INSERT INTO {rate} (client, {window}, count) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (client, {window}) DO UPDATE "
+    "SET count = {rate}.count + excluded.count RETURNING count",
+    "forget_windows": "DELETE FROM {rate} WHERE {window} < {p}",
+    "recall": "SELECT fingerprint, status, body FROM {idempotency} "
+    "WHERE client = {p} AND request_id = {p} AND created >= {p}",
+    # The insert, or the replacement of a record older than the window, or nothing (a live
+    # record is kept, and RETURNING gives no row).
+    "remember": "INSERT INTO {idempotency} (client, request_id, fingerprint, status, body, "
+    "created) VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (client, request_id) DO UPDATE "
+    "SET fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body, "
+    "created = excluded.created WHERE {idempotency}.created < {p} RETURNING 1",
+    "purge": "DELETE FROM {idempotency} WHERE created < {p}",
+}
 
+
+@dataclasses.dataclass(frozen=True)
+class _Sql:
+    """One dialect's statements."""
+
+    add_client: str
+    list_clients: str
+    revoke_client: str
+    lookup_client: str
+    count: str
+    forget_windows: str
+    recall: str
+    remember: str
+    purge: str
+
+    @classmethod
+    def of(cls, p: str, *, clients: str, idempotency: str, rate: str, window: str) -> _Sql:
+        names = {"p": p, "clients": clients, "idempotency": idempotency, "rate": rate}
+        return cls(**{
+            name: template.format(**names, window=window)
+            for name, template in _STATEMENTS.items()
+        })  # fmt: skip
+
+
+class _SqlServiceState:
+    """The service state over SQL, once for both stores; a dialect gives ``_sql``, ``_execute``
+    (serialized by a lock: tests and the CLI share an object with the event loop's thread), the
+    error a duplicate raises and the errors that mean "unreachable"."""
+
+    _sql: ClassVar[_Sql]
+    _duplicate: ClassVar[type[Exception]]
+    _unreachable: ClassVar[tuple[type[Exception], ...]]
     _hmac_key: bytes
     _next_purge = 0.0
     #: How long a worker trusts a successful key lookup. A revocation made through this
     #: object applies at once; one made elsewhere (the CLI, another instance) within this.
     client_cache_seconds = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.RLock()
+        self._monotonic = monotonic
         self._clients_seen: dict[str, tuple[str, float]] = {}  # key hash -> (client, until)
 
-    def _lookup_client(self, key_hash: str) -> str | None:
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> Any:
         raise NotImplementedError
-
-    def authenticate(self, api_key: str) -> str | None:
-        """The active client holding ``api_key``, or None."""
-        key_hash = self._key_hash(api_key)
-        if key_hash is None:
-            return None
-        now = time.monotonic()
-        seen = self._clients_seen.get(key_hash)
-        if seen is not None and now < seen[1]:
-            return seen[0]
-        client = self._lookup_client(key_hash)
-        if client is None:
-            self._clients_seen.pop(key_hash, None)
-            return None
-        if len(self._clients_seen) >= 1024:  # bounded: clients are few, wrong keys not kept
-            self._clients_seen.clear()
-        self._clients_seen[key_hash] = (client, now + self.client_cache_seconds)
-        return client
-
-    @staticmethod
-    def _new_client(name: str) -> tuple[str, str]:
-        """A checked client name's fresh API key and the hash that is all we store of it."""
-        if not _CLIENT_NAME.fullmatch(name):
-            raise UsageError("client name: 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
-        api_key = _KEY_PREFIX + secrets.token_urlsafe(32)
-        return api_key, _hash_key(api_key)
-
-    @staticmethod
-    def _key_hash(api_key: str) -> str | None:
-        """The lookup hash of a presented key, or None for anything that cannot be one."""
-        if not api_key.startswith(_KEY_PREFIX) or len(api_key) > 100:
-            return None
-        return _hash_key(api_key)
-
-    @staticmethod
-    def _client_infos(rows: Iterable[tuple[Any, ...]]) -> list[ClientInfo]:
-        return [
-            ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
-            for name, created, revoked in rows
-        ]
-
-    def body_fingerprint(self, body: bytes) -> bytes:
-        return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
-
-    def _purge_due(self) -> bool:
-        """At most once a minute per process: drop idempotency records past their window."""
-        now = time.monotonic()
-        if now < self._next_purge:
-            return False
-        self._next_purge = now + 60.0
-        return True
-
-
-class SqliteServiceState(_StateBase):
-    """The embedded state store: one connection per process, its use serialized by a lock."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            raise UsageError(f"{path} is readable by group or others; chmod 600 it")
-        super().__init__()
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(
-            "INSERT OR IGNORE INTO service_meta (name, value) VALUES ('hmac_key', ?)",
-            (secrets.token_bytes(32),),
-        )
-        row = self._db.execute("SELECT value FROM service_meta WHERE name = 'hmac_key'").fetchone()
-        self._hmac_key: bytes = row[0]
-
-    def __repr__(self) -> str:
-        return "SqliteServiceState([secret])"
 
     # -- clients ---------------------------------------------------------------------------
 
     def add_client(self, name: str, *, at: _dt.datetime) -> str:
-        api_key, key_hash = self._new_client(name)
+        if not _CLIENT_NAME.fullmatch(name):
+            raise UsageError("client name: 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
+        api_key = _KEY_PREFIX + secrets.token_urlsafe(32)
         try:
-            self._db.execute(
-                "INSERT INTO service_clients (name, key_hash, created) VALUES (?, ?, ?)",
-                (name, key_hash, as_unix(at)),
-            )
-        except sqlite3.IntegrityError:
+            self._execute(self._sql.add_client, (name, _hash_key(api_key), as_unix(at)))
+        except self._duplicate:
             raise UsageError(f"client {name} exists (revoke it and add a new name)") from None
         return api_key
 
     def list_clients(self) -> list[ClientInfo]:
-        return self._client_infos(
-            self._db.execute(
-                "SELECT name, created, revoked FROM service_clients ORDER BY name"
-            ).fetchall()
-        )
+        return [
+            ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
+            for name, created, revoked in self._execute(self._sql.list_clients).fetchall()
+        ]
 
     def revoke_client(self, name: str, *, at: _dt.datetime) -> None:
-        cursor = self._db.execute(
-            "UPDATE service_clients SET revoked = ? WHERE name = ? AND revoked IS NULL",
-            (as_unix(at), name),
-        )
+        cursor = self._execute(self._sql.revoke_client, (as_unix(at), name))
         self._clients_seen.clear()
         if cursor.rowcount != 1:
             raise UsageError(f"no active client named {name}")
 
-    def _lookup_client(self, key_hash: str) -> str | None:
-        row = self._db.execute(
-            "SELECT name FROM service_clients WHERE key_hash = ? AND revoked IS NULL",
-            (key_hash,),
-        ).fetchone()
-        return None if row is None else str(row[0])
+    def authenticate(self, api_key: str) -> str | None:
+        """The active client holding ``api_key``, or None."""
+        if not api_key.startswith(_KEY_PREFIX) or len(api_key) > 100:
+            return None
+        key_hash = _hash_key(api_key)
+        now = self._monotonic()
+        seen = self._clients_seen.get(key_hash)
+        if seen is not None and now < seen[1]:
+            return seen[0]
+        row = self._execute(self._sql.lookup_client, (key_hash,)).fetchone()
+        if row is None:
+            self._clients_seen.pop(key_hash, None)
+            return None
+        if len(self._clients_seen) >= 1024:  # bounded: clients are few, wrong keys not kept
+            self._clients_seen.clear()
+        client = str(row[0])
+        self._clients_seen[key_hash] = (client, now + self.client_cache_seconds)
+        return client
 
     # -- rate limit ------------------------------------------------------------------------
 
     def count_request(self, client: str, window: int, requests: int = 1) -> int:
-        row = self._db.execute(
-            "INSERT INTO service_rate (client, window, count) VALUES (?, ?, ?) "
-            "ON CONFLICT (client, window) DO UPDATE SET count = count + excluded.count "
-            "RETURNING count",
-            (client, window, requests),
-        ).fetchall()[0]
+        """Add ``requests`` to the client's count in ``window``; the new count."""
+        total = self._execute(self._sql.count, (client, window, requests)).fetchall()[0][0]
         if window % 60 == 0:  # now and then, forget old windows
-            self._db.execute("DELETE FROM service_rate WHERE window < ?", (window - 60,))
-        return int(row[0])
+            self._execute(self._sql.forget_windows, (window - 60,))
+        return int(total)
 
     # -- idempotency -----------------------------------------------------------------------
 
-    @_locked
+    def body_fingerprint(self, body: bytes) -> bytes:
+        return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
+
     def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
-        row = self._db.execute(
-            "SELECT fingerprint, status, body FROM service_idempotency "
-            "WHERE client = ? AND request_id = ? AND created >= ?",
-            (client, request_id, as_unix(since)),
-        ).fetchone()
+        row = self._execute(self._sql.recall, (client, request_id, as_unix(since))).fetchone()
         return None if row is None else StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]))
 
     def remember(
@@ -283,23 +237,18 @@ class SqliteServiceState(_StateBase):
         at: _dt.datetime,
         since: _dt.datetime,
     ) -> StoredResponse:
-        """Store the answer unless another worker stored one since ``since``; return the winner.
-
-        One statement, as in PostgreSQL: the insert, or the replacement of a record older than
-        the window, or nothing (then the live record is read back).
-        """
-        row = self._db.execute(
-            "INSERT INTO service_idempotency (client, request_id, fingerprint, status, body, "
-            "created) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, request_id) DO UPDATE SET "
-            "fingerprint = excluded.fingerprint, status = excluded.status, "
-            "body = excluded.body, created = excluded.created "
-            "WHERE service_idempotency.created < ? RETURNING 1",
+        """Store the answer unless another worker or instance stored one since ``since``;
+        return the winner. One statement, so a 200 sent after it survives the sender."""
+        stored = self._execute(
+            self._sql.remember,
             (client, request_id, response.fingerprint, response.status, response.body,
              as_unix(at), as_unix(since)),
         ).fetchall()  # fmt: skip
-        if self._purge_due():
-            self._db.execute("DELETE FROM service_idempotency WHERE created < ?", (as_unix(since),))
-        if row:
+        now = self._monotonic()
+        if now >= self._next_purge:  # at most once a minute per process
+            self._next_purge = now + 60.0
+            self._execute(self._sql.purge, (as_unix(since),))
+        if stored:
             return response
         winner = self.recall(client, request_id, since=since)
         assert winner is not None  # the conflicting record is live, or we would have replaced it
@@ -307,27 +256,78 @@ class SqliteServiceState(_StateBase):
 
     def ping(self) -> bool:
         try:
-            self._db.execute("SELECT 1").fetchone()
-        except sqlite3.Error:
+            self._execute("SELECT 1").fetchone()
+        except self._unreachable:
             return False
         return True
 
+
+class SqliteServiceState(_SqlServiceState):
+    """The embedded state store: one file, WAL, one connection per process."""
+
+    _sql = _Sql.of(
+        "?",
+        clients="service_clients",
+        idempotency="service_idempotency",
+        rate="service_rate",
+        window="window",
+    )
+    _duplicate = sqlite3.IntegrityError
+    _unreachable = (sqlite3.Error,)
+
+    def __init__(self, path: Path, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            raise UsageError(f"{path} is readable by group or others; chmod 600 it")
+        super().__init__(monotonic=monotonic)
+        self._db = sqlite3.connect(
+            path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO service_meta (name, value) VALUES ('hmac_key', ?)",
+            (secrets.token_bytes(32),),
+        )
+        row = self._db.execute("SELECT value FROM service_meta WHERE name = 'hmac_key'").fetchone()
+        self._hmac_key = bytes(row[0])
+
+    def __repr__(self) -> str:
+        return "SqliteServiceState([secret])"
+
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(query, params)
+
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
 
-class PostgresServiceState(_StateBase):
-    """The shared state store: one connection per process, its use serialized by a lock.
+class PostgresServiceState(_SqlServiceState):
+    """The shared state store: one connection per process.
 
     Autocommit: every write is durable in PostgreSQL before the method returns, so a 200 sent
     after ``remember`` survives the instance that sent it. A broken connection is replaced on
     the next call (``ping`` fails meanwhile, so the balancer's /readyz check sees it).
     """
 
-    def __init__(self, url: str) -> None:
-        super().__init__()
+    _sql = _Sql.of(
+        "%s",
+        clients="pushprov_clients",
+        idempotency="pushprov_idempotency",
+        rate="pushprov_rate",
+        window="window_start",
+    )
+    _duplicate = pg_errors.UniqueViolation
+    _unreachable = (StoreUnavailableError,)
+
+    def __init__(self, url: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(monotonic=monotonic)
         self._url = url
-        self._lock = threading.RLock()
         self._db = connect(url, application="pushprov-service")
         check_schema(self._db, url)
         self._db.execute(
@@ -355,108 +355,6 @@ class PostgresServiceState(_StateBase):
                 raise StoreUnavailableError(
                     f"lost the connection to {redacted_url(self._url)}"
                 ) from None
-
-    # -- clients ---------------------------------------------------------------------------
-
-    def add_client(self, name: str, *, at: _dt.datetime) -> str:
-        api_key, key_hash = self._new_client(name)
-        try:
-            self._execute(
-                "INSERT INTO pushprov_clients (name, key_hash, created) VALUES (%s, %s, %s)",
-                (name, key_hash, as_unix(at)),
-            )
-        except pg_errors.UniqueViolation:
-            raise UsageError(f"client {name} exists (revoke it and add a new name)") from None
-        return api_key
-
-    def list_clients(self) -> list[ClientInfo]:
-        return self._client_infos(
-            self._execute(
-                "SELECT name, created, revoked FROM pushprov_clients ORDER BY name"
-            ).fetchall()
-        )
-
-    def revoke_client(self, name: str, *, at: _dt.datetime) -> None:
-        cursor = self._execute(
-            "UPDATE pushprov_clients SET revoked = %s WHERE name = %s AND revoked IS NULL",
-            (as_unix(at), name),
-        )
-        self._clients_seen.clear()
-        if cursor.rowcount != 1:
-            raise UsageError(f"no active client named {name}")
-
-    def _lookup_client(self, key_hash: str) -> str | None:
-        row = self._execute(
-            "SELECT name FROM pushprov_clients WHERE key_hash = %s AND revoked IS NULL",
-            (key_hash,),
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    # -- rate limit ------------------------------------------------------------------------
-
-    def count_request(self, client: str, window: int, requests: int = 1) -> int:
-        row = self._execute(
-            "INSERT INTO pushprov_rate (client, window_start, count) VALUES (%s, %s, %s) "
-            "ON CONFLICT (client, window_start) DO UPDATE "
-            "SET count = pushprov_rate.count + excluded.count RETURNING count",
-            (client, window, requests),
-        ).fetchone()
-        assert row is not None
-        if window % 60 == 0:  # now and then, forget old windows
-            self._execute("DELETE FROM pushprov_rate WHERE window_start < %s", (window - 60,))
-        return int(row[0])
-
-    # -- idempotency -----------------------------------------------------------------------
-
-    def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
-        row = self._execute(
-            "SELECT fingerprint, status, body FROM pushprov_idempotency "
-            "WHERE client = %s AND request_id = %s AND created >= %s",
-            (client, request_id, as_unix(since)),
-        ).fetchone()
-        return None if row is None else StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]))
-
-    def remember(
-        self,
-        client: str,
-        request_id: str,
-        response: StoredResponse,
-        *,
-        at: _dt.datetime,
-        since: _dt.datetime,
-    ) -> StoredResponse:
-        """Store the answer unless another instance stored one since ``since``; return the winner.
-
-        One statement: the insert, or the replacement of a record older than the window, or
-        nothing (then the live record, committed by the other instance, is read back).
-        """
-        with self._lock:
-            row = self._execute(
-                "INSERT INTO pushprov_idempotency (client, request_id, fingerprint, status, "
-                "body, created) VALUES (%s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (client, request_id) DO UPDATE SET "
-                "fingerprint = excluded.fingerprint, status = excluded.status, "
-                "body = excluded.body, created = excluded.created "
-                "WHERE pushprov_idempotency.created < %s RETURNING 1",
-                (client, request_id, response.fingerprint, response.status, response.body,
-                 as_unix(at), as_unix(since)),
-            ).fetchone()  # fmt: skip
-            if self._purge_due():
-                self._execute(
-                    "DELETE FROM pushprov_idempotency WHERE created < %s", (as_unix(since),)
-                )
-            if row is not None:
-                return response
-            winner = self.recall(client, request_id, since=since)
-        assert winner is not None  # the conflicting record is live, or we would have replaced it
-        return winner
-
-    def ping(self) -> bool:
-        try:
-            self._execute("SELECT 1").fetchone()
-        except StoreUnavailableError:
-            return False
-        return True
 
     def close(self) -> None:
         with self._lock:
