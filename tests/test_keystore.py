@@ -654,7 +654,8 @@ def test_keys_and_store_exports_are_pinned() -> None:
             "Finding", "Format", "KeyGenerator", "KeyNotFoundError", "KeyRecord", "Keyring",
             "Keystore", "Role", "SecretCache", "SelfTestFailedError", "State",
             "FileKeySource", "KeySource", "KeyStatus", "ServiceKeys", "StoreKeySource",
-            "TransitionRefusedError", "entry_hash", "findings", "genesis_hash", "key_warnings",
+            "TransitionRefusedError", "entry_hash", "findings", "genesis_hash", "key_id_of",
+            "key_warnings",
         ]
     )  # fmt: skip
     assert sorted(store.__all__) == sorted(

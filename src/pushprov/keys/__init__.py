@@ -26,7 +26,7 @@ from ._errors import (
     SelfTestFailedError,
     TransitionRefusedError,
 )
-from ._keyring import Keyring, SecretCache
+from ._keyring import Keyring, SecretCache, key_id_of
 from ._keystore import KeyGenerator, Keystore
 from ._model import ALLOWED_EDGES, OURS, Environment, Format, KeyRecord, Role, State
 from ._rules import DEFAULT_DRAIN_WINDOW, DEFAULT_EXPIRY_WARNING, Finding, findings, key_warnings
@@ -61,5 +61,6 @@ __all__ = [
     "entry_hash",
     "findings",
     "genesis_hash",
+    "key_id_of",
     "key_warnings",
 ]

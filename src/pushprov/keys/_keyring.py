@@ -23,9 +23,9 @@ _MIN_REFERENCE = 8  # a key reference shorter than a key ID is too easy to misty
 SecretKey = openpgp.SecretKey | jose.JwkKey
 
 
-def key_id_of(key: SecretKey) -> str:
+def key_id_of(key: SecretKey | openpgp.Certificate) -> str:
     """The id a record of this key has: the OpenPGP fingerprint, or the JWK's kid."""
-    return key.fingerprint if isinstance(key, openpgp.SecretKey) else key.kid
+    return key.kid if isinstance(key, jose.JwkKey) else key.fingerprint
 
 
 class SecretCache:

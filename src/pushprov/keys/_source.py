@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from .. import jose, openpgp
+from .._errors import KeyUnusableError
 from ._keyring import Keyring, SecretCache
 from ._keystore import Keystore
 from ._model import Environment, Format, State
@@ -43,12 +44,45 @@ class ServiceKeys:
     recipients: tuple[RecipientKey, ...]
     decryptors: tuple[SigningKey, ...]
     verifiers: tuple[RecipientKey, ...]
-    published: tuple[str, ...]
+    published: tuple[tuple[Format, str], ...]  # our active public keys, as handed to Google
     inventory: tuple[KeyStatus, ...]
     warnings: tuple[str, ...] = ()  # what `keys check` would report
 
     def __repr__(self) -> str:
         return f"ServiceKeys(version={self.version!r}, keys={len(self.inventory)})"
+
+    # An envelope picks its keys by type: OpenPGP keys for "pgp", JWKs for "jwe".
+
+    def outgoing(
+        self, envelope: str, *, strict: bool = True
+    ) -> tuple[list[SigningKey], list[RecipientKey]]:
+        """Signers and recipients: OpenPGP uses every active key; JWE one of each (the keyring
+        keeps one active JWK per role). ``strict``: both roles or ``KeyUnusableError``."""
+        secret, public = _kinds(envelope)
+        signers = [key for key in self.signers if isinstance(key, secret)]
+        recipients = [key for key in self.recipients if isinstance(key, public)]
+        if strict and (not signers or not recipients):
+            raise KeyUnusableError(f"no active {envelope} keys for both roles")
+        return signers, recipients
+
+    def inbound(self, envelope: str) -> tuple[list[SigningKey], list[RecipientKey]]:
+        """Decryptors and verifiers (active and retiring keys)."""
+        secret, public = _kinds(envelope)
+        return (
+            [key for key in self.decryptors if isinstance(key, secret)],
+            [key for key in self.verifiers if isinstance(key, public)],
+        )
+
+    def public_keys(self, envelope: str) -> list[str]:
+        """Our active public keys for ``envelope``: armored certificates, or JWKs as JSON."""
+        wanted = Format.PGP if envelope == "pgp" else Format.JWK
+        return [text for key_format, text in self.published if key_format is wanted]
+
+
+def _kinds(envelope: str) -> tuple[type[SigningKey], type[RecipientKey]]:
+    if envelope == "pgp":
+        return openpgp.SecretKey, openpgp.Certificate
+    return jose.JwkKey, jose.JwkKey
 
 
 class KeySource(Protocol):
@@ -73,14 +107,14 @@ class FileKeySource:
         verifiers: Sequence[RecipientKey] = (),
     ) -> None:
         inventory = []
-        published = []
+        published: list[tuple[Format, str]] = []
         for key in signers:
             if isinstance(key, openpgp.SecretKey):
                 inventory.append(_status(key.fingerprint, "pgp", "ours", key.certificate.expires))
-                published.append(key.certificate.armor())
+                published.append((Format.PGP, key.certificate.armor()))
             else:
                 inventory.append(_status(key.kid, "jwk", "ours", key.expires))
-                published.append(key.public().to_json())
+                published.append((Format.JWK, key.public().to_json()))
         for cert in recipients:
             if isinstance(cert, openpgp.Certificate):
                 inventory.append(_status(cert.fingerprint, "pgp", "google", cert.expires))
@@ -182,10 +216,9 @@ class StoreKeySource:
 
 def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
     """Both formats side by side; the envelope a request asks for picks its keys by type."""
+    # The stored public form is what `keys export` hands out: no need to parse and re-armor.
     published = tuple(
-        ring.certificate(record).armor()
-        if record.format is Format.PGP
-        else ring.public_jwk(record).to_json()
+        (record.format, record.public.decode())
         for record in ring.in_state(State.ACTIVE)
         if record.ours
     )

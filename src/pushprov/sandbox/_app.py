@@ -63,8 +63,7 @@ def create_sandbox_app(
 
     @app.get("/v1/keys/public", summary="The sandbox's active public keys (armored)")
     async def public_keys() -> dict[str, list[str]]:
-        published = keys.current(clock()).published
-        return {"keys": [text for text in published if not text.lstrip().startswith("{")]}
+        return {"keys": keys.current(clock()).public_keys("pgp")}
 
     @app.post("/v1/issuer-keys", summary="Trust an issuer certificate (imported, then verified)")
     async def trust_issuer(request: Request) -> Response:

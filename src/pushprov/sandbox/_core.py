@@ -14,7 +14,7 @@ import enum
 import secrets
 import threading
 
-from .. import _api, openpgp
+from .. import _api
 from .._card import Gopc
 from .._errors import (
     DecryptionFailedError,
@@ -112,8 +112,7 @@ class Sandbox:
     def accept(self, sealed: bytes, *, at: _dt.datetime) -> Verdict:
         snapshot = self._keys.current(at)
         # The sandbox takes OpenPGP GOPCs; JWKs in its store play no part here.
-        decryptors = [k for k in snapshot.decryptors if isinstance(k, openpgp.SecretKey)]
-        verifiers = [k for k in snapshot.verifiers if isinstance(k, openpgp.Certificate)]
+        decryptors, verifiers = snapshot.inbound("pgp")
         if not decryptors:
             return Verdict(Reason.DECRYPTION_FAILED)
         if not verifiers:

@@ -49,7 +49,6 @@ from ._answers import (
 from ._config import ServiceConfig
 from ._dashboard import counters_from_metrics, render_dashboard
 from ._gopc import GopcEndpoint, openapi_path
-from ._keysets import inbound, outgoing
 from ._metrics import Metrics
 from ._models import (
     ErrorResponse,
@@ -287,7 +286,7 @@ def create_app(
             )
         sealed = await request.body()
         snapshot = current_keys(at)
-        decryptors, verifiers = inbound(snapshot, fmt)
+        decryptors, verifiers = snapshot.inbound(fmt)
 
         def open_() -> bytes:
             return _api.open_message(
@@ -322,7 +321,7 @@ def create_app(
             "serverMessage": "pushprov echo",
         }
         try:
-            signers, recipients = outgoing(snapshot, fmt)
+            signers, recipients = snapshot.outgoing(fmt)
         except KeyUnusableError:
             raise keys_unavailable(at, header.requestId) from None
 
@@ -346,11 +345,8 @@ def create_app(
         summary="Our active public keys",
     )
     async def public_keys() -> PublicKeysResponse:
-        snapshot = current_keys(clock())
         fmt = config.format
-        published = [
-            text for text in snapshot.published if text.lstrip().startswith("{") == (fmt == "jwe")
-        ]
+        published = current_keys(clock()).public_keys(fmt)
         return PublicKeysResponse(format=fmt, keys=published)  # type: ignore[arg-type]
 
     @app.get(
@@ -400,7 +396,7 @@ def create_app(
         except PushprovError as failure:
             problems.append(f"keys: {failure.code}")
         else:
-            signers, recipients = outgoing(snapshot, config.format, strict=False)
+            signers, recipients = snapshot.outgoing(config.format, strict=False)
             if not signers:
                 problems.append("no active signing key of ours")
             if not recipients:

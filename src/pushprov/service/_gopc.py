@@ -23,7 +23,7 @@ from .. import _api
 from .._card import Card, Gopc, Pan, parse_strict_json
 from .._encoding import Encoding
 from .._errors import GopcInvalidError, PushprovError
-from ..keys import KeySource, ServiceKeys
+from ..keys import KeySource, ServiceKeys, key_id_of
 from ._answers import (
     ERROR_STATUSES,
     OUTWARD,
@@ -35,7 +35,6 @@ from ._answers import (
     validation_error,
 )
 from ._config import ServiceConfig
-from ._keysets import key_id, outgoing
 from ._metrics import Metrics
 from ._models import ErrorResponse, GopcRequest, GopcResponse
 from ._runtime import CryptoQueue, RateLimiter, caller_of, check_request_time
@@ -125,7 +124,7 @@ class GopcEndpoint:
             raise error(400, "INVALID_FIELD_VALUE", "encoding applies to pgp only", at, request_id)
         try:
             snapshot: ServiceKeys = self._keys.current(at)
-            signers, recipients = outgoing(snapshot, fmt)
+            signers, recipients = snapshot.outgoing(fmt)
         except PushprovError:
             raise keys_unavailable(at, request_id) from None
 
@@ -144,10 +143,11 @@ class GopcEndpoint:
         except PushprovError as failure:
             status, code = OUTWARD.get(type(failure), (500, "INTERNAL_ERROR"))
             raise error(status, code, failure.message, at, request_id) from None
-        used = [key_id(key) for key in (*signers, *recipients)]
-        scope["state"]["keys"] = used
+        signed_with = [key_id_of(key) for key in signers]
+        encrypted_to = [key_id_of(key) for key in recipients]
+        scope["state"]["keys"] = used = signed_with + encrypted_to
         self._keys.note_use(used, at)
-        self._metrics.count_seals(signers, recipients)
+        self._metrics.count_seals(signed_with, encrypted_to)
         answer = {
             "responseHeader": {"responseTimestamp": millis(at), "requestId": request_id},
             "googleOpaquePaymentCard": sealed.decode("ascii"),

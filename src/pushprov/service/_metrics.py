@@ -19,8 +19,6 @@ from prometheus_client import (
     multiprocess,
 )
 
-from ._keysets import key_id
-
 __all__ = ["Metrics"]
 
 
@@ -81,11 +79,12 @@ class Metrics:
         self._child(self.requests, route, str(status)).inc()
         self._child(self.latency, route).observe(seconds)
 
-    def count_seals(self, signers: Iterable[object], recipients: Iterable[object]) -> None:
-        for key in signers:
-            self._child(self.seals, key_id(key), "sign").inc()
-        for key in recipients:
-            self._child(self.seals, key_id(key), "encrypt").inc()
+    def count_seals(self, signers: Iterable[str], recipients: Iterable[str]) -> None:
+        """One seal: the ids of the keys it signed with and encrypted to."""
+        for key_id in signers:
+            self._child(self.seals, key_id, "sign").inc()
+        for key_id in recipients:
+            self._child(self.seals, key_id, "encrypt").inc()
 
     def render(self) -> bytes:
         if _multiprocess():
