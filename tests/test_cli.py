@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import pushprov as pushprov_package
+from .instances import child_env
 
 CARD = b'{"accountNumber":"4111111111111111","expiryMonth":"12","expiryYear":"29"}'
 AT = "2026-11-01T12:00:00Z"
@@ -27,9 +27,7 @@ class Run:
 
 # The child must run the pushprov this process imported: a relative PYTHONPATH (``src``) does
 # not survive the change of directory, and the venv's installed copy may be another checkout.
-_SOURCE = str(Path(pushprov_package.__file__).resolve().parents[1])
-_INHERITED = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
-_CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, *_INHERITED])}
+_CHILD_ENV = child_env(os.environ)
 
 
 def pushprov(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> Run:
