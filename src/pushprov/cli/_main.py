@@ -23,6 +23,7 @@ from .._encoding import Encoding
 from .._errors import PushprovError, UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
+from ..keys._selftest import jwk_policy_problems
 from ._demo import run_demo
 from ._io import first_line, read_capped, read_stdin
 from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
@@ -515,13 +516,8 @@ def _jwk_inspect(
 ) -> bytes:
     report = []
     for key in keys:
-        problems = []
-        if key.expires is None:
-            problems.append("no expiry recorded (exp)")
-        elif key.expired_at(at):
-            problems.append("expired")
-        elif key.created is not None and key.expires - key.created > policy.max_key_lifetime:
-            problems.append(f"lifetime exceeds {policy.max_key_lifetime.days} days")
+        # The keystore's own check, so inspect agrees with what an import would refuse.
+        problems = jwk_policy_problems(key, None, policy, at)
         report.append(
             {
                 "kid": key.kid,
