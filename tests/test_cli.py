@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import pushprov as pushprov_package
+from .instances import child_env
 
 CARD = b'{"accountNumber":"4111111111111111","expiryMonth":"12","expiryYear":"29"}'
 AT = "2026-11-01T12:00:00Z"
@@ -27,9 +27,7 @@ class Run:
 
 # The child must run the pushprov this process imported: a relative PYTHONPATH (``src``) does
 # not survive the change of directory, and the venv's installed copy may be another checkout.
-_SOURCE = str(Path(pushprov_package.__file__).resolve().parents[1])
-_INHERITED = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
-_CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, *_INHERITED])}
+_CHILD_ENV = child_env(os.environ)
 
 
 def pushprov(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> Run:
@@ -278,9 +276,19 @@ def test_jwe_options_need_jwe_and_inspect_reads_jwk(home: Path, jwk_home: Path) 
         stdin=b"x", cwd=home,
     )  # fmt: skip
     assert_error(run, "usage", 2)
-    report = json.loads(pushprov("key", "inspect", str(jwk_home / "google.jwk"), "--json").out)
+    report = json.loads(
+        pushprov("key", "inspect", str(jwk_home / "google.jwk"), "--json", "--at", AT).out
+    )
     assert report[0]["private"] is True and report[0]["bits"] == 2048
     assert report[0]["expires"].startswith("2027-11-01")
+    assert report[0]["policy"] == {"ok": True, "problems": []}
+    # Inspect applies the keystore's checks: an encryption key pinned to a signing algorithm.
+    doc = json.loads((jwk_home / "google.pub.jwk").read_text())
+    mispinned = jwk_home / "mispinned.pub.jwk"
+    mispinned.write_text(json.dumps({**doc, "use": "enc", "alg": "RS256"}))
+    report = json.loads(pushprov("key", "inspect", str(mispinned), "--json", "--at", AT).out)
+    assert report[0]["policy"]["ok"] is False
+    assert any("algorithm" in problem for problem in report[0]["policy"]["problems"])
     assert "d" not in json.loads((jwk_home / "google.pub.jwk").read_text())
     mode = stat.S_IMODE(os.stat(jwk_home / "google.jwk").st_mode)
     assert mode == 0o600

@@ -584,14 +584,22 @@ def test_reprs_show_no_secrets(tmp_path: Path) -> None:
     key = ring.secret_key(record)
     armored = key.armor()
     change = Change(env="production", base_version=1, secrets=((record.key_id, armored.encode()),))
-    texts = [repr(x) for x in (ring, record, change, ks, keys.SecretCache(), store.SqliteStore)]
+    cache = keys.SecretCache()
+    cache.put(armored.encode(), key)  # a cache that holds the key, so its repr could leak it
+    assert len(cache) == 1
+    assert isinstance(ks._store, store.SqliteStore)  # the instance, holding the sealing key
+    texts = [repr(x) for x in (ring, record, change, ks, cache, ks._store)]
     texts.append(repr(ring.records))
+    needles = _secret_needles(key)
+    assert len(needles) == 2 * 8
     for text in texts:
         assert "PRIVATE" not in text and "PUBLIC KEY" not in text
         assert armored.splitlines()[3] not in text
+        for name, needle in needles.items():
+            assert needle not in text.encode(), name
     assert "version=1" in repr(ring) and record.key_id in repr(record)
     with pytest.raises(TypeError):
-        pickle.dumps(keys.SecretCache())
+        pickle.dumps(cache)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,12 +608,20 @@ def test_reprs_show_no_secrets(tmp_path: Path) -> None:
 
 def test_store_is_created_private(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "pushprov" / "keystore.db"
-    SqliteStore.open(path, passphrase=PASSPHRASE, create=True, kdf_log2n=10).close()
+    opened = SqliteStore.open(path, passphrase=PASSPHRASE, create=True, kdf_log2n=10)
+    try:
+        # The -wal and -shm files exist only while a connection is open (the last close
+        # removes them), so their modes are checked now, after a read.
+        opened.read("production")
+        wal = Path(f"{path}-wal")
+        assert wal.exists()
+        for extra in (wal, Path(f"{path}-shm")):
+            if extra.exists():
+                assert extra.stat().st_mode & 0o077 == 0, extra
+    finally:
+        opened.close()
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
-    for extra in (Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if extra.exists():
-            assert extra.stat().st_mode & 0o077 == 0
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])

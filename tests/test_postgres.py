@@ -18,8 +18,10 @@ from pushprov.keys import Environment
 from pushprov.service import PostgresServiceState
 from pushprov.service._state import StoredResponse
 from pushprov.store import (
+    Change,
     KeyringWatcher,
     PostgresStore,
+    StoreConflictError,
     StoreUnavailableError,
     migrate,
     open_store,
@@ -134,14 +136,22 @@ def test_each_commit_is_announced_once_committed(postgres: Cluster) -> None:
     try:
         assert watcher.wait_listening(10)
         assert heard == [None]  # a (re)connection alone means: re-read, something may be missed
-        ks = keystore(open_store(url, passphrase=PASSPHRASE, create=True, kdf_log2n=10))
+        shared = open_store(url, passphrase=PASSPHRASE, create=True, kdf_log2n=10)
+        ks = keystore(shared)
         record = ks.generate(PROD, user_id="I <i@x.example>", at=T0)
         assert arrived.wait(10)
         assert heard[1:] == ["production"]
-        # A rejected change announces nothing.
+        # A change the store rejects announces nothing: its pg_notify rolls back with it.
         arrived.clear()
+        view = shared.read(PROD.value)
+        stale = Change(env=PROD.value, base_version=view.version - 1, upsert=view.keys)
+        with pytest.raises(StoreConflictError, match="re-read and retry"):
+            shared.commit(stale)
+        assert shared.read(PROD.value) == view
+        # Nor does one the keystore's rules refuse before it reaches the store.
         with pytest.raises(Exception, match="pending"):
             ks.retire(PROD, record.key_id, at=T0)
+        # The next commit's announcement is the next one heard: nothing came in between.
         ks.promote(PROD, record.key_id, at=T0)
         assert arrived.wait(10)
         assert heard[1:] == ["production", "production"]

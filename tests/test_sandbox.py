@@ -167,6 +167,9 @@ def test_sandbox_http_endpoints(tmp_path: Path, keys: Keys) -> None:
         keys=source, keystore=open_keystore, sessions=SessionBook(), clock=lambda: T0
     )
 
+    encryption_subkey = keys.google_1.certificate.encryption_key(T0).fingerprint.hex().upper()
+    assert encryption_subkey != keys.google_1.fingerprint  # a subkey, not the primary key
+
     async def exercise() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
@@ -191,7 +194,8 @@ def test_sandbox_http_endpoints(tmp_path: Path, keys: Keys) -> None:
                 "accepted": True,
                 "reasonCode": "ACCEPTED",
                 "signers": [keys.issuer_a.fingerprint],
-                "decryptionKey": verdict["decryptionKey"],
+                # The fingerprint of google_1's encryption subkey, the one sealed to.
+                "decryptionKey": encryption_subkey,
             }
             again = (await client.post("/v1/gopc", json=submission)).json()
             assert again["reasonCode"] == "SESSION_REUSED" and again["accepted"] is False

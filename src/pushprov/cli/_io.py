@@ -1,13 +1,14 @@
-"""Reading the CLI's inputs with a size cap, before anything parses them."""
+"""The CLI's inputs, read with a size cap before anything parses them, and its JSON output."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import BinaryIO
 
 from .._errors import InputTooLargeError, UsageError
 
-__all__ = ["first_line", "read_capped", "read_stdin"]
+__all__ = ["first_line", "json_output", "read_capped", "read_stdin"]
 
 SMALL_FILE = 4096  # passphrase files
 
@@ -37,3 +38,8 @@ def first_line(path: str) -> bytes:
     """The first line of a small file: how passphrases arrive (never on argv)."""
     lines = read_capped(path, SMALL_FILE).splitlines()
     return lines[0] if lines else b""
+
+
+def json_output(value: object) -> bytes:
+    """``--json`` output: indented, keys sorted, one trailing newline."""
+    return json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"

@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import getpass
-import json
 import os
 from typing import Any, BinaryIO
 
 from .. import jose, openpgp
-from .._clock import now, parse_duration, parse_time
+from .._clock import from_unix, now, parse_duration, parse_time
 from .._errors import KeyUnusableError, UsageError
 from .._policy import Policy
 from ..keys import (
@@ -25,10 +24,11 @@ from ..keys import (
     Format,
     KeyRecord,
     Keystore,
+    findings,
     key_warnings,
 )
 from ..store import AuditEntry, default_store_path, open_store
-from ._io import first_line, read_capped
+from ._io import first_line, json_output, read_capped
 
 __all__ = [
     "KEYS_EPILOG",
@@ -55,7 +55,6 @@ states: pending -> active -> retiring -> retired -> destroyed; retiring -> activ
 (rollback); pending -> destroyed (discard). The store passphrase is read from
 --store-passphrase-file or ${PASSPHRASE_ENV}, never from the command line.
 """
-_KEY_FILE = 1024 * 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +264,7 @@ def _run(
             key_format=Format(args.format), use=args.use, alg=args.alg, reason=args.reason,
         )  # fmt: skip
     elif command == "import":
-        data = read_capped(args.file, _KEY_FILE, stdin)
+        data = read_capped(args.file, ks.policy.max_key_file_bytes, stdin)
         passphrase = first_line(args.passphrase_file) if args.passphrase_file else None
         record = ks.import_key(
             env, data, at=at, owner=args.owner, passphrase=passphrase, use=args.use,
@@ -273,7 +272,9 @@ def _run(
         )  # fmt: skip
     elif command == "promote":
         test_message = (
-            read_capped(args.test_message, _KEY_FILE, stdin) if args.test_message else None
+            read_capped(args.test_message, ks.policy.max_key_file_bytes, stdin)
+            if args.test_message
+            else None
         )
         record = ks.promote(
             env, args.key, at=at, replacing=args.replace, test_message=test_message,
@@ -291,14 +292,17 @@ def _run(
 
 
 def _check(ks: Keystore, env: Environment, at: _dt.datetime, as_json: bool) -> bytes:
-    found = ks.check(env, at=at)
+    # One snapshot: the version reported is the one whose records were checked.
+    ring = ks.snapshot(env)
+    found = findings(
+        ring.records, at, expiry_warning=ks.expiry_warning, drain_window=ks.drain_window
+    )
     if found:
         raise AttentionNeededError(
             f"{len(found)} finding(s) in {env.value}: " + "; ".join(f.message for f in found)
         )
-    ring = ks.snapshot(env)
     if as_json:
-        return _json({"env": env.value, "version": ring.version, "ok": True, "findings": []})
+        return json_output({"env": env.value, "version": ring.version, "ok": True, "findings": []})
     return f"ok: {env.value} keyring version {ring.version}, nothing needs attention\n".encode()
 
 
@@ -310,7 +314,7 @@ def _audit(ks: Keystore, env: Environment, verify: bool, as_json: bool) -> bytes
         if verify:
             payload["verified"] = True
             payload["head"] = head
-        return _json(payload)
+        return json_output(payload)
     if verify:
         return f"audit ok: {len(entries)} entries, head {head}\n".encode()
     lines = [
@@ -435,7 +439,7 @@ def _iso(value: _dt.datetime | int | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, int):
-        value = _dt.datetime.fromtimestamp(value, _dt.UTC)
+        value = from_unix(value)
     return value.isoformat().replace("+00:00", "Z")
 
 
@@ -486,7 +490,7 @@ def _render_list(
     as_json: bool,
 ) -> bytes:
     if as_json:
-        return _json(
+        return json_output(
             {"env": env.value, "version": version, "keys": [_record(ks, r, at) for r in records]}
         )
     lines = [f"{env.value} keyring, version {version}"]
@@ -527,7 +531,7 @@ def _render_record(
             "alg": details.alg,
         }
     if as_json:
-        return _json(data)
+        return json_output(data)
     lines = [
         f"{data['key_id']}  {data['state']}",
         f"  env {data['env']}  format {data['format']}  owner {data['owner']}  "
@@ -547,7 +551,3 @@ def _render_record(
         )
     lines += [f"  ! {w['message']}" for w in data["warnings"]]
     return ("\n".join(lines) + "\n").encode()
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"

@@ -23,8 +23,9 @@ from .._encoding import Encoding
 from .._errors import PushprovError, UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
+from ..keys._selftest import jwk_policy_problems
 from ._demo import run_demo
-from ._io import first_line, read_capped, read_stdin
+from ._io import first_line, json_output, read_capped, read_stdin
 from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
     add_keys_commands,
     add_store_options,
@@ -341,7 +342,7 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         if args.json:
             facts = _facts(opened)
             facts["plaintext_base64"] = base64.b64encode(opened.plaintext).decode()
-            return _json(facts)
+            return json_output(facts)
         return opened.plaintext
     result = _api.open_gopc(
         message,
@@ -358,7 +359,7 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
     if args.json:
         facts = _facts(result.envelope)
         facts["gopc"] = json.loads(result.gopc.to_json())
-        return _json(facts)
+        return json_output(facts)
     return result.gopc.to_json() + b"\n"
 
 
@@ -396,10 +397,6 @@ def _masked_summary(result: _api.OpenedGopc) -> str:
         f"session {result.gopc.server_session_id[:12]}…, cipher {result.envelope.cipher}, "
         f"signed by {signers}"
     )
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"
 
 
 def _passphrase(args: argparse.Namespace) -> bytes | None:
@@ -507,7 +504,7 @@ def _key_inspect(args: argparse.Namespace, at: _dt.datetime, policy: Policy) -> 
                 "policy": {"ok": not problems, "problems": problems},
             }
         )
-    return _json(report) if args.json else _render_inspect(report).encode()
+    return json_output(report) if args.json else _render_inspect(report).encode()
 
 
 def _jwk_inspect(
@@ -515,13 +512,8 @@ def _jwk_inspect(
 ) -> bytes:
     report = []
     for key in keys:
-        problems = []
-        if key.expires is None:
-            problems.append("no expiry recorded (exp)")
-        elif key.expired_at(at):
-            problems.append("expired")
-        elif key.created is not None and key.expires - key.created > policy.max_key_lifetime:
-            problems.append(f"lifetime exceeds {policy.max_key_lifetime.days} days")
+        # The keystore's own check, so inspect agrees with what an import would refuse.
+        problems = jwk_policy_problems(key, None, policy, at)
         report.append(
             {
                 "kid": key.kid,
@@ -536,7 +528,7 @@ def _jwk_inspect(
             }
         )
     if args.json:
-        return _json(report)
+        return json_output(report)
     lines = []
     for item in report:
         kind = "private JWK" if item["private"] else "public JWK"

@@ -42,9 +42,10 @@ from ._model import (
     State,
     check_owner,
     jwk_role,
-    roles_for,
+    pgp_roles,
 )
 from ._rules import (
+    _LIVE,
     DEFAULT_DRAIN_WINDOW,
     DEFAULT_EXPIRY_WARNING,
     Finding,
@@ -56,7 +57,6 @@ from ._selftest import jwk_policy_problems, self_test_jwk, self_test_ours, self_
 __all__ = ["KeyGenerator", "Keystore"]
 
 KeyGenerator = Callable[..., openpgp.SecretKey]
-_LIVE = (State.PENDING, State.ACTIVE, State.RETIRING)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,7 +327,7 @@ class Keystore:
             env=env,
             format=Format.PGP,
             owner=owner,
-            roles=roles_for(owner, Format.PGP),
+            roles=pgp_roles(owner),
             label=cert.user_ids[0] if cert.user_ids else "",
             created=cert.created,
             expires=cert.expires,
@@ -359,7 +359,7 @@ class Keystore:
             env=env,
             format=Format.JWK,
             owner=owner,
-            roles=roles_for(owner, Format.JWK, role),
+            roles=frozenset({role}),  # jwk_role gave the one role its owner allows
             label="",
             created=key.created,
             expires=key.expires,

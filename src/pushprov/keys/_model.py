@@ -21,7 +21,7 @@ __all__ = [
     "State",
     "check_owner",
     "jwk_role",
-    "roles_for",
+    "pgp_roles",
 ]
 
 #: The owner name of our own keys; any other owner is a partner (e.g. ``google``).
@@ -76,16 +76,11 @@ def check_owner(owner: str) -> str:
     return owner
 
 
-def roles_for(owner: str, fmt: Format, use: Role | None = None) -> frozenset[Role]:
+def pgp_roles(owner: str) -> frozenset[Role]:
     """An OpenPGP key does both jobs of its side: ours signs and decrypts, a partner's
-    certificate is encrypted to and verifies. A JWK does one job (``use``) on its side."""
+    certificate is encrypted to and verifies. (A JWK does one job: ``jwk_role``.)"""
     ours = owner == OURS
-    if fmt is Format.PGP:
-        return frozenset({Role.SIGN, Role.DECRYPT} if ours else {Role.ENCRYPT, Role.VERIFY})
-    allowed = {Role.SIGN, Role.DECRYPT} if ours else {Role.ENCRYPT, Role.VERIFY}
-    if use is None or use not in allowed:
-        raise UsageError(f"a JWK needs one role of {sorted(allowed)}")
-    return frozenset({use})
+    return frozenset({Role.SIGN, Role.DECRYPT} if ours else {Role.ENCRYPT, Role.VERIFY})
 
 
 def jwk_role(owner: str, use: str | None) -> Role:
@@ -119,10 +114,6 @@ class KeyRecord:
     @property
     def ours(self) -> bool:
         return self.owner == OURS
-
-    @property
-    def inbound_usable(self) -> bool:
-        return self.state in (State.ACTIVE, State.RETIRING)
 
     def entered(self, state: State) -> _dt.datetime | None:
         """When the record last entered ``state`` (None if never)."""

@@ -101,16 +101,24 @@ def self_test_partner(
 
 
 def jwk_policy_problems(
-    key: jose.JwkKey, role: Role, policy: Policy, at: _dt.datetime
+    key: jose.JwkKey, role: Role | None, policy: Policy, at: _dt.datetime
 ) -> list[str]:
     """What keeps a JWK from the profile for ``role`` (empty: it complies). Like an OpenPGP
-    key, it must record when it was made (``iat``) and when it expires (``exp``)."""
+    key, it must record when it was made (``iat``) and when it expires (``exp``). Without a
+    role (a key file inspected on its own) the key's own ``use`` decides which algorithms
+    are allowed."""
     problems: list[str] = []
     if key.bits < policy.min_rsa_bits:
         problems.append(f"it has {key.bits} bits (< {policy.min_rsa_bits})")
-    if key.use != _USE[role]:
-        problems.append(f'its use is not "{_USE[role]}" (role {role.value})')
-    allowed = policy.jws_algs if _USE[role] == "sig" else policy.jwe_algs
+    use = key.use if role is None else _USE[role]
+    if role is not None and key.use != use:
+        problems.append(f'its use is not "{use}" (role {role.value})')
+    if use == "sig":
+        allowed = policy.jws_algs
+    elif use == "enc":
+        allowed = policy.jwe_algs
+    else:  # no use recorded: any algorithm the policy allows for either
+        allowed = policy.jws_algs | policy.jwe_algs
     if key.alg is not None and key.alg not in allowed:
         problems.append("it is pinned to an algorithm the policy does not allow for its use")
     if key.created is None or key.expires is None:

@@ -38,8 +38,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreUnavailableError
 from ._model import AuditEntry, Change, StoreView
-from ._rows import AUDIT_COLUMNS, KEY_COLUMNS, ChangeWriter, key_row
-from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad
+from ._rows import AUDIT_COLUMNS, KEY_COLUMNS, ChangeWriter, audit_entry, store_view
+from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad, unlock
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -229,9 +229,10 @@ class PostgresStore(ChangeWriter):
         conn = connect(url, application="pushprov")
         try:
             check_schema(conn, url)
-            if create:
-                _initialise(conn, passphrase, kdf_log2n)
-            box = _unlock(conn, passphrase, url)
+            # The store's creator already holds the box: scrypt runs once, not twice.
+            box = _initialise(conn, passphrase, kdf_log2n) if create else None
+            if box is None:
+                box = _unlock(conn, passphrase, url)
         except BaseException:
             conn.close()
             raise
@@ -250,14 +251,7 @@ class PostgresStore(ChangeWriter):
                 "WHERE env = %s ORDER BY created, key_id",
                 (env,),
             ).fetchall()
-        version, seq, audit_head = head if head is not None else (0, 0, None)
-        return StoreView(
-            env=env,
-            version=int(version),
-            keys=tuple(key_row(r) for r in rows),
-            audit_seq=int(seq),
-            audit_head=audit_head,
-        )
+        return store_view(env, head, rows)
 
     def load_secret(self, env: str, key_id: str) -> bytes | None:
         with self._transaction(read_only=True):
@@ -276,8 +270,7 @@ class PostgresStore(ChangeWriter):
                 "ORDER BY seq",
                 (env,),
             ).fetchall()
-        names = AUDIT_COLUMNS.split(", ")
-        return tuple(AuditEntry(**dict(zip(names, r, strict=True))) for r in rows)
+        return tuple(audit_entry(r) for r in rows)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -347,9 +340,10 @@ class PostgresStore(ChangeWriter):
                 raise StoreUnavailableError(f"lost the connection to {self.url}") from None
 
 
-def _initialise(conn: psycopg.Connection[Any], passphrase: bytes, log2n: int) -> None:
+def _initialise(conn: psycopg.Connection[Any], passphrase: bytes, log2n: int) -> SecretBox | None:
+    """Set the KEK parameters if nobody has; the box if ours won, else None (then unlock)."""
     if conn.execute("SELECT 1 FROM pushprov_meta WHERE name = 'kek_check'").fetchone():
-        return
+        return None
     salt = os.urandom(16)
     box = SecretBox(derive_kek(passphrase, salt, log2n))
     with conn.transaction():
@@ -365,6 +359,7 @@ def _initialise(conn: psycopg.Connection[Any], passphrase: bytes, log2n: int) ->
                 "('kdf_salt', %s)",
                 (str(log2n).encode(), salt),
             )
+    return box if inserted else None
 
 
 def _unlock(conn: psycopg.Connection[Any], passphrase: bytes, url: str) -> SecretBox:
@@ -377,14 +372,7 @@ def _unlock(conn: psycopg.Connection[Any], passphrase: bytes, url: str) -> Secre
     }
     if not meta:
         raise UsageError(f"no key store at {redacted_url(url)} yet (generate or import a key)")
-    try:
-        log2n = int(meta["kdf_log2n"])
-        salt, check = meta["kdf_salt"], meta["kek_check"]
-    except (KeyError, ValueError):
-        raise StoreCorruptError("key store metadata is incomplete") from None
-    box = SecretBox(derive_kek(passphrase, salt, log2n))
-    box.verify_check(check)
-    return box
+    return unlock(meta, passphrase)
 
 
 class KeyringWatcher:

@@ -5,24 +5,29 @@ and the table names differ between the two."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from ._errors import StoreConflictError
-from ._model import Change, KeyRow
+from ._model import AuditEntry, Change, KeyRow, StoreView
 from ._sealing import SecretBox, secret_aad
 
 __all__ = [
     "AUDIT_COLUMNS",
     "KEY_COLUMNS",
     "ChangeWriter",
+    "audit_entry",
     "key_params",
     "key_row",
+    "store_view",
     "upsert_key_sql",
 ]
 
 AUDIT_COLUMNS = (
     "env, seq, at, actor, action, key_id, from_state, to_state, reason, version, prev_hash, hash"
 )
+
+_AUDIT_NAMES = AUDIT_COLUMNS.split(", ")
 
 KEY_COLUMNS = (
     "key_id, env, format, owner, roles, label, created, expires, state, transitions, "
@@ -73,6 +78,26 @@ def key_row(r: tuple[Any, ...]) -> KeyRow:
         last_used=None if last_used is None else int(last_used),
         public=bytes(public),
         has_secret=bool(has_secret),
+    )
+
+
+def audit_entry(r: tuple[Any, ...]) -> AuditEntry:
+    """A row read as ``AUDIT_COLUMNS``."""
+    return AuditEntry(**dict(zip(_AUDIT_NAMES, r, strict=True)))
+
+
+def store_view(
+    env: str, head: tuple[Any, ...] | None, rows: Iterable[tuple[Any, ...]]
+) -> StoreView:
+    """The view from the keyring row (``version, audit_seq, audit_head``; None before the
+    first commit) and the key rows (``KEY_COLUMNS, has_secret``)."""
+    version, seq, audit_head = head if head is not None else (0, 0, None)
+    return StoreView(
+        env=env,
+        version=int(version),
+        keys=tuple(key_row(r) for r in rows),
+        audit_seq=int(seq),
+        audit_head=audit_head,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag
@@ -26,6 +27,7 @@ __all__ = [
     "SecretBox",
     "derive_kek",
     "secret_aad",
+    "unlock",
 ]
 
 DEFAULT_KDF_LOG2N = 15  # N = 32768, r = 8: 32 MiB and ~0.1 s per open
@@ -85,3 +87,16 @@ class SecretBox:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a key-encryption key cannot be pickled")
+
+
+def unlock(meta: Mapping[str, bytes], passphrase: bytes) -> SecretBox:
+    """The box for a store whose metadata (``kdf_log2n``, ``kdf_salt``, ``kek_check``) is
+    ``meta``; a wrong passphrase raises ``PassphraseError``."""
+    try:
+        log2n = int(meta["kdf_log2n"])
+        salt, check = bytes(meta["kdf_salt"]), bytes(meta["kek_check"])
+    except (KeyError, ValueError):
+        raise StoreCorruptError("key store metadata is incomplete") from None
+    box = SecretBox(derive_kek(passphrase, salt, log2n))
+    box.verify_check(check)
+    return box

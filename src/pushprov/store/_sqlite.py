@@ -26,8 +26,8 @@ from pathlib import Path
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreInsecureError
 from ._model import AuditEntry, Change, StoreView
-from ._rows import AUDIT_COLUMNS, KEY_COLUMNS, ChangeWriter, key_row
-from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad
+from ._rows import AUDIT_COLUMNS, KEY_COLUMNS, ChangeWriter, audit_entry, store_view
+from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad, unlock
 
 __all__ = ["SqliteStore", "check_private_path"]
 
@@ -168,14 +168,7 @@ class SqliteStore(ChangeWriter):
                 "WHERE env = ? ORDER BY created, key_id",
                 (env,),
             ).fetchall()
-        version, seq, audit_head = head if head is not None else (0, 0, None)
-        return StoreView(
-            env=env,
-            version=version,
-            keys=tuple(key_row(r) for r in rows),
-            audit_seq=seq,
-            audit_head=audit_head,
-        )
+        return store_view(env, head, rows)
 
     def load_secret(self, env: str, key_id: str) -> bytes | None:
         found = self._db.execute(
@@ -190,8 +183,7 @@ class SqliteStore(ChangeWriter):
             f"SELECT {AUDIT_COLUMNS} FROM audit WHERE env = ? ORDER BY seq",  # noqa: S608
             (env,),
         ).fetchall()
-        names = AUDIT_COLUMNS.split(", ")
-        return tuple(AuditEntry(**dict(zip(names, r, strict=True))) for r in rows)
+        return tuple(audit_entry(r) for r in rows)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -285,11 +277,4 @@ def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> SecretBox:
         raise StoreCorruptError("not a pushprov key store") from None
     if meta.get("schema") != _SCHEMA_VERSION:
         raise StoreCorruptError("unknown key store schema")
-    try:
-        log2n = int(meta["kdf_log2n"])
-        salt, check = bytes(meta["kdf_salt"]), bytes(meta["kek_check"])
-    except (KeyError, ValueError):
-        raise StoreCorruptError("key store metadata is incomplete") from None
-    box = SecretBox(derive_kek(passphrase, salt, log2n))
-    box.verify_check(check)
-    return box
+    return unlock(meta, passphrase)
