@@ -25,6 +25,7 @@ from ..keys import (
     KeyRecord,
     Keystore,
     findings,
+    key_id_of,
     key_warnings,
 )
 from ..store import AuditEntry, default_store_path, open_store
@@ -367,7 +368,7 @@ def store_keys_for_seal(
                 f"the {env.value} keyring has no usable active {fmt} "
                 + ("signing key of ours" if not signers else "partner key to encrypt to")
             )
-        ks.record_use(env, [_key_id(k) for k in (*signers, *recipients)], at=at)
+        ks.record_use(env, [key_id_of(k) for k in (*signers, *recipients)], at=at)
     finally:
         ks.close()
     return signers, recipients
@@ -398,10 +399,6 @@ def store_keys_for_open(
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _key_id(key: SigningKey | RecipientKey) -> str:
-    return key.kid if isinstance(key, jose.JwkKey) else key.fingerprint
 
 
 def _open_keystore(
