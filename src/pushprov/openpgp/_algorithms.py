@@ -16,6 +16,7 @@ __all__ = [
     "PK_RSA",
     "PK_RSA_ENCRYPT_ONLY",
     "PK_RSA_SIGN_ONLY",
+    "RSA_ALGOS",
     "CipherSpec",
     "cipher_spec",
     "hash_name",
@@ -25,6 +26,7 @@ __all__ = [
 PK_RSA = 1
 PK_RSA_ENCRYPT_ONLY = 2
 PK_RSA_SIGN_ONLY = 3
+RSA_ALGOS = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
 
 HASH_IDS: dict[str, int] = {
     "MD5": 1,

@@ -36,6 +36,7 @@ from ._algorithms import (
     PK_RSA,
     PK_RSA_ENCRYPT_ONLY,
     PK_RSA_SIGN_ONLY,
+    RSA_ALGOS,
     cipher_spec,
     hash_name,
     new_hash,
@@ -65,7 +66,6 @@ __all__ = [
     "read_secret_keys",
 ]
 
-_RSA_ALGOS = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
 # Superseded, retired, user ID no longer valid: effective from the revocation's time. Every
 # other reason (none, compromised, unknown) revokes the key for all time (§5.2.3.31).
 _SOFT_REASONS = frozenset({1, 3, 32})
@@ -112,7 +112,7 @@ class _Key:
         self.public: rsa.RSAPublicKey | None = None
         self.bits = 0
         self._end = len(body)
-        if self.algo in _RSA_ALGOS:
+        if self.algo in RSA_ALGOS:
             n, pos = _read_mpi(body, 6)
             e, pos = _read_mpi(body, pos)
             self._end = pos
@@ -312,7 +312,7 @@ def _info(key: _Key, has_secret: bool) -> KeyInfo:
     return KeyInfo(
         fingerprint=key.fingerprint.hex().upper(),
         key_id=key.key_id.hex().upper(),
-        algorithm="RSA" if key.algo in _RSA_ALGOS else f"algorithm-{key.algo}",
+        algorithm="RSA" if key.algo in RSA_ALGOS else f"algorithm-{key.algo}",
         bits=key.bits,
         created=from_unix(key.created),
         expires=None if key.expires is None else from_unix(key.expires),

@@ -38,8 +38,7 @@ from ._algorithms import (
     CIPHER_IDS,
     HASH_IDS,
     PK_RSA,
-    PK_RSA_ENCRYPT_ONLY,
-    PK_RSA_SIGN_ONLY,
+    RSA_ALGOS,
     CipherSpec,
     cipher_spec,
     hash_name,
@@ -59,7 +58,6 @@ from ._signature import (
 
 __all__ = ["decode_message", "encode_message", "open_message", "seal"]
 
-_RSA = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
 _MDC_HEADER = b"\xd3\x14"
 _MAX_NESTING = 3
 _KNOWN_ARMOR = frozenset({"PUBLIC KEY BLOCK", "PRIVATE KEY BLOCK", "SIGNATURE", "SIGNED MESSAGE"})
@@ -272,7 +270,7 @@ def _decrypt(
     for key, backend in ours:
         by_id.setdefault(key.key_id, []).append((key, backend))
     for body in pkesks:
-        if len(body) < 10 or body[9] not in _RSA:
+        if len(body) < 10 or body[9] not in RSA_ALGOS:
             continue
         key_id = body[1:9]
         # An all-zero key ID hides the recipient: try each of our keys, with the same outcome.
@@ -518,7 +516,7 @@ def _check(
     name = hash_name(sig.hash_algo)
     if name not in policy.signature_hashes:
         return _POLICY, f"signature hash {name} is not allowed by the policy"
-    if sig.pk_algo not in _RSA or key.public is None:
+    if sig.pk_algo not in RSA_ALGOS or key.public is None:
         return _POLICY, "signature algorithm is not allowed by the policy"
     if key.bits < policy.min_rsa_bits:
         return _POLICY, f"signer key has {key.bits} bits, below the policy minimum"
