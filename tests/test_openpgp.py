@@ -25,6 +25,7 @@ from pushprov import (
     UnsupportedError,
     openpgp,
 )
+from pushprov._policy import OPENPGP_CIPHERS, OPENPGP_HASHES
 from pushprov.openpgp._packets import Tag, armor, encode_packet
 
 from . import craft
@@ -204,6 +205,35 @@ def test_sha1_signature_is_refused(keys: Keys) -> None:
     message = seal(keys, policy=weak)
     with pytest.raises(PolicyViolationError, match="SHA1"):
         open_(keys, message)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"cipher": "TWOFISH", "ciphers": frozenset({"TWOFISH"})},  # has an id, cannot run here
+        {"ciphers": frozenset({"AES256", "CHACHA20"})},
+        {"signing_hash": "RIPEMD160", "signature_hashes": frozenset({"RIPEMD160"})},
+        {"signing_hash": "SHA3-256", "signature_hashes": frozenset({"SHA3-256"})},
+        {"signature_hashes": frozenset({"SHA384", "sha256"})},
+    ],
+)
+def test_policy_refuses_openpgp_algorithms_outside_the_implementation(
+    change: dict[str, object],
+) -> None:
+    # Refused when the policy is made, not as a crash in seal or generate_key much later.
+    with pytest.raises(ValueError, match="allow"):
+        dataclasses.replace(GOOGLE_PROFILE, **change)  # type: ignore[arg-type]
+
+
+def test_every_openpgp_algorithm_a_policy_admits_seals_and_opens(keys: Keys) -> None:
+    for cipher in OPENPGP_CIPHERS:
+        lax = dataclasses.replace(GOOGLE_PROFILE, cipher=cipher, ciphers=frozenset({cipher}))
+        assert open_(keys, seal(keys, policy=lax), policy=lax).plaintext == PAYLOAD
+    for name in OPENPGP_HASHES:
+        lax = dataclasses.replace(
+            GOOGLE_PROFILE, signing_hash=name, signature_hashes=frozenset({name})
+        )
+        assert open_(keys, seal(keys, policy=lax), policy=lax).plaintext == PAYLOAD
 
 
 @pytest.mark.parametrize("cipher", ["CAST5", "TRIPLEDES", "AES192"])

@@ -11,7 +11,14 @@ import datetime as _dt
 
 from ._encoding import Encoding
 
-__all__ = ["GOOGLE_PROFILE", "Policy"]
+__all__ = ["GOOGLE_PROFILE", "OPENPGP_CIPHERS", "OPENPGP_HASHES", "Policy"]
+
+# What pushprov.openpgp can run, so all a policy may name (openpgp._algorithms asserts the two
+# agree). The weak ones run so that a message in them is refused by name after its MDC.
+OPENPGP_CIPHERS = frozenset(
+    {"IDEA", "TRIPLEDES", "CAST5", "BLOWFISH", "AES128", "AES192", "AES256"}
+)
+OPENPGP_HASHES = frozenset({"MD5", "SHA1", "SHA224", "SHA256", "SHA384", "SHA512"})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -49,8 +56,13 @@ class Policy:
     max_jose_token_bytes: int = 192 * 1024  # room for max_plaintext_bytes, nested and encoded twice
 
     def __post_init__(self) -> None:
+        # OpenPGP: a name outside the implementation would fail only when sealing, as a crash.
+        if not self.signature_hashes <= OPENPGP_HASHES:
+            raise ValueError(f"signature_hashes allow {', '.join(sorted(OPENPGP_HASHES))} only")
         if self.signing_hash not in self.signature_hashes:
             raise ValueError("signing_hash must be one of signature_hashes")
+        if not self.ciphers <= OPENPGP_CIPHERS:
+            raise ValueError(f"ciphers allow {', '.join(sorted(OPENPGP_CIPHERS))} only")
         if self.cipher not in self.ciphers:
             raise ValueError("cipher must be one of ciphers")
         if self.default_key_validity > self.max_key_lifetime:

@@ -36,6 +36,7 @@ from ._algorithms import (
     AES256,
     CFB,
     CIPHER_IDS,
+    CIPHERS,
     HASH_IDS,
     PK_RSA,
     RSA_ALGOS,
@@ -85,8 +86,7 @@ def seal(
     now = as_unix(at)
     hash_algo = HASH_IDS[policy.signing_hash]
     cipher_algo = CIPHER_IDS[policy.cipher]
-    spec = cipher_spec(cipher_algo)
-    assert spec is not None
+    spec = CIPHERS[cipher_algo]  # Policy admits only ciphers listed there
 
     signers = _unique(signer.signer(at, policy) for signer in sign_with)
     recipients = _unique((cert.encryption_key(at, policy), None) for cert in encrypt_to)
