@@ -22,12 +22,10 @@ from .._errors import (
     PolicyViolationError,
     UsageError,
 )
-from .._policy import GOOGLE_PROFILE, Policy
+from .._policy import GOOGLE_PROFILE, JWE_ALGS, JWS_ALGS, Policy
 from ._compact import b64u_decode, b64u_encode, check_kid, parse_json_object
 
 __all__ = [
-    "JWE_ALGS",
-    "JWS_ALGS",
     "JwkKey",
     "PrivateOps",
     "check_time",
@@ -35,10 +33,6 @@ __all__ = [
     "load_jwk",
     "load_jwks",
 ]
-
-#: Key-management and signature algorithms pushprov.jose implements (a policy picks among them).
-JWE_ALGS = frozenset({"RSA-OAEP-256", "RSA1_5"})
-JWS_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 
 _MAX_BITS = 8192  # larger moduli only buy slower private operations for an attacker to trigger
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
