@@ -510,13 +510,11 @@ def _build(
     if primary.bits < policy.min_rsa_bits:
         raise KeyInvalidError(f"RSA key of {primary.bits} bits is below the policy minimum")
 
-    direct: list[Signature] = []
-    user_ids: list[tuple[bytes, list[Signature], list[bytes]]] = []
-    subkeys: list[tuple[_Key, list[Signature], list[bytes]]] = []
-    current: list[Signature] | None = direct
-    raw: list[bytes] | None = None
-    primary_raw: list[bytes] = []
-    raw = primary_raw
+    # Each signature with its packet as it came, which export writes back once it verified.
+    direct: list[tuple[Signature, bytes]] = []
+    user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]] = []
+    subkeys: list[tuple[_Key, list[tuple[Signature, bytes]]]] = []
+    current: list[tuple[Signature, bytes]] | None = direct
     for tag, body in packets[1:]:
         if tag == Tag.SIGNATURE:
             if current is None:
@@ -525,44 +523,42 @@ def _build(
                 sig = parse_signature(body)
             except UnsupportedSignatureError:
                 continue
-            current.append(sig)
-            assert raw is not None
-            raw.append(encode_packet(Tag.SIGNATURE, body))
+            current.append((sig, encode_packet(Tag.SIGNATURE, body)))
         elif tag == Tag.USER_ID:
-            user_ids.append((body, [], []))
-            current, raw = user_ids[-1][1], user_ids[-1][2]
+            user_ids.append((body, []))
+            current = user_ids[-1][1]
         elif tag in (Tag.PUBLIC_SUBKEY, Tag.SECRET_SUBKEY):
             try:
                 sub = key_from(tag, body)
             except UnsupportedError:
-                current = raw = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
+                current = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
                 continue
             if sub.public is None or sub.bits < policy.min_rsa_bits:
-                current = raw = None  # not usable under this policy: leave it out entirely
+                current = None  # not usable under this policy: leave it out entirely
                 continue
-            subkeys.append((sub, [], []))
-            current, raw = subkeys[-1][1], subkeys[-1][2]
+            subkeys.append((sub, []))
+            current = subkeys[-1][1]
         elif tag in (Tag.USER_ATTRIBUTE,):
-            current = raw = None
+            current = None
         elif tag in (Tag.TRUST, Tag.MARKER, Tag.PADDING):
             continue
         else:
             raise KeyInvalidError(f"unexpected packet (tag {tag}) in key data")
 
-    _apply_primary_signatures(primary, direct, user_ids, primary_raw, policy)
+    _apply_primary_signatures(primary, direct, user_ids, policy)
     valid_uids = []
-    for uid, sigs, raws in user_ids:
+    for uid, sigs in user_ids:
         good = [
-            (sig, packet)
-            for sig, packet in zip(sigs, raws, strict=True)
+            packet
+            for sig, packet in sigs
             if sig.sig_type in CERTIFICATIONS
             and _self_signed(primary, sig, _uid_data(primary, uid), policy)
         ]
         if good:
-            valid_uids.append((uid, [packet for _, packet in good]))
+            valid_uids.append((uid, good))
     valid_subkeys = []
-    for sub, sigs, raws in subkeys:
-        if _apply_subkey_signatures(primary, sub, sigs, raws, policy):
+    for sub, sigs in subkeys:
+        if _apply_subkey_signatures(primary, sub, sigs, policy):
             valid_subkeys.append(sub)
         else:
             backends.pop(sub.fingerprint, None)
@@ -594,25 +590,24 @@ def _self_signed(signer: _Key, sig: Signature, data: bytes, policy: Policy) -> b
 
 def _apply_primary_signatures(
     primary: _Key,
-    direct: list[Signature],
-    user_ids: list[tuple[bytes, list[Signature], list[bytes]]],
-    primary_raw: list[bytes],
+    direct: list[tuple[Signature, bytes]],
+    user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]],
     policy: Policy,
 ) -> None:
     key_data = primary.hash_prefix()
     binding: list[Signature] = []
-    for sig, packet in zip(direct, primary_raw, strict=True):
+    for sig, packet in direct:
         if sig.sig_type == SigType.KEY_REVOCATION and _self_signed(primary, sig, key_data, policy):
             _revoke(primary, sig)
             primary.signatures.append(packet)
         elif sig.sig_type == SigType.DIRECT_KEY and _self_signed(primary, sig, key_data, policy):
             binding.append(sig)
             primary.signatures.append(packet)
-    for uid, sigs, _ in user_ids:
+    for uid, sigs in user_ids:
         data = _uid_data(primary, uid)
         binding += [
             s
-            for s in sigs
+            for s, _ in sigs
             if s.sig_type in CERTIFICATIONS and _self_signed(primary, s, data, policy)
         ]
     if not binding:
@@ -629,11 +624,11 @@ def _apply_primary_signatures(
 
 
 def _apply_subkey_signatures(
-    primary: _Key, sub: _Key, sigs: list[Signature], raws: list[bytes], policy: Policy
+    primary: _Key, sub: _Key, sigs: list[tuple[Signature, bytes]], policy: Policy
 ) -> bool:
     data = primary.hash_prefix() + sub.hash_prefix()
     bindings: list[tuple[Signature, bytes]] = []
-    for sig, packet in zip(sigs, raws, strict=True):
+    for sig, packet in sigs:
         if not _self_signed(primary, sig, data, policy):
             continue
         if sig.sig_type == SigType.SUBKEY_REVOCATION:
