@@ -545,17 +545,7 @@ def _build(
         else:
             raise KeyInvalidError(f"unexpected packet (tag {tag}) in key data")
 
-    _apply_primary_signatures(primary, direct, user_ids, policy)
-    valid_uids = []
-    for uid, sigs in user_ids:
-        good = [
-            packet
-            for sig, packet in sigs
-            if sig.sig_type in CERTIFICATIONS
-            and _self_signed(primary, sig, _uid_data(primary, uid), policy)
-        ]
-        if good:
-            valid_uids.append((uid, good))
+    valid_uids = _apply_primary_signatures(primary, direct, user_ids, policy)
     valid_subkeys = []
     for sub, sigs in subkeys:
         if _apply_subkey_signatures(primary, sub, sigs, policy):
@@ -593,7 +583,9 @@ def _apply_primary_signatures(
     direct: list[tuple[Signature, bytes]],
     user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]],
     policy: Policy,
-) -> None:
+) -> list[tuple[bytes, list[bytes]]]:
+    """Apply the verified direct-key and certification signatures to ``primary``; return the
+    user IDs that have one, each with its verified signature packets (RSA work done once)."""
     key_data = primary.hash_prefix()
     binding: list[Signature] = []
     for sig, packet in direct:
@@ -603,13 +595,17 @@ def _apply_primary_signatures(
         elif sig.sig_type == SigType.DIRECT_KEY and _self_signed(primary, sig, key_data, policy):
             binding.append(sig)
             primary.signatures.append(packet)
+    valid_uids: list[tuple[bytes, list[bytes]]] = []
     for uid, sigs in user_ids:
         data = _uid_data(primary, uid)
-        binding += [
-            s
-            for s, _ in sigs
-            if s.sig_type in CERTIFICATIONS and _self_signed(primary, s, data, policy)
+        good = [
+            (sig, packet)
+            for sig, packet in sigs
+            if sig.sig_type in CERTIFICATIONS and _self_signed(primary, sig, data, policy)
         ]
+        if good:
+            binding += [sig for sig, _ in good]
+            valid_uids.append((uid, [packet for _, packet in good]))
     if not binding:
         raise KeyInvalidError(
             f"key {primary.fingerprint.hex().upper()} has no valid self-signature"
@@ -621,6 +617,7 @@ def _apply_primary_signatures(
     primary.flags |= KeyFlags.CERTIFY
     if latest.key_expiration:
         primary.expires = primary.created + latest.key_expiration
+    return valid_uids
 
 
 def _apply_subkey_signatures(
