@@ -79,7 +79,6 @@ class _Key:
     """One primary key or subkey, with what its verified self-signatures say about it."""
 
     __slots__ = (
-        "_end",
         "algo",
         "bits",
         "body",
@@ -102,36 +101,30 @@ class _Key:
             raise UnsupportedError(f"version {version} keys are not supported (only v4)")
         if len(body) < 6:
             raise FramingError("truncated key packet")
-        self.body = body
         self.created = int.from_bytes(body[1:5], "big")
         self.algo = body[5]
-        self.fingerprint = hashlib.sha1(  # noqa: S324 - the v4 fingerprint is defined as SHA-1
-            b"\x99" + len(body).to_bytes(2, "big") + body
-        ).digest()
-        self.key_id = self.fingerprint[-8:]
         self.public: rsa.RSAPublicKey | None = None
         self.bits = 0
-        self._end = len(body)
         if self.algo in RSA_ALGOS:
             n, pos = _read_mpi(body, 6)
             e, pos = _read_mpi(body, pos)
-            self._end = pos
+            # The public part ends here (a secret-key packet goes on); so does what we hash.
+            body = body[:pos]
             n_int = int.from_bytes(n, "big")
             try:
                 self.public = rsa.RSAPublicNumbers(int.from_bytes(e, "big"), n_int).public_key()
             except ValueError:
                 raise KeyInvalidError("RSA public key is invalid") from None
             self.bits = n_int.bit_length()
+        self.body = body
+        # The v4 fingerprint is defined as SHA-1.
+        self.fingerprint = hashlib.sha1(self.hash_prefix()).digest()  # noqa: S324
+        self.key_id = self.fingerprint[-8:]
         self.flags = 0
         self.expires: int | None = None
         self.revoked_at: int | None = None
         self.revoked_hard = False
         self.signatures: list[bytes] = []  # verified packets, re-emitted on export
-
-    @property
-    def public_end(self) -> int:
-        """Offset where the public part ends (secret-key packets continue after it)."""
-        return self._end
 
     def hash_prefix(self) -> bytes:
         return b"\x99" + len(self.body).to_bytes(2, "big") + self.body
@@ -477,28 +470,22 @@ def _read_key_packets(
             if tag in (Tag.MARKER, Tag.PADDING, Tag.TRUST):
                 continue
             raise KeyInvalidError("key data does not start with a primary key")
-        if tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY) and not secret:
-            # Reading a secret key where a certificate is wanted: keep only its public part.
-            public_tag = Tag.PUBLIC_KEY if tag == Tag.SECRET_KEY else Tag.PUBLIC_SUBKEY
-            groups[-1].append((public_tag, body[: _Key(body).public_end]))
-        else:
-            groups[-1].append((tag, body))
+        groups[-1].append((tag, body))
     if not groups:
         raise KeyInvalidError("no key found")
-    return [_build(group, policy, passphrase) for group in groups]
+    return [_build(group, policy, passphrase, secret) for group in groups]
 
 
 def _build(
-    packets: list[tuple[int, bytes]], policy: Policy, passphrase: bytes | None
+    packets: list[tuple[int, bytes]], policy: Policy, passphrase: bytes | None, secret: bool
 ) -> tuple[Certificate, dict[bytes, PrivateKeyOps]]:
     backends: dict[bytes, PrivateKeyOps] = {}
 
     def key_from(tag: int, body: bytes) -> _Key:
-        key = _Key(body)
-        if key.public is not None and tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY):
-            end = key.public_end
-            key = _Key(body[:end])  # the fingerprint covers the public part only
-            backend = _unlock(key, body[end:], passphrase)
+        key = _Key(body)  # the public part only, also of a secret-key packet
+        # Where a certificate is wanted, a secret key's secret part is never read.
+        if secret and key.public is not None and tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY):
+            backend = _unlock(key, body[len(key.body) :], passphrase)
             if backend is not None:
                 backends[key.fingerprint] = backend
         return key
