@@ -12,7 +12,7 @@ import datetime as _dt
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from cryptography.hazmat.primitives import hashes
@@ -271,13 +271,19 @@ class Certificate:
         return problems
 
     def to_bytes(self) -> bytes:
-        out = [encode_packet(Tag.PUBLIC_KEY, self._primary.body)]
+        return self._serialize(Tag.PUBLIC_KEY, Tag.PUBLIC_SUBKEY, lambda key: key.body)
+
+    def _serialize(
+        self, primary_tag: int, subkey_tag: int, key_body: Callable[[_Key], bytes]
+    ) -> bytes:
+        """The transferable key (§10.1), each key packet's body from ``key_body``."""
+        out = [encode_packet(primary_tag, key_body(self._primary))]
         out += self._primary.signatures
         for uid, sigs in self._user_ids:
             out.append(encode_packet(Tag.USER_ID, uid))
             out += sigs
         for sub in self._subkeys:
-            out.append(encode_packet(Tag.PUBLIC_SUBKEY, sub.body))
+            out.append(encode_packet(subkey_tag, key_body(sub)))
             out += sub.signatures
         return b"".join(out)
 
@@ -372,16 +378,9 @@ class SecretKey:
         return armor("PRIVATE KEY BLOCK", self._to_bytes(passphrase))
 
     def _to_bytes(self, passphrase: bytes | None) -> bytes:
-        cert = self._certificate
-        out = [encode_packet(Tag.SECRET_KEY, self._secret_body(cert._primary, passphrase))]
-        out += cert._primary.signatures
-        for uid, sigs in cert._user_ids:
-            out.append(encode_packet(Tag.USER_ID, uid))
-            out += sigs
-        for sub in cert._subkeys:
-            out.append(encode_packet(Tag.SECRET_SUBKEY, self._secret_body(sub, passphrase)))
-            out += sub.signatures
-        return b"".join(out)
+        return self._certificate._serialize(
+            Tag.SECRET_KEY, Tag.SECRET_SUBKEY, lambda key: self._secret_body(key, passphrase)
+        )
 
     def _secret_body(self, key: _Key, passphrase: bytes | None) -> bytes:
         backend = self._backends.get(key.fingerprint)
