@@ -23,7 +23,14 @@ from pushprov import (
 from pushprov._clock import as_unix
 from pushprov.openpgp._algorithms import new_hash
 from pushprov.openpgp._keys import _Key, _public_body
-from pushprov.openpgp._packets import Tag, encode_packet
+from pushprov.openpgp._packets import (
+    FramingError,
+    Tag,
+    encode_length,
+    encode_packet,
+    read_length,
+    read_packets,
+)
 from pushprov.openpgp._signature import KeyFlags, SigType, Sub, encode_subpackets, make_signature
 
 from . import craft
@@ -204,3 +211,17 @@ class _InnerCache:
 
 
 _INNER = _InnerCache()
+
+
+@pytest.mark.parametrize("length", [0, 191, 192, 8383, 8384, 65535, 2**32 - 1])
+def test_one_length_codec_for_packets_and_subpackets(length: int) -> None:
+    encoded = encode_length(length)
+    assert len(encoded) == (1 if length < 192 else 2 if length < 8384 else 5)
+    assert read_length(encoded + b"rest", 0) == (length, len(encoded))
+    with pytest.raises(FramingError):
+        read_length(encoded[:-1], 0)  # a truncated length is a framing error, never a crash
+    if length <= 8384:
+        # A packet body round-trips through the header the same codec writes.
+        assert list(read_packets(encode_packet(Tag.LITERAL, bytes(length)))) == [
+            (Tag.LITERAL, bytes(length))
+        ]
