@@ -41,7 +41,16 @@ from ._algorithms import (
     hash_name,
     new_hash,
 )
-from ._packets import FramingError, Tag, armor, dearmor, encode_packet, is_armored, mpi
+from ._packets import (
+    FramingError,
+    Tag,
+    armor,
+    checksum16,
+    dearmor,
+    encode_packet,
+    is_armored,
+    mpi,
+)
 from ._packets import read_mpi as _read_mpi
 from ._packets import read_packets as _read_packets
 from ._rsa import PrivateKeyOps, SoftwareRsaKey, verify_digest
@@ -392,7 +401,7 @@ class SecretKey:
         u = pow(p, -1, q)
         secret = mpi(numbers.d) + mpi(p) + mpi(q) + mpi(u)
         if passphrase is None:
-            checksum = (sum(secret) & 0xFFFF).to_bytes(2, "big")
+            checksum = checksum16(secret)
             return key.body + b"\x00" + secret + checksum
         salt = os.urandom(8)
         s2k = bytes([3, HASH_IDS["SHA256"]]) + salt + bytes([_S2K_COUNT_OCTET])
@@ -668,7 +677,7 @@ def _unlock(key: _Key, secret: bytes, passphrase: bytes | None) -> PrivateKeyOps
         if len(secret) < 3:
             raise FramingError("truncated secret key")
         material, check = secret[1:-2], secret[-2:]
-        if (sum(material) & 0xFFFF).to_bytes(2, "big") != check:
+        if checksum16(material) != check:
             raise KeyInvalidError("secret key checksum mismatch")
         return _rsa_private(key, material)
     if usage not in (254, 255):
@@ -704,7 +713,7 @@ def _unlock(key: _Key, secret: bytes, passphrase: bytes | None) -> PrivateKeyOps
         ok = hmac.compare_digest(hashlib.sha1(material).digest(), check)  # noqa: S324
     else:
         material, check = clear[:-2], clear[-2:]
-        ok = (sum(material) & 0xFFFF).to_bytes(2, "big") == check
+        ok = checksum16(material) == check
     if not ok:
         raise PassphraseError("wrong passphrase")
     return _rsa_private(key, material)

@@ -46,7 +46,17 @@ from ._algorithms import (
     new_hash,
 )
 from ._keys import Certificate, SecretKey, _Key
-from ._packets import FramingError, Tag, armor, dearmor, encode_packet, is_armored, mpi, read_mpi
+from ._packets import (
+    FramingError,
+    Tag,
+    armor,
+    checksum16,
+    dearmor,
+    encode_packet,
+    is_armored,
+    mpi,
+    read_mpi,
+)
 from ._packets import read_packets as _read_packets
 from ._rsa import PrivateKeyOps, encrypt_block, modulus_octets, verify_digest
 from ._signature import (
@@ -120,7 +130,7 @@ def seal(
     inner = b"".join(one_pass) + literal + b"".join(reversed(signatures))
 
     session_key = os.urandom(spec.key_size)
-    checksum = (sum(session_key) & 0xFFFF).to_bytes(2, "big")
+    checksum = checksum16(session_key)
     block = bytes([cipher_algo]) + session_key + checksum
     out = []
     for key, _ in recipients:
@@ -297,7 +307,7 @@ def _decrypt_session_key(
     if spec is None or len(block) != spec.key_size + 3:
         return None
     session_key = block[1:-2]
-    if not hmac.compare_digest((sum(session_key) & 0xFFFF).to_bytes(2, "big"), block[-2:]):
+    if not hmac.compare_digest(checksum16(session_key), block[-2:]):
         return None
     return spec, session_key
 

@@ -15,6 +15,7 @@ __all__ = [
     "FramingError",
     "Tag",
     "armor",
+    "checksum16",
     "dearmor",
     "encode_length",
     "encode_packet",
@@ -135,6 +136,11 @@ def encode_length(length: int) -> bytes:
         length -= 192
         return bytes([(length >> 8) + 192, length & 0xFF])
     return b"\xff" + length.to_bytes(4, "big")
+
+
+def checksum16(data: bytes) -> bytes:
+    """The sum of the octets mod 65536, two octets (session keys §5.1, secret keys §5.5.3)."""
+    return (sum(data) & 0xFFFF).to_bytes(2, "big")
 
 
 def mpi(value: int | bytes) -> bytes:
