@@ -216,9 +216,6 @@ class Certificate:
     def _all_keys(self) -> list[_Key]:
         return [self._primary, *self._subkeys]
 
-    def is_valid_at(self, at: _dt.datetime) -> bool:
-        return self._primary.valid_at(as_unix(at))
-
     def encryption_key(self, at: _dt.datetime, policy: Policy = GOOGLE_PROFILE) -> _Key:
         """The newest valid encryption-capable subkey (the one flagged for encryption)."""
         return self._capable(as_unix(at), KeyFlags.ENCRYPT, "encryption", policy)
