@@ -77,6 +77,20 @@ def test_two_signers_two_recipients_any_decrypts_any_signature_suffices(keys: Ke
     assert set(both.signers) == {keys.issuer_a.fingerprint, keys.issuer_b.fingerprint}
 
 
+def test_a_key_named_twice_signs_and_is_encrypted_to_once(keys: Keys) -> None:
+    # A certificate and its re-read copy are different objects with the same keys.
+    copy = openpgp.read_certificates(keys.google_1.certificate.armor().encode())[0]
+    message = seal(
+        keys,
+        sign_with=[keys.issuer_a, keys.issuer_a],
+        encrypt_to=[keys.google_1.certificate, copy],
+    )
+    assert [tag for tag, _ in craft.packets(message)] == [Tag.PKESK, Tag.SEIPD]
+    inner = craft.packets(craft.inner_packets(message, keys.google_1))
+    assert [tag for tag, _ in inner] == [Tag.ONE_PASS_SIGNATURE, Tag.LITERAL, Tag.SIGNATURE]
+    assert open_(keys, message).plaintext == PAYLOAD
+
+
 def test_one_pass_order_and_nesting_flags(keys: Keys) -> None:
     message = seal(keys, sign_with=[keys.issuer_a, keys.issuer_b])
     inner = craft.packets(craft.inner_packets(message, keys.google_1))

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher
@@ -98,8 +98,15 @@ def seal(
     cipher_algo = CIPHER_IDS[policy.cipher]
     spec = CIPHERS[cipher_algo]  # Policy admits only ciphers listed there
 
-    signers = _unique(signer.signer(at, policy) for signer in sign_with)
-    recipients = _unique((cert.encryption_key(at, policy), None) for cert in encrypt_to)
+    # One signature and one PKESK per key, however often a key is named (first one kept).
+    signers: dict[bytes, tuple[_Key, PrivateKeyOps]] = {}
+    for secret in sign_with:
+        key, backend = secret.signer(at, policy)
+        signers.setdefault(key.fingerprint, (key, backend))
+    recipients: dict[bytes, _Key] = {}
+    for cert in encrypt_to:
+        key = cert.encryption_key(at, policy)
+        recipients.setdefault(key.fingerprint, key)
 
     # Hash the document once; each signer continues from a copy with its own trailer.
     document_hash = new_hash(hash_algo)
@@ -107,8 +114,7 @@ def seal(
     one_pass: list[bytes] = []
     signatures: list[bytes] = []
     last = len(signers) - 1
-    for index, (key, backend) in enumerate(signers):
-        assert backend is not None
+    for index, (key, backend) in enumerate(signers.values()):
         one_pass.append(
             encode_packet(
                 Tag.ONE_PASS_SIGNATURE,
@@ -133,7 +139,7 @@ def seal(
     checksum = checksum16(session_key)
     block = bytes([cipher_algo]) + session_key + checksum
     out = []
-    for key, _ in recipients:
+    for key in recipients.values():
         assert key.public is not None
         encrypted = encrypt_block(key.public, block)
         out.append(
@@ -145,18 +151,6 @@ def seal(
     encryptor = Cipher(spec.factory(session_key), CFB(bytes(spec.block_size))).encryptor()
     out.append(encode_packet(Tag.SEIPD, b"\x01" + encryptor.update(clear) + encryptor.finalize()))
     return b"".join(out)
-
-
-def _unique(
-    items: Iterable[tuple[_Key, PrivateKeyOps | None]],
-) -> list[tuple[_Key, PrivateKeyOps | None]]:
-    seen: set[bytes] = set()
-    result = []
-    for key, backend in items:
-        if key.fingerprint not in seen:
-            seen.add(key.fingerprint)
-            result.append((key, backend))
-    return result
 
 
 def encode_message(binary: bytes, encoding: Encoding) -> bytes:
