@@ -280,7 +280,7 @@ def _decrypt(
         # An all-zero key ID hides the recipient: try each of our keys, with the same outcome.
         targets = ours if key_id == bytes(8) else by_id.get(key_id, [])
         for key, backend in targets:
-            session = _decrypt_session_key(key, backend, body[10:])
+            session = _decrypt_session_key(backend, body[10:])
             # A failed RSA step still decrypts the SEIPD, under a random key that fails at the
             # MDC, so bad padding and a wrong key cost the same work (Bleichenbacher, Marvin).
             spec, session_key = session or (AES256, os.urandom(AES256.key_size))
@@ -290,9 +290,7 @@ def _decrypt(
     return None
 
 
-def _decrypt_session_key(
-    key: _Key, backend: PrivateKeyOps, data: bytes
-) -> tuple[CipherSpec, bytes] | None:
+def _decrypt_session_key(backend: PrivateKeyOps, data: bytes) -> tuple[CipherSpec, bytes] | None:
     """RSA-decrypt a PKESK body; any problem is the same ``None`` (RFC 9580 §13.5)."""
     block = rsa_decrypt_mpi(backend, data)
     if block is None:
