@@ -26,7 +26,7 @@ from pushprov._opened import Opened
 from pushprov._policy import GOOGLE_PROFILE, Policy
 from pushprov.jose import JwkKey, generate_jwk, load_jwk, open_jwe, seal_jwe
 from pushprov.jose._compact import b64u_encode, encode_header
-from pushprov.jose._jws import sign_jws
+from pushprov.jose._jws import sign_jws, verify_jws
 
 from .jose_support import (
     NOW,
@@ -243,6 +243,25 @@ def test_expired_or_misused_keys_do_not_seal() -> None:
         seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=fixed_key("sig-only", use="sig"), at=NOW)
     with pytest.raises(KeyUnusableError, match="no private part"):
         seal_jwe(PAYLOAD, sign_with=signer.public(), encrypt_to=recipient, at=NOW)
+
+
+def test_keys_below_the_policy_size_neither_seal_nor_open_nor_verify() -> None:
+    signer, recipient = fixed_key("signer", use="sig"), fixed_key("recipient", use="enc")
+    strict = dataclasses.replace(GOOGLE_PROFILE, min_rsa_bits=3072)
+    with pytest.raises(PolicyViolationError, match="signing key is smaller"):
+        seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient.public(), at=NOW, policy=strict)
+    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient.public(), at=NOW)
+    opened = open_jwe(token, decrypt_with=[recipient], verify_with=[signer.public()], at=NOW)
+    assert opened.plaintext == PAYLOAD
+    # Too small is one more reason a key is no candidate: the one decryption error, no RSA work.
+    with pytest.raises(DecryptionFailedError):
+        open_jwe(
+            token, decrypt_with=[recipient], verify_with=[signer.public()], at=NOW, policy=strict
+        )
+    jws = sign_jws(PAYLOAD, signer, "RS256", NOW)
+    assert verify_jws(jws, [signer.public()], GOOGLE_PROFILE, NOW)[0] == PAYLOAD
+    with pytest.raises(SignatureInvalidError, match="no valid signature"):
+        verify_jws(jws, [signer.public()], strict, NOW)
 
 
 def test_calls_that_are_wrong_raise_usage_errors() -> None:
