@@ -145,7 +145,8 @@ def test_bob_key_and_message_from_draft_bre(vectors: Path) -> None:
     assert opened.signatures[0].hash_algorithm == "SHA512"
     # Our own seal to Bob opens with Bob's key too.
     ours = openpgp.seal(b"x", sign_with=[bob], encrypt_to=[bob_public], at=at)
-    assert openpgp.open_message(ours, decrypt_with=[bob], verify_with=[bob_public], at=at)
+    opened = openpgp.open_message(ours, decrypt_with=[bob], verify_with=[bob_public], at=at)
+    assert opened.plaintext == b"x"
 
 
 RFC9580_EXPECTED: dict[str, type[PushprovError]] = {
