@@ -29,9 +29,7 @@ from pushprov._policy import OPENPGP_CIPHERS, OPENPGP_HASHES
 from pushprov.openpgp._packets import Tag, armor, encode_packet
 
 from . import craft
-from .conftest import T0, Keys
-
-PAYLOAD = b'{"hello":"world"}'
+from .conftest import PAYLOAD, T0, Keys
 
 
 def seal(keys: Keys, **kwargs: object) -> bytes:
@@ -353,8 +351,10 @@ def test_garbage_gets_clear_errors(keys: Keys, data: bytes, error: type[Exceptio
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
-def test_mutated_messages_only_raise_pushprov_errors(keys: Keys, data: st.DataObject) -> None:
-    message = bytearray(_FUZZ_BASE.get(keys) or _FUZZ_BASE.setdefault_for(keys))
+def test_mutated_messages_only_raise_pushprov_errors(
+    keys: Keys, sealed_by_two: bytes, data: st.DataObject
+) -> None:
+    message = bytearray(sealed_by_two)
     for _ in range(data.draw(st.integers(1, 4))):
         position = data.draw(st.integers(0, len(message) - 1))
         message[position] = data.draw(st.integers(0, 255))
@@ -364,21 +364,6 @@ def test_mutated_messages_only_raise_pushprov_errors(keys: Keys, data: st.DataOb
     except PushprovError:
         return
     assert opened.plaintext == PAYLOAD  # a mutation that changed nothing that matters
-
-
-class _FuzzBase:
-    def __init__(self) -> None:
-        self._message: bytes | None = None
-
-    def get(self, keys: Keys) -> bytes | None:
-        return self._message
-
-    def setdefault_for(self, keys: Keys) -> bytes:
-        self._message = seal(keys, sign_with=[keys.issuer_a, keys.issuer_b])
-        return self._message
-
-
-_FUZZ_BASE = _FuzzBase()
 
 
 def test_plaintext_never_in_repr(keys: Keys) -> None:

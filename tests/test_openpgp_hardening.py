@@ -35,9 +35,7 @@ from pushprov.openpgp._packets import (
 from pushprov.openpgp._signature import KeyFlags, SigType, Sub, encode_subpackets, make_signature
 
 from . import craft
-from .conftest import T0, Keys
-
-PAYLOAD = b'{"hello":"world"}'
+from .conftest import PAYLOAD, T0, Keys
 
 
 def _open(keys: Keys, message: bytes, at: dt.datetime = T0, **kwargs: object) -> Opened:
@@ -175,13 +173,21 @@ def test_critical_unknown_subpacket_in_the_unhashed_area_invalidates(keys: Keys)
         _open(keys, message)
 
 
+@pytest.fixture(scope="module")
+def inner_by_two(keys: Keys, sealed_by_two: bytes) -> bytes:
+    """The signed packets inside ``sealed_by_two``, compressed: decrypted once, not per example."""
+    return craft.compressed(craft.inner_packets(sealed_by_two, keys.google_1))
+
+
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
-def test_mutated_inner_packets_only_raise_pushprov_errors(keys: Keys, data: st.DataObject) -> None:
+def test_mutated_inner_packets_only_raise_pushprov_errors(
+    keys: Keys, inner_by_two: bytes, data: st.DataObject
+) -> None:
     """The MDC stops outer mutations; these reach the inner parser (re-encrypted after mutation)."""
-    inner = bytearray(_INNER.get(keys))
+    inner = bytearray(inner_by_two)
     for _ in range(data.draw(st.integers(1, 3))):
         inner[data.draw(st.integers(0, len(inner) - 1))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(inner)))
@@ -193,25 +199,6 @@ def test_mutated_inner_packets_only_raise_pushprov_errors(keys: Keys, data: st.D
     except PushprovError:
         return
     assert opened.plaintext == PAYLOAD  # a mutation that still verifies changed no signed data
-
-
-class _InnerCache:
-    def __init__(self) -> None:
-        self._inner: bytes | None = None
-
-    def get(self, keys: Keys) -> bytes:
-        if self._inner is None:
-            sealed = openpgp.seal(
-                PAYLOAD,
-                sign_with=[keys.issuer_a, keys.issuer_b],
-                encrypt_to=[keys.google_1.certificate],
-                at=T0,
-            )
-            self._inner = craft.compressed(craft.inner_packets(sealed, keys.google_1))
-        return self._inner
-
-
-_INNER = _InnerCache()
 
 
 @pytest.mark.parametrize("length", [0, 191, 192, 8383, 8384, 65535, 2**32 - 1])
