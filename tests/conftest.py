@@ -53,6 +53,21 @@ def keys() -> Keys:
     return Keys()
 
 
+#: The payload the OpenPGP tests seal.
+PAYLOAD = b'{"hello":"world"}'
+
+
+@pytest.fixture(scope="session")
+def sealed_by_two(keys: Keys) -> bytes:
+    """PAYLOAD signed by issuers A and B, encrypted to Google 1: what the fuzz tests mutate."""
+    return openpgp.seal(
+        PAYLOAD,
+        sign_with=[keys.issuer_a, keys.issuer_b],
+        encrypt_to=[keys.google_1.certificate],
+        at=T0,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # GnuPG fixtures (driver and key/message inventory: tests/gpg.py)
 #

@@ -59,10 +59,6 @@ class Pan:
         head = digits[:6] if len(digits) >= 16 else ""
         return head + "*" * (len(digits) - len(head) - 4) + digits[-4:]
 
-    @property
-    def last4(self) -> str:
-        return self._digits[-4:]
-
     def __repr__(self) -> str:
         return f"Pan({self.masked!r})"
 

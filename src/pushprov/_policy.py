@@ -11,7 +11,29 @@ import datetime as _dt
 
 from ._encoding import Encoding
 
-__all__ = ["GOOGLE_PROFILE", "Policy"]
+__all__ = [
+    "GOOGLE_PROFILE",
+    "JWE_ALGS",
+    "JWE_ENCS",
+    "JWS_ALGS",
+    "OPENPGP_CIPHERS",
+    "OPENPGP_HASHES",
+    "Policy",
+]
+
+# What pushprov.openpgp can run, so all a policy may name (openpgp._algorithms asserts the two
+# agree). The weak ones run so that a message in them is refused by name after its MDC.
+OPENPGP_CIPHERS = frozenset(
+    {"IDEA", "TRIPLEDES", "CAST5", "BLOWFISH", "AES128", "AES192", "AES256"}
+)
+OPENPGP_HASHES = frozenset({"MD5", "SHA1", "SHA224", "SHA256", "SHA384", "SHA512"})
+# What pushprov.jose implements (jose._content asserts its tag table matches JWE_ENCS).
+# RSA-OAEP (SHA-1), "none", "dir", key wrap, PBES2 and ECDH-ES are outside it on purpose.
+JWE_ALGS = frozenset({"RSA-OAEP-256", "RSA1_5"})
+JWE_ENCS = frozenset(
+    {"A128GCM", "A192GCM", "A256GCM", "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512"}
+)
+JWS_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -49,26 +71,27 @@ class Policy:
     max_jose_token_bytes: int = 192 * 1024  # room for max_plaintext_bytes, nested and encoded twice
 
     def __post_init__(self) -> None:
+        # OpenPGP: a name outside the implementation would fail only when sealing, as a crash.
+        if not self.signature_hashes <= OPENPGP_HASHES:
+            raise ValueError(f"signature_hashes allow {', '.join(sorted(OPENPGP_HASHES))} only")
         if self.signing_hash not in self.signature_hashes:
             raise ValueError("signing_hash must be one of signature_hashes")
+        if not self.ciphers <= OPENPGP_CIPHERS:
+            raise ValueError(f"ciphers allow {', '.join(sorted(OPENPGP_CIPHERS))} only")
         if self.cipher not in self.ciphers:
             raise ValueError("cipher must be one of ciphers")
         if self.default_key_validity > self.max_key_lifetime:
             raise ValueError("default_key_validity exceeds max_key_lifetime")
         if min(self.max_message_bytes, self.max_plaintext_bytes, self.min_rsa_bits) <= 0:
             raise ValueError("limits must be positive")
-        # JOSE: only what pushprov.jose implements can be named. RSA-OAEP (SHA-1), "none", "dir",
-        # key wrap, PBES2 and ECDH-ES are outside it on purpose, whatever a policy says.
-        if not self.jwe_algs <= {"RSA-OAEP-256", "RSA1_5"} or self.jwe_alg not in self.jwe_algs:
+        # JOSE: only what pushprov.jose implements can be named, whatever a policy says.
+        if not self.jwe_algs <= JWE_ALGS or self.jwe_alg not in self.jwe_algs:
             raise ValueError("jwe_alg must be one of jwe_algs, which allow RSA-OAEP-256 and RSA1_5")
-        encs = {"A128GCM", "A192GCM", "A256GCM", "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512"}
-        if not self.jwe_encs <= encs or self.jwe_enc not in self.jwe_encs:
+        if not self.jwe_encs <= JWE_ENCS or self.jwe_enc not in self.jwe_encs:
             raise ValueError(
                 "jwe_enc must be one of jwe_encs, which allow AES-GCM and AES-CBC-HMAC"
             )
-        if not self.jws_algs <= {
-            f"{kind}{bits}" for kind in ("RS", "PS") for bits in (256, 384, 512)
-        }:
+        if not self.jws_algs <= JWS_ALGS:
             raise ValueError("jws_algs allow RS256/384/512 and PS256/384/512 only")
         if self.jws_alg not in self.jws_algs:
             raise ValueError("jws_alg must be one of jws_algs")

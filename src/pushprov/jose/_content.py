@@ -10,6 +10,7 @@ from joserfc.jwa import JWEEncModel
 from joserfc.jwe import JWERegistry
 
 from .._errors import DecryptionFailedError, InputTooLargeError
+from .._policy import JWE_ENCS
 
 __all__ = [
     "TAG_BYTES",
@@ -30,6 +31,7 @@ TAG_BYTES = {
     "A192CBC-HS384": 24,
     "A256CBC-HS512": 32,
 }
+assert TAG_BYTES.keys() == JWE_ENCS  # the policy admits exactly what this table covers
 
 
 @functools.cache

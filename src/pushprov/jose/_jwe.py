@@ -37,7 +37,7 @@ from ._content import (
     iv_bytes,
 )
 from ._jws import sign_jws, verify_jws
-from ._keys import JwkKey, check_time
+from ._keys import TOO_SMALL, JwkKey, check_time, usable_keys
 
 __all__ = ["open_jwe", "seal_jwe"]
 
@@ -76,9 +76,9 @@ def seal_jwe(
         ("signing", sign_with, "sign", jws_alg),
         ("recipient", encrypt_to, "encrypt", alg),
     ):
-        if key.bits < policy.min_rsa_bits:
+        reason = key._unusable(operation, key_alg, at, policy)
+        if reason == TOO_SMALL:
             raise PolicyViolationError(f"the {role} key is smaller than the policy allows")
-        reason = key._unusable(operation, key_alg, at)
         if reason is not None:
             raise KeyUnusableError(f"the {role} key cannot {operation} with {key_alg}: {reason}")
     jws = sign_jws(plaintext, sign_with, jws_alg, at)
@@ -150,13 +150,7 @@ def open_jwe(
     if not encrypted_key or len(iv) != iv_bytes(enc) or len(tag) != TAG_BYTES[enc]:
         raise MalformedInputError("the JWE key, IV or tag has the wrong length")
     # Key choice uses public metadata only: a key pinned to another alg never sees RSA work.
-    candidates = [
-        key
-        for key in keys
-        if (kid is None or key.kid == kid)
-        and key.bits >= policy.min_rsa_bits
-        and key._unusable("decrypt", alg, at) is None
-    ]
+    candidates = usable_keys(keys, kid, "decrypt", alg, at, policy)
     parts = _Parts(header_b64, encrypted_key, iv, ciphertext, tag)
     content, opened_by = _decrypt(candidates, alg, enc, parts)
     plaintext = inflate(content, policy.max_plaintext_bytes) if compressed else content

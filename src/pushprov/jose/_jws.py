@@ -28,7 +28,7 @@ from ._compact import (
     parse_json_object,
     split_compact,
 )
-from ._keys import JwkKey
+from ._keys import JwkKey, usable_keys
 
 __all__ = ["sign_jws", "verify_jws"]
 
@@ -89,13 +89,7 @@ def verify_jws(
     if len(payload) > policy.max_plaintext_bytes:
         raise InputTooLargeError("the JWS payload is over the size cap")
     signature = b64u_decode(signature_b64)
-    candidates = [
-        key
-        for key in keys
-        if (kid is None or key.kid == kid)
-        and key.bits >= policy.min_rsa_bits
-        and key._unusable("verify", alg, at) is None
-    ]
+    candidates = usable_keys(keys, kid, "verify", alg, at, policy)
     model = _model(alg)
     signing_input = header_b64 + b"." + payload_b64
     for key in candidates:

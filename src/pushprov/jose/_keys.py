@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -22,24 +22,22 @@ from .._errors import (
     PolicyViolationError,
     UsageError,
 )
-from .._policy import GOOGLE_PROFILE, Policy
+from .._policy import GOOGLE_PROFILE, JWE_ALGS, JWS_ALGS, Policy
 from ._compact import b64u_decode, b64u_encode, check_kid, parse_json_object
 
 __all__ = [
-    "JWE_ALGS",
-    "JWS_ALGS",
+    "TOO_SMALL",
     "JwkKey",
     "PrivateOps",
     "check_time",
     "generate_jwk",
     "load_jwk",
     "load_jwks",
+    "usable_keys",
 ]
 
-#: Key-management and signature algorithms pushprov.jose implements (a policy picks among them).
-JWE_ALGS = frozenset({"RSA-OAEP-256", "RSA1_5"})
-JWS_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-
+#: The reason ``JwkKey._unusable`` gives for a key below the policy's size: a policy violation.
+TOO_SMALL = "it is smaller than the policy allows"
 _MAX_BITS = 8192  # larger moduli only buy slower private operations for an attacker to trigger
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 # RFC 7517 §4.3, and which JOSE role each operation belongs to.
@@ -224,13 +222,16 @@ class JwkKey:
         """True when ``at`` is at or after the key's ``exp``."""
         return self._expires is not None and at >= self._expires
 
-    def _unusable(self, operation: str, alg: str, at: _dt.datetime) -> str | None:
+    def _unusable(self, operation: str, alg: str, at: _dt.datetime, policy: Policy) -> str | None:
         """Why this key may not do ``operation`` ("sign", "verify", "encrypt", "decrypt") with
-        ``alg`` at ``at``, or None when it may.
+        ``alg`` at ``at`` under ``policy``, or None when it may.
 
-        A key is unusable before its ``iat`` for every operation, and from its ``exp`` for all
-        but "decrypt". Decided from public metadata only, so a refusal never costs RSA work.
+        A key is unusable below the policy's RSA size (reason ``TOO_SMALL``), before its ``iat``
+        for every operation, and from its ``exp`` for all but "decrypt". Decided from public
+        metadata only, so a refusal never costs RSA work.
         """
+        if self._public.key_size < policy.min_rsa_bits:
+            return TOO_SMALL
         names = _OP_NAMES[operation]
         if self._use is not None and self._use != _KEY_OPS[names[0]]:
             return f'its "use" is "{self._use}"'
@@ -267,6 +268,22 @@ class JwkKey:
         if self._ops is not None:
             raise TypeError("a private key cannot be pickled")
         return _unpickle_public, (self.to_json(),)
+
+
+def usable_keys(
+    keys: Sequence[JwkKey],
+    kid: str | None,
+    operation: str,
+    alg: str,
+    at: _dt.datetime,
+    policy: Policy,
+) -> list[JwkKey]:
+    """The keys that may do ``operation`` with ``alg``, only the one named ``kid`` if given."""
+    return [
+        key
+        for key in keys
+        if (kid is None or key._kid == kid) and key._unusable(operation, alg, at, policy) is None
+    ]
 
 
 def _unpickle_public(text: str) -> JwkKey:

@@ -6,6 +6,8 @@ from cryptography.hazmat.decrepit.ciphers import algorithms as decrepit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import algorithms
 
+from .._policy import OPENPGP_CIPHERS, OPENPGP_HASHES
+
 __all__ = [
     "AES256",
     "CFB",
@@ -16,6 +18,7 @@ __all__ = [
     "PK_RSA",
     "PK_RSA_ENCRYPT_ONLY",
     "PK_RSA_SIGN_ONLY",
+    "RSA_ALGOS",
     "CipherSpec",
     "cipher_spec",
     "hash_name",
@@ -25,6 +28,7 @@ __all__ = [
 PK_RSA = 1
 PK_RSA_ENCRYPT_ONLY = 2
 PK_RSA_SIGN_ONLY = 3
+RSA_ALGOS = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
 
 HASH_IDS: dict[str, int] = {
     "MD5": 1,
@@ -89,6 +93,11 @@ CIPHERS: dict[int, CipherSpec] = {
     9: CipherSpec("AES256", algorithms.AES, 32, 16),
 }
 
+
+# The policy names what may be chosen; it must be exactly what can run here.
+assert {_HASH_NAMES[algo] for algo in HASHES} == OPENPGP_HASHES
+assert {spec.name for spec in CIPHERS.values()} == OPENPGP_CIPHERS
+assert all(CIPHER_IDS[spec.name] == algo for algo, spec in CIPHERS.items())
 
 AES256 = CIPHERS[9]  # what we write (Google's profile) and key-protection cipher
 

@@ -12,7 +12,7 @@ import datetime as _dt
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from cryptography.hazmat.primitives import hashes
@@ -36,11 +36,21 @@ from ._algorithms import (
     PK_RSA,
     PK_RSA_ENCRYPT_ONLY,
     PK_RSA_SIGN_ONLY,
+    RSA_ALGOS,
     cipher_spec,
     hash_name,
     new_hash,
 )
-from ._packets import FramingError, Tag, armor, dearmor, encode_packet, is_armored, mpi
+from ._packets import (
+    FramingError,
+    Tag,
+    armor,
+    checksum16,
+    dearmor,
+    encode_packet,
+    is_armored,
+    mpi,
+)
 from ._packets import read_mpi as _read_mpi
 from ._packets import read_packets as _read_packets
 from ._rsa import PrivateKeyOps, SoftwareRsaKey, verify_digest
@@ -65,7 +75,6 @@ __all__ = [
     "read_secret_keys",
 ]
 
-_RSA_ALGOS = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
 # Superseded, retired, user ID no longer valid: effective from the revocation's time. Every
 # other reason (none, compromised, unknown) revokes the key for all time (§5.2.3.31).
 _SOFT_REASONS = frozenset({1, 3, 32})
@@ -79,7 +88,6 @@ class _Key:
     """One primary key or subkey, with what its verified self-signatures say about it."""
 
     __slots__ = (
-        "_end",
         "algo",
         "bits",
         "body",
@@ -102,36 +110,30 @@ class _Key:
             raise UnsupportedError(f"version {version} keys are not supported (only v4)")
         if len(body) < 6:
             raise FramingError("truncated key packet")
-        self.body = body
         self.created = int.from_bytes(body[1:5], "big")
         self.algo = body[5]
-        self.fingerprint = hashlib.sha1(  # noqa: S324 - the v4 fingerprint is defined as SHA-1
-            b"\x99" + len(body).to_bytes(2, "big") + body
-        ).digest()
-        self.key_id = self.fingerprint[-8:]
         self.public: rsa.RSAPublicKey | None = None
         self.bits = 0
-        self._end = len(body)
-        if self.algo in _RSA_ALGOS:
+        if self.algo in RSA_ALGOS:
             n, pos = _read_mpi(body, 6)
             e, pos = _read_mpi(body, pos)
-            self._end = pos
+            # The public part ends here (a secret-key packet goes on); so does what we hash.
+            body = body[:pos]
             n_int = int.from_bytes(n, "big")
             try:
                 self.public = rsa.RSAPublicNumbers(int.from_bytes(e, "big"), n_int).public_key()
             except ValueError:
                 raise KeyInvalidError("RSA public key is invalid") from None
             self.bits = n_int.bit_length()
+        self.body = body
+        # The v4 fingerprint is defined as SHA-1.
+        self.fingerprint = hashlib.sha1(self.hash_prefix()).digest()  # noqa: S324
+        self.key_id = self.fingerprint[-8:]
         self.flags = 0
         self.expires: int | None = None
         self.revoked_at: int | None = None
         self.revoked_hard = False
         self.signatures: list[bytes] = []  # verified packets, re-emitted on export
-
-    @property
-    def public_end(self) -> int:
-        """Offset where the public part ends (secret-key packets continue after it)."""
-        return self._end
 
     def hash_prefix(self) -> bytes:
         return b"\x99" + len(self.body).to_bytes(2, "big") + self.body
@@ -214,9 +216,6 @@ class Certificate:
     def _all_keys(self) -> list[_Key]:
         return [self._primary, *self._subkeys]
 
-    def is_valid_at(self, at: _dt.datetime) -> bool:
-        return self._primary.valid_at(as_unix(at))
-
     def encryption_key(self, at: _dt.datetime, policy: Policy = GOOGLE_PROFILE) -> _Key:
         """The newest valid encryption-capable subkey (the one flagged for encryption)."""
         return self._capable(as_unix(at), KeyFlags.ENCRYPT, "encryption", policy)
@@ -278,13 +277,19 @@ class Certificate:
         return problems
 
     def to_bytes(self) -> bytes:
-        out = [encode_packet(Tag.PUBLIC_KEY, self._primary.body)]
+        return self._serialize(Tag.PUBLIC_KEY, Tag.PUBLIC_SUBKEY, lambda key: key.body)
+
+    def _serialize(
+        self, primary_tag: int, subkey_tag: int, key_body: Callable[[_Key], bytes]
+    ) -> bytes:
+        """The transferable key (§10.1), each key packet's body from ``key_body``."""
+        out = [encode_packet(primary_tag, key_body(self._primary))]
         out += self._primary.signatures
         for uid, sigs in self._user_ids:
             out.append(encode_packet(Tag.USER_ID, uid))
             out += sigs
         for sub in self._subkeys:
-            out.append(encode_packet(Tag.PUBLIC_SUBKEY, sub.body))
+            out.append(encode_packet(subkey_tag, key_body(sub)))
             out += sub.signatures
         return b"".join(out)
 
@@ -312,7 +317,7 @@ def _info(key: _Key, has_secret: bool) -> KeyInfo:
     return KeyInfo(
         fingerprint=key.fingerprint.hex().upper(),
         key_id=key.key_id.hex().upper(),
-        algorithm="RSA" if key.algo in _RSA_ALGOS else f"algorithm-{key.algo}",
+        algorithm="RSA" if key.algo in RSA_ALGOS else f"algorithm-{key.algo}",
         bits=key.bits,
         created=from_unix(key.created),
         expires=None if key.expires is None else from_unix(key.expires),
@@ -379,16 +384,9 @@ class SecretKey:
         return armor("PRIVATE KEY BLOCK", self._to_bytes(passphrase))
 
     def _to_bytes(self, passphrase: bytes | None) -> bytes:
-        cert = self._certificate
-        out = [encode_packet(Tag.SECRET_KEY, self._secret_body(cert._primary, passphrase))]
-        out += cert._primary.signatures
-        for uid, sigs in cert._user_ids:
-            out.append(encode_packet(Tag.USER_ID, uid))
-            out += sigs
-        for sub in cert._subkeys:
-            out.append(encode_packet(Tag.SECRET_SUBKEY, self._secret_body(sub, passphrase)))
-            out += sub.signatures
-        return b"".join(out)
+        return self._certificate._serialize(
+            Tag.SECRET_KEY, Tag.SECRET_SUBKEY, lambda key: self._secret_body(key, passphrase)
+        )
 
     def _secret_body(self, key: _Key, passphrase: bytes | None) -> bytes:
         backend = self._backends.get(key.fingerprint)
@@ -400,7 +398,7 @@ class SecretKey:
         u = pow(p, -1, q)
         secret = mpi(numbers.d) + mpi(p) + mpi(q) + mpi(u)
         if passphrase is None:
-            checksum = (sum(secret) & 0xFFFF).to_bytes(2, "big")
+            checksum = checksum16(secret)
             return key.body + b"\x00" + secret + checksum
         salt = os.urandom(8)
         s2k = bytes([3, HASH_IDS["SHA256"]]) + salt + bytes([_S2K_COUNT_OCTET])
@@ -477,28 +475,22 @@ def _read_key_packets(
             if tag in (Tag.MARKER, Tag.PADDING, Tag.TRUST):
                 continue
             raise KeyInvalidError("key data does not start with a primary key")
-        if tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY) and not secret:
-            # Reading a secret key where a certificate is wanted: keep only its public part.
-            public_tag = Tag.PUBLIC_KEY if tag == Tag.SECRET_KEY else Tag.PUBLIC_SUBKEY
-            groups[-1].append((public_tag, body[: _Key(body).public_end]))
-        else:
-            groups[-1].append((tag, body))
+        groups[-1].append((tag, body))
     if not groups:
         raise KeyInvalidError("no key found")
-    return [_build(group, policy, passphrase) for group in groups]
+    return [_build(group, policy, passphrase, secret) for group in groups]
 
 
 def _build(
-    packets: list[tuple[int, bytes]], policy: Policy, passphrase: bytes | None
+    packets: list[tuple[int, bytes]], policy: Policy, passphrase: bytes | None, secret: bool
 ) -> tuple[Certificate, dict[bytes, PrivateKeyOps]]:
     backends: dict[bytes, PrivateKeyOps] = {}
 
     def key_from(tag: int, body: bytes) -> _Key:
-        key = _Key(body)
-        if key.public is not None and tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY):
-            end = key.public_end
-            key = _Key(body[:end])  # the fingerprint covers the public part only
-            backend = _unlock(key, body[end:], passphrase)
+        key = _Key(body)  # the public part only, also of a secret-key packet
+        # Where a certificate is wanted, a secret key's secret part is never read.
+        if secret and key.public is not None and tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY):
+            backend = _unlock(key, body[len(key.body) :], passphrase)
             if backend is not None:
                 backends[key.fingerprint] = backend
         return key
@@ -510,13 +502,11 @@ def _build(
     if primary.bits < policy.min_rsa_bits:
         raise KeyInvalidError(f"RSA key of {primary.bits} bits is below the policy minimum")
 
-    direct: list[Signature] = []
-    user_ids: list[tuple[bytes, list[Signature], list[bytes]]] = []
-    subkeys: list[tuple[_Key, list[Signature], list[bytes]]] = []
-    current: list[Signature] | None = direct
-    raw: list[bytes] | None = None
-    primary_raw: list[bytes] = []
-    raw = primary_raw
+    # Each signature with its packet as it came, which export writes back once it verified.
+    direct: list[tuple[Signature, bytes]] = []
+    user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]] = []
+    subkeys: list[tuple[_Key, list[tuple[Signature, bytes]]]] = []
+    current: list[tuple[Signature, bytes]] | None = direct
     for tag, body in packets[1:]:
         if tag == Tag.SIGNATURE:
             if current is None:
@@ -525,44 +515,32 @@ def _build(
                 sig = parse_signature(body)
             except UnsupportedSignatureError:
                 continue
-            current.append(sig)
-            assert raw is not None
-            raw.append(encode_packet(Tag.SIGNATURE, body))
+            current.append((sig, encode_packet(Tag.SIGNATURE, body)))
         elif tag == Tag.USER_ID:
-            user_ids.append((body, [], []))
-            current, raw = user_ids[-1][1], user_ids[-1][2]
+            user_ids.append((body, []))
+            current = user_ids[-1][1]
         elif tag in (Tag.PUBLIC_SUBKEY, Tag.SECRET_SUBKEY):
             try:
                 sub = key_from(tag, body)
             except UnsupportedError:
-                current = raw = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
+                current = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
                 continue
             if sub.public is None or sub.bits < policy.min_rsa_bits:
-                current = raw = None  # not usable under this policy: leave it out entirely
+                current = None  # not usable under this policy: leave it out entirely
                 continue
-            subkeys.append((sub, [], []))
-            current, raw = subkeys[-1][1], subkeys[-1][2]
+            subkeys.append((sub, []))
+            current = subkeys[-1][1]
         elif tag in (Tag.USER_ATTRIBUTE,):
-            current = raw = None
+            current = None
         elif tag in (Tag.TRUST, Tag.MARKER, Tag.PADDING):
             continue
         else:
             raise KeyInvalidError(f"unexpected packet (tag {tag}) in key data")
 
-    _apply_primary_signatures(primary, direct, user_ids, primary_raw, policy)
-    valid_uids = []
-    for uid, sigs, raws in user_ids:
-        good = [
-            (sig, packet)
-            for sig, packet in zip(sigs, raws, strict=True)
-            if sig.sig_type in CERTIFICATIONS
-            and _self_signed(primary, sig, _uid_data(primary, uid), policy)
-        ]
-        if good:
-            valid_uids.append((uid, [packet for _, packet in good]))
+    valid_uids = _apply_primary_signatures(primary, direct, user_ids, policy)
     valid_subkeys = []
-    for sub, sigs, raws in subkeys:
-        if _apply_subkey_signatures(primary, sub, sigs, raws, policy):
+    for sub, sigs in subkeys:
+        if _apply_subkey_signatures(primary, sub, sigs, policy):
             valid_subkeys.append(sub)
         else:
             backends.pop(sub.fingerprint, None)
@@ -594,27 +572,32 @@ def _self_signed(signer: _Key, sig: Signature, data: bytes, policy: Policy) -> b
 
 def _apply_primary_signatures(
     primary: _Key,
-    direct: list[Signature],
-    user_ids: list[tuple[bytes, list[Signature], list[bytes]]],
-    primary_raw: list[bytes],
+    direct: list[tuple[Signature, bytes]],
+    user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]],
     policy: Policy,
-) -> None:
+) -> list[tuple[bytes, list[bytes]]]:
+    """Apply the verified direct-key and certification signatures to ``primary``; return the
+    user IDs that have one, each with its verified signature packets (RSA work done once)."""
     key_data = primary.hash_prefix()
     binding: list[Signature] = []
-    for sig, packet in zip(direct, primary_raw, strict=True):
+    for sig, packet in direct:
         if sig.sig_type == SigType.KEY_REVOCATION and _self_signed(primary, sig, key_data, policy):
             _revoke(primary, sig)
             primary.signatures.append(packet)
         elif sig.sig_type == SigType.DIRECT_KEY and _self_signed(primary, sig, key_data, policy):
             binding.append(sig)
             primary.signatures.append(packet)
-    for uid, sigs, _ in user_ids:
+    valid_uids: list[tuple[bytes, list[bytes]]] = []
+    for uid, sigs in user_ids:
         data = _uid_data(primary, uid)
-        binding += [
-            s
-            for s in sigs
-            if s.sig_type in CERTIFICATIONS and _self_signed(primary, s, data, policy)
+        good = [
+            (sig, packet)
+            for sig, packet in sigs
+            if sig.sig_type in CERTIFICATIONS and _self_signed(primary, sig, data, policy)
         ]
+        if good:
+            binding += [sig for sig, _ in good]
+            valid_uids.append((uid, [packet for _, packet in good]))
     if not binding:
         raise KeyInvalidError(
             f"key {primary.fingerprint.hex().upper()} has no valid self-signature"
@@ -626,14 +609,15 @@ def _apply_primary_signatures(
     primary.flags |= KeyFlags.CERTIFY
     if latest.key_expiration:
         primary.expires = primary.created + latest.key_expiration
+    return valid_uids
 
 
 def _apply_subkey_signatures(
-    primary: _Key, sub: _Key, sigs: list[Signature], raws: list[bytes], policy: Policy
+    primary: _Key, sub: _Key, sigs: list[tuple[Signature, bytes]], policy: Policy
 ) -> bool:
     data = primary.hash_prefix() + sub.hash_prefix()
     bindings: list[tuple[Signature, bytes]] = []
-    for sig, packet in zip(sigs, raws, strict=True):
+    for sig, packet in sigs:
         if not _self_signed(primary, sig, data, policy):
             continue
         if sig.sig_type == SigType.SUBKEY_REVOCATION:
@@ -690,7 +674,7 @@ def _unlock(key: _Key, secret: bytes, passphrase: bytes | None) -> PrivateKeyOps
         if len(secret) < 3:
             raise FramingError("truncated secret key")
         material, check = secret[1:-2], secret[-2:]
-        if (sum(material) & 0xFFFF).to_bytes(2, "big") != check:
+        if checksum16(material) != check:
             raise KeyInvalidError("secret key checksum mismatch")
         return _rsa_private(key, material)
     if usage not in (254, 255):
@@ -726,7 +710,7 @@ def _unlock(key: _Key, secret: bytes, passphrase: bytes | None) -> PrivateKeyOps
         ok = hmac.compare_digest(hashlib.sha1(material).digest(), check)  # noqa: S324
     else:
         material, check = clear[:-2], clear[-2:]
-        ok = (sum(material) & 0xFFFF).to_bytes(2, "big") == check
+        ok = checksum16(material) == check
     if not ok:
         raise PassphraseError("wrong passphrase")
     return _rsa_private(key, material)

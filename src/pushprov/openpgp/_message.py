@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher
@@ -36,17 +36,27 @@ from ._algorithms import (
     AES256,
     CFB,
     CIPHER_IDS,
+    CIPHERS,
     HASH_IDS,
     PK_RSA,
-    PK_RSA_ENCRYPT_ONLY,
-    PK_RSA_SIGN_ONLY,
+    RSA_ALGOS,
     CipherSpec,
     cipher_spec,
     hash_name,
     new_hash,
 )
 from ._keys import Certificate, SecretKey, _Key
-from ._packets import FramingError, Tag, armor, dearmor, encode_packet, is_armored, mpi, read_mpi
+from ._packets import (
+    FramingError,
+    Tag,
+    armor,
+    checksum16,
+    dearmor,
+    encode_packet,
+    is_armored,
+    mpi,
+    read_mpi,
+)
 from ._packets import read_packets as _read_packets
 from ._rsa import PrivateKeyOps, encrypt_block, modulus_octets, verify_digest
 from ._signature import (
@@ -59,7 +69,6 @@ from ._signature import (
 
 __all__ = ["decode_message", "encode_message", "open_message", "seal"]
 
-_RSA = frozenset({PK_RSA, PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY})
 _MDC_HEADER = b"\xd3\x14"
 _MAX_NESTING = 3
 _KNOWN_ARMOR = frozenset({"PUBLIC KEY BLOCK", "PRIVATE KEY BLOCK", "SIGNATURE", "SIGNED MESSAGE"})
@@ -87,11 +96,17 @@ def seal(
     now = as_unix(at)
     hash_algo = HASH_IDS[policy.signing_hash]
     cipher_algo = CIPHER_IDS[policy.cipher]
-    spec = cipher_spec(cipher_algo)
-    assert spec is not None
+    spec = CIPHERS[cipher_algo]  # Policy admits only ciphers listed there
 
-    signers = _unique(signer.signer(at, policy) for signer in sign_with)
-    recipients = _unique((cert.encryption_key(at, policy), None) for cert in encrypt_to)
+    # One signature and one PKESK per key, however often a key is named (first one kept).
+    signers: dict[bytes, tuple[_Key, PrivateKeyOps]] = {}
+    for secret in sign_with:
+        key, backend = secret.signer(at, policy)
+        signers.setdefault(key.fingerprint, (key, backend))
+    recipients: dict[bytes, _Key] = {}
+    for cert in encrypt_to:
+        key = cert.encryption_key(at, policy)
+        recipients.setdefault(key.fingerprint, key)
 
     # Hash the document once; each signer continues from a copy with its own trailer.
     document_hash = new_hash(hash_algo)
@@ -99,8 +114,7 @@ def seal(
     one_pass: list[bytes] = []
     signatures: list[bytes] = []
     last = len(signers) - 1
-    for index, (key, backend) in enumerate(signers):
-        assert backend is not None
+    for index, (key, backend) in enumerate(signers.values()):
         one_pass.append(
             encode_packet(
                 Tag.ONE_PASS_SIGNATURE,
@@ -122,10 +136,10 @@ def seal(
     inner = b"".join(one_pass) + literal + b"".join(reversed(signatures))
 
     session_key = os.urandom(spec.key_size)
-    checksum = (sum(session_key) & 0xFFFF).to_bytes(2, "big")
+    checksum = checksum16(session_key)
     block = bytes([cipher_algo]) + session_key + checksum
     out = []
-    for key, _ in recipients:
+    for key in recipients.values():
         assert key.public is not None
         encrypted = encrypt_block(key.public, block)
         out.append(
@@ -137,18 +151,6 @@ def seal(
     encryptor = Cipher(spec.factory(session_key), CFB(bytes(spec.block_size))).encryptor()
     out.append(encode_packet(Tag.SEIPD, b"\x01" + encryptor.update(clear) + encryptor.finalize()))
     return b"".join(out)
-
-
-def _unique(
-    items: Iterable[tuple[_Key, PrivateKeyOps | None]],
-) -> list[tuple[_Key, PrivateKeyOps | None]]:
-    seen: set[bytes] = set()
-    result = []
-    for key, backend in items:
-        if key.fingerprint not in seen:
-            seen.add(key.fingerprint)
-            result.append((key, backend))
-    return result
 
 
 def encode_message(binary: bytes, encoding: Encoding) -> bytes:
@@ -272,13 +274,13 @@ def _decrypt(
     for key, backend in ours:
         by_id.setdefault(key.key_id, []).append((key, backend))
     for body in pkesks:
-        if len(body) < 10 or body[9] not in _RSA:
+        if len(body) < 10 or body[9] not in RSA_ALGOS:
             continue
         key_id = body[1:9]
         # An all-zero key ID hides the recipient: try each of our keys, with the same outcome.
         targets = ours if key_id == bytes(8) else by_id.get(key_id, [])
         for key, backend in targets:
-            session = _decrypt_session_key(key, backend, body[10:])
+            session = _decrypt_session_key(backend, body[10:])
             # A failed RSA step still decrypts the SEIPD, under a random key that fails at the
             # MDC, so bad padding and a wrong key cost the same work (Bleichenbacher, Marvin).
             spec, session_key = session or (AES256, os.urandom(AES256.key_size))
@@ -288,9 +290,7 @@ def _decrypt(
     return None
 
 
-def _decrypt_session_key(
-    key: _Key, backend: PrivateKeyOps, data: bytes
-) -> tuple[CipherSpec, bytes] | None:
+def _decrypt_session_key(backend: PrivateKeyOps, data: bytes) -> tuple[CipherSpec, bytes] | None:
     """RSA-decrypt a PKESK body; any problem is the same ``None`` (RFC 9580 §13.5)."""
     block = rsa_decrypt_mpi(backend, data)
     if block is None:
@@ -299,7 +299,7 @@ def _decrypt_session_key(
     if spec is None or len(block) != spec.key_size + 3:
         return None
     session_key = block[1:-2]
-    if not hmac.compare_digest((sum(session_key) & 0xFFFF).to_bytes(2, "big"), block[-2:]):
+    if not hmac.compare_digest(checksum16(session_key), block[-2:]):
         return None
     return spec, session_key
 
@@ -518,7 +518,7 @@ def _check(
     name = hash_name(sig.hash_algo)
     if name not in policy.signature_hashes:
         return _POLICY, f"signature hash {name} is not allowed by the policy"
-    if sig.pk_algo not in _RSA or key.public is None:
+    if sig.pk_algo not in RSA_ALGOS or key.public is None:
         return _POLICY, "signature algorithm is not allowed by the policy"
     if key.bits < policy.min_rsa_bits:
         return _POLICY, f"signer key has {key.bits} bits, below the policy minimum"

@@ -15,10 +15,13 @@ __all__ = [
     "FramingError",
     "Tag",
     "armor",
+    "checksum16",
     "dearmor",
+    "encode_length",
     "encode_packet",
     "is_armored",
     "mpi",
+    "read_length",
     "read_mpi",
     "read_packets",
 ]
@@ -85,27 +88,33 @@ def _read_new_body(data: bytes, pos: int, tag: int) -> tuple[bytes, int]:
     first_chunk = True
     while True:
         octet = _take(data, pos, 1)[0]
-        pos += 1
-        if octet < 192:
-            length = octet
-        elif octet < 224:
-            length = ((octet - 192) << 8) + _take(data, pos, 1)[0] + 192
-            pos += 1
-        elif octet == 255:
-            length = int.from_bytes(_take(data, pos, 4), "big")
-            pos += 4
-        else:
+        if 224 <= octet < 255:  # a partial length (§4.2.1.4): this chunk, then another length
             if tag not in _PARTIAL_OK:
                 raise FramingError("partial length on a packet that may not have one")
             length = 1 << (octet & 0x1F)
             if first_chunk and length < 512:
                 raise FramingError("first partial chunk shorter than 512 octets")
-            chunks.append(_take(data, pos, length))
-            pos += length
+            chunks.append(_take(data, pos + 1, length))
+            pos += 1 + length
             first_chunk = False
             continue
+        length, pos = read_length(data, pos)
         chunks.append(_take(data, pos, length))
         return b"".join(chunks), pos + length
+
+
+def read_length(data: bytes, pos: int) -> tuple[int, int]:
+    """A one-, two- or five-octet length at ``pos`` (§4.2.1, §5.2.3.1); (length, where next).
+
+    First octets 224..254 read as two-octet lengths, as in subpackets: packet headers take them
+    for partial lengths and check for those first.
+    """
+    octet = _take(data, pos, 1)[0]
+    if octet < 192:
+        return octet, pos + 1
+    if octet < 255:
+        return ((octet - 192) << 8) + _take(data, pos + 1, 1)[0] + 192, pos + 2
+    return int.from_bytes(_take(data, pos + 1, 4), "big"), pos + 5
 
 
 def _take(data: bytes, pos: int, length: int) -> bytes:
@@ -116,15 +125,22 @@ def _take(data: bytes, pos: int, length: int) -> bytes:
 
 def encode_packet(tag: int, body: bytes) -> bytes:
     """New-format header with the shortest definite length."""
-    length = len(body)
+    return bytes([0xC0 | tag]) + encode_length(len(body)) + body
+
+
+def encode_length(length: int) -> bytes:
+    """The shortest one-, two- or five-octet length (packets §4.2.1, subpackets §5.2.3.1)."""
     if length < 192:
-        header = bytes([0xC0 | tag, length])
-    elif length < 8384:
+        return bytes([length])
+    if length < 8384:
         length -= 192
-        header = bytes([0xC0 | tag, (length >> 8) + 192, length & 0xFF])
-    else:
-        header = bytes([0xC0 | tag, 255]) + length.to_bytes(4, "big")
-    return header + body
+        return bytes([(length >> 8) + 192, length & 0xFF])
+    return b"\xff" + length.to_bytes(4, "big")
+
+
+def checksum16(data: bytes) -> bytes:
+    """The sum of the octets mod 65536, two octets (session keys §5.1, secret keys §5.5.3)."""
+    return (sum(data) & 0xFFFF).to_bytes(2, "big")
 
 
 def mpi(value: int | bytes) -> bytes:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from cryptography.hazmat.primitives import hashes
 
 from ._algorithms import PK_RSA
-from ._packets import FramingError, mpi, read_mpi
+from ._packets import FramingError, encode_length, mpi, read_length, read_mpi
 from ._rsa import PrivateKeyOps
 
 __all__ = [
@@ -191,17 +191,7 @@ def _subpackets(area: bytes) -> list[tuple[int, bool, bytes]]:
     result = []
     pos = 0
     while pos < len(area):
-        first = area[pos]
-        if first < 192:
-            length, pos = first, pos + 1
-        elif first < 255:
-            if pos + 2 > len(area):
-                raise FramingError("truncated subpacket")
-            length, pos = ((first - 192) << 8) + area[pos + 1] + 192, pos + 2
-        else:
-            if pos + 5 > len(area):
-                raise FramingError("truncated subpacket")
-            length, pos = int.from_bytes(area[pos + 1 : pos + 5], "big"), pos + 5
+        length, pos = read_length(area, pos)
         if length == 0 or pos + length > len(area):
             raise FramingError("bad subpacket length")
         type_octet = area[pos]
@@ -213,14 +203,7 @@ def _subpackets(area: bytes) -> list[tuple[int, bool, bytes]]:
 def encode_subpackets(items: list[tuple[int, bytes]]) -> bytes:
     out = bytearray()
     for sub_type, data in items:
-        length = len(data) + 1
-        if length < 192:
-            out.append(length)
-        elif length < 8384:
-            length -= 192
-            out += bytes([(length >> 8) + 192, length & 0xFF])
-        else:
-            out += b"\xff" + length.to_bytes(4, "big")
+        out += encode_length(len(data) + 1)
         out.append(sub_type)
         out += data
     return bytes(out)
