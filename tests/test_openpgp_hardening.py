@@ -213,3 +213,18 @@ def test_one_length_codec_for_packets_and_subpackets(length: int) -> None:
         assert list(read_packets(encode_packet(Tag.LITERAL, bytes(length)))) == [
             (Tag.LITERAL, bytes(length))
         ]
+
+
+def test_trailing_data_in_a_public_key_packet_is_refused(keys: Keys) -> None:
+    """Nothing may follow the exponent: a parser that ignored it would fingerprint (and export)
+    other bytes than the ones it was given."""
+    packets = list(read_packets(keys.issuer_a.certificate.to_bytes()))
+    assert packets[0][0] == Tag.PUBLIC_KEY
+    for index in (0, next(i for i, (tag, _) in enumerate(packets) if tag == Tag.PUBLIC_SUBKEY)):
+        tampered = [
+            (tag, body + b"\x00junk" if position == index else body)
+            for position, (tag, body) in enumerate(packets)
+        ]
+        data = b"".join(encode_packet(tag, body) for tag, body in tampered)
+        with pytest.raises(KeyInvalidError):
+            openpgp.read_certificates(data)

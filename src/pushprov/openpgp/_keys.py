@@ -488,6 +488,10 @@ def _build(
 
     def key_from(tag: int, body: bytes) -> _Key:
         key = _Key(body)  # the public part only, also of a secret-key packet
+        public_packet = tag in (Tag.PUBLIC_KEY, Tag.PUBLIC_SUBKEY)
+        if public_packet and key.public is not None and len(key.body) != len(body):
+            # Nothing may follow the exponent: it would drop out of the fingerprint unseen.
+            raise FramingError("trailing data in a public-key packet")
         # Where a certificate is wanted, a secret key's secret part is never read.
         if secret and key.public is not None and tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY):
             backend = _unlock(key, body[len(key.body) :], passphrase)
