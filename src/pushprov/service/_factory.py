@@ -25,12 +25,14 @@ def store_path(config: ServiceConfig) -> str | Path:
     return Path(config.store) if config.store else config.data_dir / "keystore.db"
 
 
-def service_state(config: ServiceConfig) -> ServiceState:
+def service_state(config: ServiceConfig, *, serving: bool = False) -> ServiceState:
     """Clients, idempotency and rate limits: in the PostgreSQL store's database when there is
-    one (shared by every instance), else in ``service.sqlite`` in the data directory."""
+    one (shared by every instance), else in ``service.sqlite`` in the data directory. A
+    ``serving`` SQLite state checkpoints its WAL in a thread of its own."""
     if is_postgres_url(config.store):
         return PostgresServiceState(str(config.store))
-    return SqliteServiceState(config.data_dir / "service.sqlite")
+    path = config.data_dir / "service.sqlite"
+    return SqliteServiceState(path, background_checkpoints=serving)
 
 
 def store_passphrase(config: ServiceConfig, environ: dict[str, str] | None = None) -> bytes:
@@ -70,4 +72,4 @@ def build_app(config: ServiceConfig) -> Any:
                 keys.invalidate()
 
         KeyringWatcher(location, on_change).start()
-    return create_app(config, keys=keys, state=service_state(config))
+    return create_app(config, keys=keys, state=service_state(config, serving=True))
