@@ -12,7 +12,7 @@ import pytest
 
 from pushprov.service import SqliteServiceState
 from pushprov.service._answers import Answer
-from pushprov.service._http import Board
+from pushprov.service._http import Board, _Coalescing, flush_writes
 from pushprov.service._runtime import CryptoQueue, RateLimiter
 
 NOW = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
@@ -42,15 +42,23 @@ def test_rate_limit_is_exact_within_a_worker_and_shared_through_the_store(tmp_pa
     assert first.admit("c", 8)  # a new window starts from zero
 
 
-def test_crypto_queue_refuses_beyond_its_limit_and_runs_one_seal_per_loop_turn() -> None:
+def test_crypto_queue_refuses_beyond_its_limit_and_runs_seals_in_bounded_batches() -> None:
     order: list[str] = []
+    ticks = _Ticks()
 
     async def scenario() -> None:
         refused: list[int] = []
-        queue = CryptoQueue(limit=2, on_refusal=lambda: refused.append(1))
+        queue = CryptoQueue(
+            limit=3,
+            on_refusal=lambda: refused.append(1),
+            batch_seconds=2.0,
+            before_batch=lambda: order.append("flush"),
+            clock=ticks,
+        )
 
         def seal(name: str) -> str:
             order.append(name)
+            ticks.now += 1.5  # each seal takes 1.5 of the batch's 2.0 "seconds"
             return name
 
         async def marker() -> None:
@@ -58,25 +66,33 @@ def test_crypto_queue_refuses_beyond_its_limit_and_runs_one_seal_per_loop_turn()
                 order.append(f"turn-{turn}")
                 await asyncio.sleep(0)
 
-        first = asyncio.ensure_future(queue.run(lambda: seal("a"), at=NOW, request_id="r-a"))
-        second = asyncio.ensure_future(queue.run(lambda: seal("b"), at=NOW, request_id="r-b"))
+        def job(name: str) -> asyncio.Future[str]:
+            return asyncio.ensure_future(
+                queue.run(lambda: seal(name), at=NOW, request_id=f"r-{name}")
+            )
+
+        jobs = [job(name) for name in "abc"]
         ticker = asyncio.ensure_future(marker())
         await asyncio.sleep(0)
-        assert queue.depth == 2
+        assert queue.depth == 3
         with pytest.raises(Answer) as full:
-            await queue.run(lambda: seal("c"), at=NOW, request_id="r-c")
+            await queue.run(lambda: seal("d"), at=NOW, request_id="r-d")
         assert full.value.status == 503 and b"OVERLOADED" in full.value.body
         assert full.value.headers["retry-after"] == "1" and refused == [1]
-        assert await first == "a" and await second == "b"
+        assert [await job for job in jobs] == ["a", "b", "c"]
         await ticker
         failing = queue.run(lambda: 1 // 0, at=NOW, request_id=None)
         with pytest.raises(ZeroDivisionError):
             await failing
 
     asyncio.run(scenario())
-    assert "c" not in order
-    # Another task ran between the two seals: the loop was not held for both.
-    assert order.index("a") < order.index("turn-1") < order.index("b")
+    assert "d" not in order
+    # a and b back to back (b started within the budget), then the loop turned before c; each
+    # batch began with the hook that sends the answers written so far.
+    first = order.index("flush")
+    assert order[first : first + 3] == ["flush", "a", "b"]
+    assert order.index("b") < order.index("turn-1") < order.index("c")
+    assert order[order.index("c") - 1] == "flush"
 
 
 def test_a_revocation_elsewhere_applies_within_the_cache_time(tmp_path: Path) -> None:
@@ -111,3 +127,36 @@ def test_board_gives_the_excess_over_a_fair_share(tmp_path: Path) -> None:
     os.utime(other, (0, 0))  # a worker that stopped publishing long ago is gone...
     busy.publish()
     assert busy.excess == 1  # ...so its count is not in the total: 3 over 2 workers
+
+
+class _RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_writes_of_a_turn_go_out_as_one_write_per_connection() -> None:
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        loop = asyncio.get_running_loop()
+        one, two = _RecordingTransport(), _RecordingTransport()
+        first = _Coalescing(one, loop)  # type: ignore[arg-type]
+        second = _Coalescing(two, loop)  # type: ignore[arg-type]
+        first.write(b"head-1 ")
+        second.write(b"head-2 ")
+        first.write(b"body-1")
+        held = list(one.writes)
+        flush_writes()  # what the crypto queue does before a batch of seals
+        second.write(b"body-2")
+        await asyncio.sleep(0)  # a turn later, held writes go out by themselves
+        return held, one.writes, two.writes
+
+    held, one, two = asyncio.run(scenario())
+    assert held == []
+    assert one == [b"head-1 body-1"]
+    assert two == [b"head-2 ", b"body-2"]
+    flush_writes()  # outside a running loop: nothing is held, nothing to do

@@ -49,6 +49,7 @@ from ._answers import (
 from ._config import ServiceConfig
 from ._dashboard import counters_from_metrics, render_dashboard
 from ._gopc import GopcEndpoint, openapi_path
+from ._http import flush_writes
 from ._metrics import Metrics
 from ._models import (
     ErrorResponse,
@@ -200,7 +201,9 @@ def create_app(
     metrics: Metrics | None = None,
 ) -> ASGIApp:
     metrics = metrics or Metrics()
-    queue = CryptoQueue(config.queue_limit, on_refusal=metrics.overload.inc)
+    queue = CryptoQueue(
+        config.queue_limit, on_refusal=metrics.overload.inc, before_batch=flush_writes
+    )
     gopc = GopcEndpoint(
         config,
         keys=keys,

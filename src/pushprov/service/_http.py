@@ -3,7 +3,10 @@
 * One write per response. uvicorn writes a response's head and body in two calls; over TLS
   each becomes a record, a send() and a TCP segment. Holding the writes until the loop's next
   turn joins them (measured under bench/load.py: ~15 us of server CPU less per request, and
-  half the load generator's).
+  half the load generator's), and the responses of a turn go out together: fewer wake-ups of
+  the clients, ~3 % more GOPCs/s than a send at the end of each response. ``flush_writes``
+  sends them sooner; the crypto queue calls it before each batch of seals, so answers do not
+  wait for the batch.
 * Connections spread over the workers. The workers share one listening socket, and a burst
   of new connections often lands on whichever worker woke first: all of wrk's 8 on one worker
   in about a third of our runs, leaving a core idle (seals run on each worker's own loop). Each
@@ -25,12 +28,24 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["BOARD_ENV", "HttpProtocol"]
+__all__ = ["BOARD_ENV", "HttpProtocol", "flush_writes"]
 
 BOARD_ENV = "PUSHPROV_WORKER_BOARD"
 
 _TICK_SECONDS = 0.1  # how often a worker publishes its count and reads the others'
 _STALE_SECONDS = 1.0  # a count older than this belongs to a worker that is gone
+
+
+# Per event loop (tests run several, one per thread): the transports holding writes.
+_unflushed: dict[asyncio.AbstractEventLoop, list[_Coalescing]] = {}
+
+
+def flush_writes() -> None:
+    """Send what every connection of this thread's loop holds, one write each."""
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing can be held
+        held = _unflushed.pop(asyncio.get_running_loop(), None)
+        for transport in held or ():
+            transport.flush()
 
 
 class _Coalescing:
@@ -43,10 +58,14 @@ class _Coalescing:
 
     def write(self, data: bytes) -> None:
         if not self._pending:
-            self._loop.call_soon(self._flush)
+            held = _unflushed.get(self._loop)
+            if held is None:
+                held = _unflushed[self._loop] = []
+                self._loop.call_soon(flush_writes)
+            held.append(self)
         self._pending.append(data)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()
@@ -54,7 +73,7 @@ class _Coalescing:
                 self._transport.write(data)
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def __getattr__(self, name: str) -> Any:
