@@ -307,6 +307,8 @@ class SqliteServiceState(_SqlServiceState):
         self._checkpointer: _Checkpointer | None = None
         if background_checkpoints:
             self._db.execute("PRAGMA wal_autocheckpoint=0")
+            # The writer that restarts the WAL after a checkpoint cuts the file back to this.
+            self._db.execute("PRAGMA journal_size_limit=67108864")
             self._checkpointer = _Checkpointer(path)
             self._checkpointer.start()
 
@@ -346,9 +348,11 @@ _BUSY_TIMEOUT_SECONDS = 10.0
 class _Checkpointer(threading.Thread):
     """Copies the WAL into the database file every ``interval`` seconds, off the event loop.
 
-    Left to SQLite, the commit that crosses 1000 WAL pages checkpoints, two fsyncs included,
-    on the event loop: under load that was a stall of the worker many times a second. Every
-    serving worker runs one; when two meet, one finds the checkpoint busy and skips it.
+    Left to SQLite, a commit that finds the WAL over 1000 pages checkpoints, two fsyncs
+    included, on the event loop; with two workers writing, checkpoints often stop short and
+    the next commit tries again: ~30 a second under bench/load.py, each a stall of a worker.
+    Every serving worker runs one of these; when two meet, one finds the checkpoint busy and
+    skips it.
     """
 
     def __init__(self, path: Path, *, interval: float = 0.5) -> None:
@@ -360,8 +364,6 @@ class _Checkpointer(threading.Thread):
     def run(self) -> None:
         db = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
         try:
-            # The WAL file restarts after a checkpoint; keep what it leaves on disk bounded.
-            db.execute("PRAGMA journal_size_limit=67108864")
             while not self._stopped.wait(self._interval):
                 with contextlib.suppress(sqlite3.OperationalError):
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
