@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pushprov._errors import PushprovError
+
 from .instances import child_env
 
 CARD = b'{"accountNumber":"4111111111111111","expiryMonth":"12","expiryYear":"29"}'
@@ -322,3 +324,24 @@ def test_jwk_pinned_to_rsa1_5_serves_the_legacy_variant(jwk_home: Path) -> None:
         "--verify-with", "issuer.pub.jwk", "--at", AT, stdin=sealed.out, cwd=jwk_home,
     )  # fmt: skip
     assert opened.code == 0, opened.err
+
+
+def test_a_key_id_that_begins_with_a_dash_is_an_argument() -> None:
+    # JWK key ids are base64url thumbprints (43 characters); one in 64 begins with "-".
+    from pushprov.cli._main import build_parser
+
+    kid = "-" + "Ab_0-" * 8 + "xy"
+    assert len(kid) == 43
+    parsed = build_parser().parse_args(
+        ["keys", "promote", kid, "--store", "s.db", "--env", "sandbox"]
+    )
+    assert parsed.key == kid and parsed.store == "s.db"
+    # Still what it was for anything else: an unknown option is refused, "--" still works.
+    with pytest.raises(PushprovError, match="unrecognized arguments: -x"):
+        build_parser().parse_args(
+            ["keys", "promote", "k", "--store", "s.db", "--env", "sandbox", "-x"]
+        )
+    after = build_parser().parse_args(
+        ["keys", "promote", "--store", "s.db", "--env", "sandbox", "--", kid]
+    )
+    assert after.key == kid

@@ -11,6 +11,7 @@ import base64
 import datetime as _dt
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,10 +56,22 @@ EXIT_STATUS_TABLE = """exit status:
 """
 
 
+# A JWK thumbprint (RFC 7638: base64url of SHA-256, 43 characters) may begin with "-".
+_THUMBPRINT = re.compile(r"-[A-Za-z0-9_-]{42}")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse's default prints usage and exits 2; keep the one-line error contract.
         raise UsageError(message)
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        # A key id that begins with "-" is an argument, not an unknown option: without this,
+        # one JWK in 64 could only be named after "--". No option of ours is 43 characters of
+        # base64url, so nothing else is taken for one.
+        if _THUMBPRINT.fullmatch(arg_string) and arg_string not in self._option_string_actions:
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def _add_time(parser: argparse.ArgumentParser) -> None:
