@@ -116,19 +116,3 @@ def test_sqlite_write_gives_up_when_the_lock_is_never_released(
     assert state.remember("c", "r", _answer(state, b"x"), at=T, since=T - WINDOW)
     other.close()
     state.close()
-
-
-def test_serving_sqlite_state_checkpoints_its_wal_in_a_thread(tmp_path: Path) -> None:
-    path = tmp_path / "service.sqlite"
-    state = SqliteServiceState(path, background_checkpoints=True)
-    size = path.stat().st_size
-    # Far below SQLite's own 1000-page checkpoint: only our thread moves these pages into the
-    # database file.
-    for n in range(40):
-        state.remember("c", f"r-{n}", _answer(state, bytes(2000)), at=T, since=T - WINDOW)
-    deadline = time.monotonic() + 10
-    while path.stat().st_size <= size and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert path.stat().st_size > size
-    state.close()
-    assert not [t for t in threading.enumerate() if t.name == "pushprov-wal-checkpoint"]

@@ -25,14 +25,12 @@ def store_path(config: ServiceConfig) -> str | Path:
     return Path(config.store) if config.store else config.data_dir / "keystore.db"
 
 
-def service_state(config: ServiceConfig, *, serving: bool = False) -> ServiceState:
+def service_state(config: ServiceConfig) -> ServiceState:
     """Clients, idempotency and rate limits: in the PostgreSQL store's database when there is
-    one (shared by every instance), else in ``service.sqlite`` in the data directory. A
-    ``serving`` SQLite state checkpoints its WAL in a thread of its own."""
+    one (shared by every instance), else in ``service.sqlite`` in the data directory."""
     if is_postgres_url(config.store):
         return PostgresServiceState(str(config.store))
-    path = config.data_dir / "service.sqlite"
-    return SqliteServiceState(path, background_checkpoints=serving)
+    return SqliteServiceState(config.data_dir / "service.sqlite")
 
 
 def store_passphrase(config: ServiceConfig, environ: dict[str, str] | None = None) -> bytes:
@@ -72,4 +70,4 @@ def build_app(config: ServiceConfig) -> Any:
                 keys.invalidate()
 
         KeyringWatcher(location, on_change).start()
-    return create_app(config, keys=keys, state=service_state(config, serving=True))
+    return create_app(config, keys=keys, state=service_state(config))

@@ -11,7 +11,6 @@ one.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -281,7 +280,6 @@ class SqliteServiceState(_SqlServiceState):
         path: Path,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        background_checkpoints: bool = False,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.exists():
@@ -304,13 +302,6 @@ class SqliteServiceState(_SqlServiceState):
         # Waiting for another process's write lock is ours to do (see _execute): SQLite's own
         # handler first sleeps a whole millisecond, twenty times what a write holds the lock.
         self._db.execute("PRAGMA busy_timeout=0")
-        self._checkpointer: _Checkpointer | None = None
-        if background_checkpoints:
-            self._db.execute("PRAGMA wal_autocheckpoint=0")
-            # The writer that restarts the WAL after a checkpoint cuts the file back to this.
-            self._db.execute("PRAGMA journal_size_limit=67108864")
-            self._checkpointer = _Checkpointer(path)
-            self._checkpointer.start()
 
     def __repr__(self) -> str:
         return "SqliteServiceState([secret])"
@@ -334,8 +325,6 @@ class SqliteServiceState(_SqlServiceState):
                 delay = min(2 * delay, _BUSY_LAST_WAIT)
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
         with self._lock:
             self._db.close()
 
@@ -343,36 +332,6 @@ class SqliteServiceState(_SqlServiceState):
 _BUSY_FIRST_WAIT = 50e-6
 _BUSY_LAST_WAIT = 5e-3
 _BUSY_TIMEOUT_SECONDS = 10.0
-
-
-class _Checkpointer(threading.Thread):
-    """Copies the WAL into the database file every ``interval`` seconds, off the event loop.
-
-    Left to SQLite, a commit that finds the WAL over 1000 pages checkpoints, two fsyncs
-    included, on the event loop; with two workers writing, checkpoints often stop short and
-    the next commit tries again: ~30 a second under bench/load.py, each a stall of a worker.
-    Every serving worker runs one of these; when two meet, one finds the checkpoint busy and
-    skips it.
-    """
-
-    def __init__(self, path: Path, *, interval: float = 0.5) -> None:
-        super().__init__(name="pushprov-wal-checkpoint", daemon=True)
-        self._path = path
-        self._interval = interval
-        self._stopped = threading.Event()
-
-    def run(self) -> None:
-        db = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
-        try:
-            while not self._stopped.wait(self._interval):
-                with contextlib.suppress(sqlite3.OperationalError):
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            db.close()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join()
 
 
 class PostgresServiceState(_SqlServiceState):
