@@ -42,7 +42,7 @@ def test_rate_limit_is_exact_within_a_worker_and_shared_through_the_store(tmp_pa
     assert first.admit("c", 8)  # a new window starts from zero
 
 
-def test_crypto_queue_refuses_beyond_its_limit_and_runs_seals_in_bounded_batches() -> None:
+def test_crypto_queue_runs_seals_in_bounded_batches_and_refuses_beyond_its_limit() -> None:
     order: list[str] = []
     ticks = _Ticks()
 
@@ -52,18 +52,20 @@ def test_crypto_queue_refuses_beyond_its_limit_and_runs_seals_in_bounded_batches
             limit=3,
             on_refusal=lambda: refused.append(1),
             batch_seconds=2.0,
+            refusing_batch_seconds=1.0,
+            refusing_seconds=100.0,
             before_batch=lambda: order.append("flush"),
             clock=ticks,
         )
 
         def seal(name: str) -> str:
             order.append(name)
-            ticks.now += 1.5  # each seal takes 1.5 of the batch's 2.0 "seconds"
+            ticks.now += 1.5  # within a 2.0 batch one more starts, within 1.0 none
             return name
 
         async def marker() -> None:
-            for turn in range(3):
-                order.append(f"turn-{turn}")
+            while True:
+                order.append("turn")
                 await asyncio.sleep(0)
 
         def job(name: str) -> asyncio.Future[str]:
@@ -71,28 +73,31 @@ def test_crypto_queue_refuses_beyond_its_limit_and_runs_seals_in_bounded_batches
                 queue.run(lambda: seal(name), at=NOW, request_id=f"r-{name}")
             )
 
-        jobs = [job(name) for name in "abc"]
         ticker = asyncio.ensure_future(marker())
+        assert [await each for each in [job(name) for name in "abc"]] == ["a", "b", "c"]
+        # Full: the fourth is refused at once, and the queue keeps its turns short meanwhile.
+        jobs = [job(name) for name in "def"]
         await asyncio.sleep(0)
         assert queue.depth == 3
         with pytest.raises(Answer) as full:
-            await queue.run(lambda: seal("d"), at=NOW, request_id="r-d")
+            await queue.run(lambda: seal("x"), at=NOW, request_id="r-x")
         assert full.value.status == 503 and b"OVERLOADED" in full.value.body
         assert full.value.headers["retry-after"] == "1" and refused == [1]
-        assert [await job for job in jobs] == ["a", "b", "c"]
-        await ticker
+        assert [await each for each in jobs] == ["d", "e", "f"]
         failing = queue.run(lambda: 1 // 0, at=NOW, request_id=None)
         with pytest.raises(ZeroDivisionError):
             await failing
+        ticker.cancel()
 
     asyncio.run(scenario())
-    assert "d" not in order
-    # a and b back to back (b started within the budget), then the loop turned before c; each
-    # batch began with the hook that sends the answers written so far.
-    first = order.index("flush")
-    assert order[first : first + 3] == ["flush", "a", "b"]
-    assert order.index("b") < order.index("turn-1") < order.index("c")
-    assert order[order.index("c") - 1] == "flush"
+    assert "x" not in order
+    seals = "".join(step if step not in ("turn", "flush") else f"|{step[0]}" for step in order)
+    # Each batch begins with the hook that sends the answers written so far (f). Before the
+    # refusal, a and b run back to back (b started within the budget) and the loop turns (t)
+    # before c; after it, one seal per batch.
+    assert "|fab|" in seals and "|fc" in seals
+    assert "|fd|" in seals and "|fe|" in seals and "|ff" in seals
+    assert seals.index("b|") < seals.index("|t", seals.index("b|")) < seals.index("c")
 
 
 def test_a_revocation_elsewhere_applies_within_the_cache_time(tmp_path: Path) -> None:
