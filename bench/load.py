@@ -6,13 +6,13 @@ with wrk (a separate C process, so the load generator takes little CPU from the 
 
 1. in-process: the seal rate of `seal_gopc` in one process per core, summed;
 2. capacity: wrk closed-loop, enough connections to keep every worker busy; 1 and 2 are
-   taken in turns (``--rounds``, 2), and the ratio is of their means;
+   taken in turns (``--rounds``, 3), and the ratio is of their means;
 3. 80 %: wrk paced to 80 % of that capacity: p50/p99 latency (target p99 < 50 ms);
 4. overload: wrk paced to twice the capacity, twice in a row: 503s must be fast (a probe
    times them), no other 5xx, memory flat across the two rounds.
 
 Every run ends by itself (wrk -d). Prints `RESULT` lines and a JSON summary.
-Usage: python bench/load.py [--seconds 10] [--bits 3072] [--rounds 2]
+Usage: python bench/load.py [--seconds 10] [--bits 3072] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bits", type=int, default=3072)
-    parser.add_argument("--rounds", type=int, default=2, help="in-process/capacity pairs")
+    parser.add_argument("--rounds", type=int, default=3, help="in-process/capacity pairs")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
