@@ -164,6 +164,18 @@ def test_idempotent_replay_and_conflict(server: Server) -> None:
     assert stored is not None and PAN.encode() not in stored.body
 
 
+def test_a_stored_record_wins_over_a_later_refusal(server: Server) -> None:
+    # The record is looked up after the checks that follow the timestamp, when one refuses:
+    # a reused requestId whose new card is refused is still a conflict, not a 400.
+    with server.client() as client:
+        assert client.post("/v1/gopc", json=request_body(PAN, request_id="idem-2")).is_success
+        bad_card = request_body("4111111111111112", request_id="idem-2")  # fails Luhn
+        assert client.post("/v1/gopc", json=bad_card).status_code == 409
+        fresh = client.post("/v1/gopc", json=request_body("4111111111111112", request_id="n-3"))
+    assert fresh.status_code == 400
+    assert as_json(fresh)["errorResponseCode"] == "INVALID_FIELD_VALUE"
+
+
 def test_key_endpoints_and_health(server: Server, live_keys: Keys) -> None:
     with server.client() as client:
         public = as_json(client.get("/v1/keys/public"))
