@@ -36,8 +36,16 @@ function request()
   return wrk.format(nil, "/v1/gopc", nil, body)
 end
 
+-- wrk truncates the delay to whole milliseconds; rounding up or down at random, in proportion,
+-- keeps the mean delay (and so the paced rate) right.
+local delay_floor = math.floor(delay_ms)
+local delay_fraction = delay_ms - delay_floor
+
 function delay()
-  return delay_ms
+  if math.random() < delay_fraction then
+    return delay_floor + 1
+  end
+  return delay_floor
 end
 
 if count_statuses then

@@ -7,7 +7,8 @@ with wrk (a separate C process, so the load generator takes little CPU from the 
 1. in-process: the seal rate of `seal_gopc` in one process per core, summed;
 2. capacity: wrk closed-loop, enough connections to keep every worker busy; 1 and 2 are
    taken in turns (``--rounds``, 3), and the ratio is of their means;
-3. 80 %: wrk paced to 80 % of that capacity: p50/p99 latency (target p99 < 50 ms);
+3. 80 %: wrk paced to 80 % of that capacity (it lands somewhat above; the share reached is
+   printed): p50/p99 latency (target p99 < 50 ms);
 4. overload: wrk paced to twice the capacity, twice in a row: 503s must be fast (a probe
    times them), no other 5xx, memory flat across the two rounds.
 
@@ -299,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             }
             rss_before = _rss_kib(server.pid)
             connections = 8 * cores
+            # 80 %: wrk waits ``delay`` after each answer. Answers come faster below capacity
+            # than at it, so this pacing lands above 80 % (the share reached is reported): the
+            # latency shown is for at least that load.
             target = 0.8 * capacity["ok_rate"]
             delay = 1000 * connections / target - capacity["p50_ms"]
             paced = wrk(
@@ -309,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 delay_ms=delay,
                 count_statuses=False,
             )
+            paced["share_of_capacity"] = round(paced["ok_rate"] / capacity["ok_rate"], 3)
             # Overload: paced to twice the capacity; a probe measures the 503s' own latency.
             heavy = 16 * connections
             overload_delay = 1000 * heavy / (2 * capacity["ok_rate"])
@@ -351,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
             f"RESULT service-capacity-{args.bits} {capacity['ok_rate']:.1f} {ratio:.2f} "
             f"errors={capacity['errors']} rounds={each}"
         )
-        print(f"RESULT service-p99-at-80pct-ms {paced['p99_ms']:.1f} p50={paced['p50_ms']:.1f}")
+        print(
+            f"RESULT service-p99-at-80pct-ms {paced['p99_ms']:.1f} p50={paced['p50_ms']:.1f} "
+            f"load={paced['share_of_capacity']:.2f}x-capacity"
+        )
         fast = probe.summary()
         print(
             f"RESULT service-overload-2x 503s={overload['statuses'].get('503', 0)} "
