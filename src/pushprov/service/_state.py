@@ -275,12 +275,7 @@ class SqliteServiceState(_SqlServiceState):
     _duplicate = sqlite3.IntegrityError
     _unreachable = (sqlite3.Error,)
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, path: Path, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
