@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,21 @@ _TICK_SECONDS = 0.1  # how often a worker publishes its count and reads the othe
 _STALE_SECONDS = 1.0  # a count older than this belongs to a worker that is gone
 
 
-# Per event loop (tests run several, one per thread): the transports holding writes.
-_unflushed: dict[asyncio.AbstractEventLoop, list[_Coalescing]] = {}
+# Per event loop (tests run several, one per thread; a closed loop's entry goes with it): the
+# transports holding writes.
+_unflushed: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Coalescing]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def flush_writes() -> None:
     """Send what every connection of this thread's loop holds, one write each."""
-    with contextlib.suppress(RuntimeError):  # no running loop: nothing can be held
-        held = _unflushed.pop(asyncio.get_running_loop(), None)
-        for transport in held or ():
-            transport.flush()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no running loop: nothing can be held
+        return
+    for transport in _unflushed.pop(loop, ()):
+        transport.flush()
 
 
 class _Coalescing:
