@@ -18,8 +18,8 @@ from .postgres_support import Cluster, find_binaries, postgres_cluster
 # reference time and vectors
 # ---------------------------------------------------------------------------------------------
 
-# CI clones the repository with a copy of shared/ beside it; so does every developer checkout.
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+# Published vectors, kept in the repository with their provenance (tests/vectors/README.md).
+VECTORS = Path(__file__).resolve().parent / "vectors"
 
 # A fixed reference time so every validity check in the suite is reproducible.
 T0 = dt.datetime(2026, 11, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -28,7 +28,7 @@ T0 = dt.datetime(2026, 11, 1, 12, 0, 0, tzinfo=dt.UTC)
 @pytest.fixture(scope="session")
 def vectors() -> Path:
     if not VECTORS.is_dir():
-        pytest.fail(f"test vectors not found at {VECTORS} (shared/ must sit beside the repo)")
+        pytest.fail(f"test vectors not found at {VECTORS}")
     return VECTORS
 
 

@@ -15,7 +15,7 @@ from pushprov.jose._cek import wrap_cek
 from pushprov.jose._compact import b64u_decode, b64u_encode, encode_header
 from pushprov.jose._content import cek_bytes, encrypt_content, iv_bytes
 
-VECTORS = Path(__file__).parents[2] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "vectors"
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 CANARY_PAN = "4927361873506198"  # Luhn-valid, used nowhere else: any sighting is a leak
 

@@ -1,6 +1,6 @@
 """Published vectors driven through our own code paths.
 
-* Wycheproof (C2SP/wycheproof @ dac1dd47, copied unmodified into shared/vectors/wycheproof):
+* Wycheproof (C2SP/wycheproof @ dac1dd47, copied unmodified into tests/vectors/wycheproof):
   RSAES-PKCS1-v1_5 decryption through the PKESK RSA step, RSASSA-PKCS1-v1_5 SHA-384 verification
   through the signature verifier, and SHA-384 signature generation byte-exact through the signer.
 * draft-bre-openpgp-samples: Bob's RSA-3072 key and a message to him, signed by him.
