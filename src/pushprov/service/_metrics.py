@@ -1,7 +1,9 @@
 """Prometheus metrics. Labels carry routes, statuses, key fingerprints and reason classes only.
 
 With several worker processes, prometheus_client's multiprocess mode aggregates at scrape time
-(``PROMETHEUS_MULTIPROC_DIR`` is set by ``serve`` before the workers start).
+(``PROMETHEUS_MULTIPROC_DIR`` is set by ``serve`` before the workers start). prometheus_client
+chooses its value store once, when it is imported; a single worker runs in the process that
+imported it before the variable was set, so the mode is read from that choice, not the variable.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
 __all__ = ["Metrics"]
@@ -95,4 +98,7 @@ class Metrics:
 
 
 def _multiprocess() -> bool:
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    # Metrics write to the shared files only if prometheus_client saw the variable at import.
+    return values.ValueClass is not values.MutexValue and bool(
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    )
