@@ -56,10 +56,10 @@ def test_the_wheel_in_an_empty_venv_runs_help_demo_and_rehearse(tmp_path: Path) 
     assert built.returncode == 0, built.stderr[-3000:]
     (sdist,) = dist.glob("pushprov-*.tar.gz")
     (wheel,) = dist.glob("pushprov-*.whl")
-    with tarfile.open(sdist) as archive:
-        assert any(n.endswith("src/pushprov/py.typed") for n in archive.getnames())
-    with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
+    with tarfile.open(sdist) as tar:
+        assert any(n.endswith("src/pushprov/py.typed") for n in tar.getnames())
+    with zipfile.ZipFile(wheel) as zipped:
+        names = zipped.namelist()
     assert "pushprov/py.typed" in names
     assert not any(n.startswith("tests/") for n in names)
 
