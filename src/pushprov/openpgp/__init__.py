@@ -1,5 +1,7 @@
 """The OpenPGP envelope: RFC 9580 v4 RSA profile on pyca/cryptography primitives."""
 
+from ._armor import armor_data, dearmor_data
+from ._detached import sign_detached, sign_inline, verify_detached, verify_inline
 from ._keys import (
     Certificate,
     KeyInfo,
@@ -17,7 +19,9 @@ __all__ = [
     "KeyInfo",
     "PrivateKeyOps",
     "SecretKey",
+    "armor_data",
     "contains_secret_key",
+    "dearmor_data",
     "decode_message",
     "encode_message",
     "generate_key",
@@ -25,4 +29,8 @@ __all__ = [
     "read_certificates",
     "read_secret_keys",
     "seal",
+    "sign_detached",
+    "sign_inline",
+    "verify_detached",
+    "verify_inline",
 ]
