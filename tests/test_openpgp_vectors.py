@@ -193,7 +193,9 @@ def test_rfc9580_messages_are_refused_clearly(vectors: Path, name: str, keys: An
 
 def test_all_rfc9580_files_are_covered(vectors: Path) -> None:
     names = {p.name for p in (vectors / "rfc9580-appendix-a").iterdir()}
-    assert names - {"A.2-signed-data.txt", "README.md"} == set(RFC9580_EXPECTED) | set(RFC9580_MESSAGES)
+    assert names - {"A.2-signed-data.txt", "README.md"} == set(RFC9580_EXPECTED) | set(
+        RFC9580_MESSAGES
+    )
 
 
 def test_key_file_that_is_not_a_key(vectors: Path) -> None:
