@@ -686,6 +686,25 @@ def _sign_encrypt_cell(
     return cell
 
 
+def cell_sop_decrypt(world: World, peer: Peer) -> Outcome:
+    """The peer's sign+encrypt opened through pushprov-sop decrypt (in process), not the API."""
+    signer = world.rsa_keys(peer)[0]
+    message = peer.sign_encrypt(PAYLOAD, [signer], [world.our_cert(0)], armor=True, tell=Tell())
+    files = world.workdir / f"sop-{peer.name}"
+    files.mkdir(exist_ok=True)
+    (files / "ours.key").write_bytes(world.ours[0].armor().encode())
+    (files / "theirs.cert").write_bytes(signer.cert)
+    argv = ["decrypt", "--verify-with", str(files / "theirs.cert"), "--verifications-out",
+            str(files / "verifications"), str(files / "ours.key")]  # fmt: skip
+    status, out, err = _sop_run(argv, message)
+    if status != 0:
+        return Outcome("FAILED", err.strip())
+    lines = (files / "verifications").read_text().splitlines()
+    if out != PAYLOAD or len(lines) != 1:
+        return Outcome("FAILED", f"plaintext {'ok' if out == PAYLOAD else 'differs'}, {lines}")
+    return Outcome("ok", "exit 0, one verification line")
+
+
 def cell_compressed(world: World, peer: Peer) -> Outcome:
     if "zlib" not in peer.tellable:
         message = peer.sign_encrypt(PAYLOAD, world.rsa_keys(peer)[:1], [world.our_cert(0)],
@@ -847,6 +866,7 @@ CELLS: tuple[Cell, ...] = (
     Cell("se-2x1", "… 2 signers, 1 recipient", _sign_encrypt_cell(2, 1, armor=False)),
     Cell("se-1x2", "… 1 signer, 2 recipients (opened with the 2nd)",
          _sign_encrypt_cell(1, 2, armor=True)),
+    Cell("sop-decrypt", "… opened by pushprov-sop decrypt", cell_sop_decrypt),
     Cell("se-compressed", "… compressed (ZLIB where it can be told)", cell_compressed),
     Cell("told-strong", "told SHA-384 + AES-256, opened by us", cell_told_strong),
     Cell("their-signature", "its detached signature verified by us (pushprov-sop verify)",

@@ -48,7 +48,7 @@ from ._io import read_capped, read_input, write_output
 __all__ = ["SOP_SPEC", "main", "run"]
 
 #: The draft revision whose subcommands, options and exit codes this follows ("~": a subset).
-SOP_SPEC = "~draft-dkg-openpgp-stateless-cli-10"
+SOP_SPEC = "~draft-dkg-openpgp-stateless-cli-13"
 
 _GENERATE_PROFILES = {
     "default": (3072, "RSA-3072 [CS] primary and [E] subkey, 1 year (Google's profile)"),
