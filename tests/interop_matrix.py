@@ -79,6 +79,10 @@ class PeerError(Exception):
     """The peer failed or refused: its own words, shortened."""
 
 
+class PeerUnableError(PeerError):
+    """The peer has no way to do what a cell asks: the cell is n/a."""
+
+
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -130,6 +134,14 @@ class Peer:
         raise NotImplementedError
 
     def verify_detached(self, data: bytes, signature: bytes, cert: bytes) -> bool:
+        raise NotImplementedError
+
+    def clearsign(self, text: bytes, key: Key) -> bytes:
+        """A cleartext-signed message (RFC 9580 §7)."""
+        raise NotImplementedError
+
+    def verify_cleartext(self, message: bytes, cert: bytes) -> bytes | None:
+        """The text when the cleartext signature verifies, else None."""
         raise NotImplementedError
 
     def file(self, data: bytes) -> str:
@@ -184,6 +196,15 @@ class SopPeer(Peer):
         except PeerError:
             return False
 
+    def clearsign(self, text: bytes, key: Key) -> bytes:
+        return _run([self.binary, "inline-sign", "--as=clearsigned", self.file(key.secret)], text)
+
+    def verify_cleartext(self, message: bytes, cert: bytes) -> bytes | None:
+        try:
+            return _run([self.binary, "inline-verify", self.file(cert)], message)
+        except PeerError:
+            return None
+
 
 class Sqop(SopPeer):
     name = "sqop"
@@ -203,6 +224,12 @@ class Gosop(SopPeer):
     def version(self) -> str:
         lines = _run([self.binary, "version", "--extended"]).decode().splitlines()
         return " / ".join(line for line in lines[:2] if line)
+
+    def clearsign(self, text: bytes, key: Key) -> bytes:
+        raise PeerUnableError("has no inline-sign subcommand (only sign/verify, encrypt/decrypt)")
+
+    def verify_cleartext(self, message: bytes, cert: bytes) -> bytes | None:
+        raise PeerUnableError("has no inline-verify subcommand (only sign/verify, encrypt/decrypt)")
 
 
 class Pgpainless(SopPeer):
@@ -300,6 +327,17 @@ class GnuPG(Peer):
         result = self.gpg.verify_detached(signature, data, check=False)
         return signer in result.goodsig_fprs
 
+    def clearsign(self, text: bytes, key: Key) -> bytes:
+        fpr = self._fpr(key.secret)
+        return self.gpg.run(
+            ["--output", "-", "--local-user", fpr, "--clearsign"], stdin=text
+        ).stdout
+
+    def verify_cleartext(self, message: bytes, cert: bytes) -> bytes | None:
+        signer = self._fpr(cert)
+        result = self.gpg.decrypt_verify(message, check=False)
+        return result.plaintext if signer in result.goodsig_fprs else None
+
 
 class OpenPgpJs(Peer):
     name = "OpenPGP.js"
@@ -382,6 +420,16 @@ class OpenPgpJs(Peer):
             }
         )
         return base64.b64decode(str(answer["signature"]))
+
+    def clearsign(self, text: bytes, key: Key) -> bytes:
+        answer = self._call({"op": "clearsign", "text": text.decode(), "key": key.secret.decode()})
+        return str(answer["message"]).encode()
+
+    def verify_cleartext(self, message: bytes, cert: bytes) -> bytes | None:
+        answer = self._call(
+            {"op": "verify_cleartext", "message": message.decode(), "cert": cert.decode()}
+        )
+        return str(answer["text"]).encode() if answer["verified"] else None
 
     def verify_detached(self, data: bytes, signature: bytes, cert: bytes) -> bool:
         answer = self._call(
@@ -475,6 +523,20 @@ class Rnp(Peer):
             "--sign", "--detach", "--userid", key.email, "--output", "-", self.file(data)
         )
 
+    def clearsign(self, text: bytes, key: Key) -> bytes:
+        self._import(key.secret)
+        return self._rnp("--clearsign", "--userid", key.email, "--output", "-", self.file(text))
+
+    def verify_cleartext(self, message: bytes, cert: bytes) -> bytes | None:
+        self._import(cert)
+        proc = subprocess.run(
+            ["rnp", "--homedir", str(self.home), "--verify-cat", "--output", "-",
+             self.file(message)],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        ok = proc.returncode == 0 and b"Good signature" in proc.stderr
+        return proc.stdout if ok else None
+
     def verify_detached(self, data: bytes, signature: bytes, cert: bytes) -> bool:
         self._import(cert)
         data_path = self.file(data)
@@ -555,7 +617,14 @@ class World:
             )
             for k, n in zip(made[2:], ("c", "d"), strict=True)
         ]
+        # Our signer's key as a file for pushprov-sop, written before any peer thread reads it.
+        self.our_key_file = workdir / "our-a.key"
+        self.our_key_file.write_bytes(self.ours[0].armor().encode())
         self._peers: dict[str, Peer] = {}
+        self.seconds: dict[str, float] = {}
+        self._messages: dict[
+            tuple[str, tuple[Key, ...], tuple[bytes, ...], bool, Tell], bytes
+        ] = {}  # wall time per peer, for the summary line
         self._rsa: dict[str, list[Key] | PeerError] = {}
         self._default: dict[str, Key | PeerError] = {}
 
@@ -590,6 +659,17 @@ class World:
         if isinstance(key, PeerError):
             raise key
         return key
+
+    def sign_encrypt(
+        self, peer: Peer, signers: Sequence[Key], recipients: Sequence[bytes], *, armor: bool,
+        tell: Tell,
+    ) -> bytes:  # fmt: skip
+        """PAYLOAD signed and encrypted by the peer; made once per request (cells share them)."""
+        request = (peer.name, tuple(signers), tuple(recipients), armor, tell)
+        if request not in self._messages:
+            made = peer.sign_encrypt(PAYLOAD, signers, recipients, armor=armor, tell=tell)
+            self._messages[request] = made
+        return self._messages[request]
 
     def our_cert(self, index: int) -> bytes:
         return self.ours[index].certificate.armor().encode()
@@ -642,10 +722,7 @@ def _profile_refusal(error: PushprovError) -> bool:
 
 def cell_our_signature(world: World, peer: Peer) -> Outcome:
     """pushprov-sop sign (in process), the peer verifies with our certificate."""
-    key_file = world.workdir / "our-a.key"
-    if not key_file.exists():
-        key_file.write_bytes(world.ours[0].armor().encode())
-    status, signature, err = _sop_run(["sign", "--no-armor", str(key_file)], PAYLOAD)
+    status, signature, err = _sop_run(["sign", "--no-armor", str(world.our_key_file)], PAYLOAD)
     if status != 0:
         return Outcome("FAILED", f"pushprov-sop sign: {err.strip()}")
     if peer.verify_detached(PAYLOAD, signature, world.our_cert(0)):
@@ -675,7 +752,7 @@ def _sign_encrypt_cell(
     def cell(world: World, peer: Peer) -> Outcome:
         keys = world.rsa_keys(peer)[:signers]
         certs = [world.our_cert(i) for i in range(recipients)]
-        message = peer.sign_encrypt(PAYLOAD, keys, certs, armor=armor, tell=tell)
+        message = world.sign_encrypt(peer, keys, certs, armor=armor, tell=tell)
         if armor != message.startswith(b"-----BEGIN PGP MESSAGE-----"):
             return Outcome("FAILED", "armored when binary was asked, or the reverse")
         # Two recipients: open with the second, so its PKESK is the one that must work.
@@ -689,7 +766,7 @@ def _sign_encrypt_cell(
 def cell_sop_decrypt(world: World, peer: Peer) -> Outcome:
     """The peer's sign+encrypt opened through pushprov-sop decrypt (in process), not the API."""
     signer = world.rsa_keys(peer)[0]
-    message = peer.sign_encrypt(PAYLOAD, [signer], [world.our_cert(0)], armor=True, tell=Tell())
+    message = world.sign_encrypt(peer, [signer], [world.our_cert(0)], armor=True, tell=Tell())
     files = world.workdir / f"sop-{peer.name}"
     files.mkdir(exist_ok=True)
     (files / "ours.key").write_bytes(world.ours[0].armor().encode())
@@ -707,7 +784,7 @@ def cell_sop_decrypt(world: World, peer: Peer) -> Outcome:
 
 def cell_compressed(world: World, peer: Peer) -> Outcome:
     if "zlib" not in peer.tellable:
-        message = peer.sign_encrypt(PAYLOAD, world.rsa_keys(peer)[:1], [world.our_cert(0)],
+        message = world.sign_encrypt(peer, world.rsa_keys(peer)[:1], [world.our_cert(0)],
                                     armor=False, tell=Tell())  # fmt: skip
         seen = inspect(message, world.ours[0])
         if seen.compression == "none":
@@ -718,7 +795,7 @@ def cell_compressed(world: World, peer: Peer) -> Outcome:
 
 def cell_told_strong(world: World, peer: Peer) -> Outcome:
     if "strong" not in peer.tellable:
-        message = peer.sign_encrypt(PAYLOAD, world.rsa_keys(peer)[:1], [world.our_cert(0)],
+        message = world.sign_encrypt(peer, world.rsa_keys(peer)[:1], [world.our_cert(0)],
                                     armor=False, tell=Tell())  # fmt: skip
         seen = inspect(message, world.ours[0])
         return Outcome(
@@ -751,6 +828,54 @@ def _first_sig_hash(signature: bytes) -> int:
         return next(body[3] for tag, body in read_packets(binary) if tag == 2)
     except (PushprovError, StopIteration, IndexError):
         return 0
+
+
+CLEARTEXT = b"Issuer notice\n-- dash-escaped line\ntrailing spaces   \n"
+_CLEARTEXT_LINES = [b"Issuer notice", b"-- dash-escaped line", b"trailing spaces"]
+
+
+def _text_lines(text: bytes) -> list[bytes]:
+    """The lines of a verified text, whatever final newline each implementation adds or keeps."""
+    return [line.rstrip() for line in text.rstrip(b"\r\n").splitlines()]
+
+
+def cell_our_cleartext(world: World, peer: Peer) -> Outcome:
+    """pushprov-sop inline-sign --as=clearsigned (in process); the peer verifies it."""
+    argv = ["inline-sign", "--as=clearsigned", str(world.our_key_file)]
+    status, message, err = _sop_run(argv, CLEARTEXT)
+    if status != 0:
+        return Outcome("FAILED", f"pushprov-sop inline-sign: {err.strip()}")
+    text = peer.verify_cleartext(message, world.our_cert(0))
+    if text is None:
+        return Outcome("FAILED", "the peer did not verify our cleartext signature")
+    if _text_lines(text) != _CLEARTEXT_LINES:
+        return Outcome("FAILED", "the peer's text differs")
+    return Outcome("ok", "SHA384 text signature verified, dash-escaping undone")
+
+
+def cell_their_cleartext(world: World, peer: Peer) -> Outcome:
+    """The peer's cleartext-signed message, checked by pushprov-sop inline-verify (in process)."""
+    key = world.rsa_keys(peer)[0]
+    message = peer.clearsign(CLEARTEXT, key)
+    cert_file = world.workdir / f"{peer.name}-cleartext.cert"
+    cert_file.write_bytes(key.cert)
+    status, text, err = _sop_run(["inline-verify", str(cert_file)], message)
+    if status != 0 and peer.verify_cleartext(message, key.cert) is None:
+        # The peer's own verifier rejects it too; show whether trailing whitespace is the cause.
+        plain = peer.clearsign(CLEARTEXT.replace(b"   \n", b"\n"), key)
+        status_plain, _, _ = _sop_run(["inline-verify", str(cert_file)], plain)
+        cause = " (verifies when no line has trailing whitespace)" if status_plain == 0 else ""
+        return Outcome(
+            "peer limitation",
+            f"pushprov-sop: {err.strip().split(': ', 1)[1]}; its own inline-verify rejects the"
+            f" same message{cause}",
+        )
+    if status != 0:
+        return Outcome("FAILED", err.strip())
+    if _text_lines(text) != _CLEARTEXT_LINES:
+        return Outcome("FAILED", "the text differs")
+    hash_line = next((ln for ln in message.splitlines() if ln.startswith(b"Hash:")), b"no Hash:")
+    return Outcome("ok", f"verified ({hash_line.decode()})")
 
 
 def cell_their_rsa_cert(world: World, peer: Peer) -> Outcome:
@@ -794,7 +919,7 @@ def _algorithms(key: Key) -> str:
 
 
 def cell_refuse_unsigned(world: World, peer: Peer) -> Outcome:
-    message = peer.sign_encrypt(PAYLOAD, [], [world.our_cert(0)], armor=False, tell=Tell())
+    message = world.sign_encrypt(peer, [], [world.our_cert(0)], armor=False, tell=Tell())
     return _open_theirs(world, message, world.rsa_keys(peer)[:1], 0)
 
 
@@ -804,7 +929,7 @@ def _refusal_cell(what: str, tell: Tell) -> Callable[[World, Peer], Outcome]:
             return Outcome("n/a", f"cannot be told to use {_WHAT[what]}")
         signers = world.rsa_keys(peer)[:1]
         try:
-            message = peer.sign_encrypt(PAYLOAD, signers, [world.our_cert(0)], armor=False,
+            message = world.sign_encrypt(peer, signers, [world.our_cert(0)], armor=False,
                                         tell=tell)  # fmt: skip
         except PeerError as error:
             return Outcome("n/a", f"the peer refuses to make it: {error}")
@@ -871,6 +996,10 @@ CELLS: tuple[Cell, ...] = (
     Cell("told-strong", "told SHA-384 + AES-256, opened by us", cell_told_strong),
     Cell("their-signature", "its detached signature verified by us (pushprov-sop verify)",
          cell_their_signature),
+    Cell("our-cleartext", "verifies our cleartext-signed message (pushprov-sop inline-sign)",
+         cell_our_cleartext),
+    Cell("their-cleartext", "its cleartext-signed message verified by us (pushprov-sop"
+         " inline-verify)", cell_their_cleartext),
     Cell("their-rsa-cert", "its RSA certificate read by us", cell_their_rsa_cert),
     Cell("their-default-key", "its default key read by us", cell_their_default_key),
     Cell("refuse-unsigned", "its unsigned encryption", cell_refuse_unsigned),
@@ -900,12 +1029,15 @@ EXPECTED: dict[str, dict[str, Status]] = {
     },
     "gosop": {
         **_SOP_CANNOT_BE_TOLD,
+        "our-cleartext": "n/a",
+        "their-cleartext": "n/a",
         "se-2x1": "peer limitation",
         "se-compressed": "n/a",
         "refuse-unsigned": "refused by profile",
     },
     "pgpainless-cli": {
         **_SOP_CANNOT_BE_TOLD,
+        "their-cleartext": "peer limitation",
         "their-rsa-cert": "n/a",
         "their-default-key": "refused by profile",
         "refuse-unsigned": "refused by profile",
@@ -951,6 +1083,8 @@ def run_cell(world: World, peer_name: str, cell_key: str) -> Outcome:
     cell = next(c for c in CELLS if c.key == cell_key)
     try:
         return cell.run(world, peer)
+    except PeerUnableError as error:
+        return Outcome("n/a", str(error))
     except PeerError as error:
         return Outcome("FAILED", f"peer: {error}")
 
@@ -986,8 +1120,11 @@ def run_peer(world: World, name: str) -> list[Result]:
     peer = world.peer(name)
     if not peer.available():
         return [(name, "not installed", cell, Outcome("FAILED", "not installed")) for cell in CELLS]
+    began = time.monotonic()
     version = peer.version()
-    return [(name, version, cell, run_cell(world, name, cell.key)) for cell in CELLS]
+    rows = [(name, version, cell, run_cell(world, name, cell.key)) for cell in CELLS]
+    world.seconds[name] = time.monotonic() - began
+    return rows
 
 
 def run_matrix(world: World, names: Sequence[str] = PEER_NAMES) -> list[Result]:
@@ -1011,12 +1148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = run_matrix(world, only or PEER_NAMES)
         finally:
             world.close()
+        timings = ", ".join(f"{name} {secs:.0f} s" for name, secs in world.seconds.items())
     for name, _version, cell, outcome in results:
         print(f"{name:15} {cell.key:18} {outcome.status}: {outcome.detail}")
     if write:
         rewrite_readme(build_table(results))
     failed = sum(1 for *_, o in results if o.status == "FAILED")
-    print(f"{len(results)} cells, {failed} failed, {time.monotonic() - began:.1f} s")
+    print(f"{len(results)} cells, {failed} failed, {time.monotonic() - began:.1f} s ({timings})")
     return 1 if failed else 0
 
 

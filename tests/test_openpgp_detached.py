@@ -95,3 +95,36 @@ def test_armor_labels_follow_the_first_packet(keys: Keys) -> None:
     assert openpgp.dearmor_data(openpgp.armor_data(message)) == message
     with pytest.raises(MalformedInputError):
         openpgp.armor_data(cert[:-5])  # truncated: not OpenPGP all the way
+
+
+def test_cleartext_round_trip_and_dash_escaping(keys: Keys) -> None:
+    text = "-- a dash line\r\nplain  \n\nend\n"
+    message = openpgp.sign_cleartext(text, sign_with=[keys.issuer_a], at=T0)
+    lines = message.decode().split("\n")
+    assert lines[:6] == ["-----BEGIN PGP SIGNED MESSAGE-----", "Hash: SHA384", "",
+                         "- -- a dash line", "plain", ""]  # fmt: skip
+    data, verified = openpgp.verify_cleartext(
+        message, verify_with=[keys.issuer_a.certificate], at=T0
+    )
+    # The signed text: trailing whitespace dropped, LF line endings, the final newline kept.
+    assert data == b"-- a dash line\nplain\n\nend\n"
+    assert [v.certificate for v in verified] == [keys.issuer_a.fingerprint]
+    # Whitespace at line ends does not count (RFC 9580 §7.2); a changed word does.
+    padded = message.replace(b"\nplain\n", b"\nplain \t\n")
+    assert openpgp.verify_cleartext(padded, verify_with=[keys.issuer_a.certificate], at=T0)
+    with pytest.raises(SignatureInvalidError):
+        openpgp.verify_cleartext(message.replace(b"end", b"End"),
+                                 verify_with=[keys.issuer_a.certificate], at=T0)  # fmt: skip
+
+
+def test_cleartext_refusals(keys: Keys) -> None:
+    cert = keys.issuer_a.certificate
+    binary_sig = openpgp.armor_data(openpgp.sign_detached(b"x", sign_with=[keys.issuer_a], at=T0))
+    forged = b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA384\n\nx\n" + binary_sig
+    with pytest.raises(MalformedInputError, match="non-text signature"):
+        openpgp.verify_cleartext(forged, verify_with=[cert], at=T0)
+    with pytest.raises(MalformedInputError, match="without its signature"):
+        openpgp.verify_cleartext(b"-----BEGIN PGP SIGNED MESSAGE-----\n\nx\n",
+                                 verify_with=[cert], at=T0)  # fmt: skip
+    with pytest.raises(MalformedInputError, match="not a cleartext"):
+        openpgp.verify_cleartext(b"hello", verify_with=[cert], at=T0)

@@ -71,8 +71,10 @@ def test_openpgp_exports_are_pinned() -> None:
         "read_certificates",
         "read_secret_keys",
         "seal",
+        "sign_cleartext",
         "sign_detached",
         "sign_inline",
+        "verify_cleartext",
         "verify_detached",
         "verify_inline",
     ]

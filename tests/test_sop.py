@@ -112,6 +112,10 @@ def test_exit_codes_are_the_drafts() -> None:
     }
 
 
+def test_public_surface_is_pinned() -> None:
+    assert sorted(sop.__all__) == ["SOP_SPEC", "SopError", "SopFailure", "main", "run"]
+
+
 def test_unknown_subcommand_option_and_missing_argument() -> None:
     fails(SopFailure.UNSUPPORTED_SUBCOMMAND, "inline-detach")
     fails(SopFailure.UNSUPPORTED_SUBCOMMAND, "revoke-key")
@@ -266,12 +270,27 @@ def test_inline_sign_and_verify(files: Files) -> None:
     assert ok("inline-verify", "--verifications-out", out, files.alice_cert, stdin=message) == DATA
     assert Path(out).read_text().split()[1] == files.alice_key.fingerprint
     fails(SopFailure.NO_SIGNATURE, "inline-verify", files.old_cert, stdin=message)
-    fails(SopFailure.UNSUPPORTED_OPTION, "inline-sign", "--as=clearsigned", files.alice,
-          stdin=DATA)  # fmt: skip
+    # RFC 9580's cleartext vector is signed by a v6 key: no signature we can read.
     cleartext = (VECTORS / "rfc9580-appendix-a" / "A.6-cleartext-signed.asc").read_bytes()
-    fails(SopFailure.BAD_DATA, "inline-verify", files.alice_cert, stdin=cleartext)
+    fails(SopFailure.NO_SIGNATURE, "inline-verify", files.alice_cert, stdin=cleartext)
     binary = ok("inline-sign", "--no-armor", "--as=text", files.alice, stdin=DATA)
     assert ok("inline-verify", files.alice_cert, stdin=binary) == DATA
+
+
+def test_cleartext_signatures(files: Files) -> None:
+    text = b"-----BEGIN PGP MESSAGE----- is only text here\nspaces at the end   \n"
+    message = ok("inline-sign", "--as=clearsigned", files.alice, stdin=text)
+    assert message.startswith(b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA384\n\n- -----BEGIN")
+    out = files.new("cleartext.verifications")
+    verified = ok("inline-verify", "--verifications-out", out, files.alice_cert, stdin=message)
+    assert verified == b"-----BEGIN PGP MESSAGE----- is only text here\nspaces at the end\n"
+    assert Path(out).read_text().split()[2] == files.alice_key.fingerprint
+    tampered = message.replace(b"only text", b"only Text")
+    fails(SopFailure.NO_SIGNATURE, "inline-verify", files.alice_cert, stdin=tampered)
+    fails(SopFailure.INCOMPATIBLE_OPTIONS, "inline-sign", "--as=clearsigned", "--no-armor",
+          files.alice, stdin=text)  # fmt: skip
+    fails(SopFailure.EXPECTED_TEXT, "inline-sign", "--as=clearsigned", files.alice,
+          stdin=b"\xff")  # fmt: skip
 
 
 def test_expired_key_cannot_sign(files: Files) -> None:

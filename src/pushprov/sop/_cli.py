@@ -251,9 +251,13 @@ def _build_inline_sign(parser: argparse.ArgumentParser) -> None:
 
 
 def _inline_sign(args: argparse.Namespace, data: bytes) -> bytes:
-    if args.as_ == "clearsigned":
-        raise SopError(SopFailure.UNSUPPORTED_OPTION, "the cleartext signature framework")
     keys = _signing_keys(args.keys, args.with_key_password)
+    if args.as_ == "clearsigned":
+        _text_mode("text", data)
+        if args.no_armor:
+            raise SopError(SopFailure.INCOMPATIBLE_OPTIONS, "a cleartext message is armored")
+        text_data = data.decode("utf-8")
+        return _signing(lambda at: openpgp.sign_cleartext(text_data, sign_with=keys, at=at))
     text = _text_mode(args.as_, data)
     message = _signing(lambda at: openpgp.sign_inline(data, sign_with=keys, at=at, text=text))
     return message if args.no_armor else openpgp.encode_message(message, Encoding.ARMOR)
@@ -270,10 +274,10 @@ def _inline_verify(args: argparse.Namespace, data: bytes) -> bytes:
         raise SopError(SopFailure.MISSING_ARG, "inline-verify needs at least one certificate")
     certs = _certificate_files(args.certs)
     at, not_before = _window(args.not_before, args.not_after)
-    if data.lstrip().startswith(b"-----BEGIN PGP SIGNED MESSAGE-----"):
-        raise SopError(SopFailure.BAD_DATA, "the cleartext signature framework is not supported")
+    cleartext = data.lstrip().startswith(b"-----BEGIN PGP SIGNED MESSAGE-----")
+    verify = openpgp.verify_cleartext if cleartext else openpgp.verify_inline
     try:
-        plaintext, verified = openpgp.verify_inline(data, verify_with=certs, at=at)
+        plaintext, verified = verify(data, verify_with=certs, at=at)
     except (SignatureInvalidError, PolicyViolationError) as error:
         raise SopError(SopFailure.NO_SIGNATURE, error.message) from None
     except MalformedInputError as error:

@@ -105,6 +105,27 @@ async function run(req) {
       }
       return { verified };
     }
+    case 'clearsign': {
+      const message = await openpgp.createCleartextMessage({ text: req.text });
+      const signed = await openpgp.sign({ message, signingKeys: await readKeys([req.key]) });
+      return { message: signed };
+    }
+    case 'verify_cleartext': {
+      const message = await openpgp.readCleartextMessage({ cleartextMessage: req.message });
+      const { data, signatures } = await openpgp.verify({
+        message,
+        verificationKeys: await readCerts([req.cert]),
+      });
+      let verified = signatures.length > 0;
+      for (const sig of signatures) {
+        try {
+          await sig.verified;
+        } catch {
+          verified = false;
+        }
+      }
+      return { text: data, verified };
+    }
     default:
       throw new Error(`unknown op ${req.op}`);
   }
