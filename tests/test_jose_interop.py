@@ -3,15 +3,16 @@
 Peers: panva jose 6 and 5 (Node.js, tests/interop/node), jwcrypto and joserfc (Python). A
 peer seals as its documentation shows: a compact JWS (RS256, the common default and one our
 policy accepts), then a compact JWE of that string; no "cty", no options. It opens ours with
-its plain decrypt and verify calls. A cell is alg x enc x zip (8 of them).
+its plain decrypt and verify calls. A cell is alg x enc x zip (8 of them), signed RS256; the
+other JWS algorithms our policy takes (PS256, RS384, RS512) get one cell each, both ways.
 
 Where a peer refuses a cell in its default settings, the test asserts that refusal with the
 peer's own error, then runs the cell with the one opt-in the peer documents for it, if any:
-jwcrypto's ``algs=``, joserfc's ``JWERegistry(algorithms=...)`` (its header checks stay
-strict), Node's ``--security-revert=CVE-2023-46809`` for jose 5's RSA1_5 decryption. Cells
-no setting enables are skipped with the refusal as the reason: jose 6 has no RSA1_5, jose 5
-has no "zip". RSA1_5 cells use a recipient key pinned to RSA1_5 (same kid): we use RSA1_5
-only with such keys.
+jwcrypto's ``algs=``, joserfc's ``JWERegistry``/``JWSRegistry(algorithms=...)`` (its header
+checks stay strict), Node's ``--security-revert=CVE-2023-46809`` for jose 5's RSA1_5
+decryption. Cells no setting enables are skipped with the refusal as the reason: jose 6 has
+no RSA1_5, jose 5 has no "zip". RSA1_5 cells use a recipient key pinned to RSA1_5 (same
+kid): we use RSA1_5 only with such keys.
 """
 
 from __future__ import annotations
@@ -64,15 +65,22 @@ class Cell:
     alg: str
     enc: str
     zip: bool
+    jws_alg: str = "RS256"
 
     @property
     def id(self) -> str:
-        return f"{self.alg}-{self.enc}-{'zip' if self.zip else 'nozip'}"
+        zipped = "zip" if self.zip else "nozip"
+        signed = "" if self.jws_alg == "RS256" else f"-{self.jws_alg}"
+        return f"{self.alg}-{self.enc}-{zipped}{signed}"
 
 
-CELLS = [Cell(*cell) for cell in PROFILE_CELLS]
-CASES = [(peer, index) for peer in PEERS for index in range(len(CELLS))]
-CASE_IDS = [f"{peer}-{CELLS[index].id}" for peer, index in CASES]
+CELLS = tuple(Cell(*cell) for cell in PROFILE_CELLS)
+SIGNATURE_CELLS = tuple(
+    Cell("RSA-OAEP-256", "A256GCM", False, a) for a in ("PS256", "RS384", "RS512")
+)
+GROUPS = {"profile": CELLS, "signatures": SIGNATURE_CELLS}
+CASES = [(p, g, i) for g, cells in GROUPS.items() for p in PEERS for i in range(len(cells))]
+CASE_IDS = [f"{peer}-{GROUPS[group][index].id}" for peer, group, index in CASES]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +103,9 @@ def default_refusal(peer: str, direction: str, cell: Cell) -> Refusal | None:
     if peer == "jwcrypto" and cell.alg == "RSA1_5":
         return Refusal("Algorithm not allowed", opt_in=True)
     if peer == "joserfc":
-        # The default registry takes "recommended" algorithms only: RSA-OAEP (SHA-1) is one,
-        # RSA-OAEP-256 and RSA1_5 are not.
-        return Refusal(f"Algorithm of '{cell.alg}' is not recommended", opt_in=True)
+        # The default registries take "recommended" algorithms only: RSA-OAEP (SHA-1) and
+        # RS256 are, RSA-OAEP-256, RSA1_5, PS256, RS384 and RS512 are not.
+        return Refusal("Algorithm of '[^']+' is not recommended", opt_in=True)
     return None
 
 
@@ -127,8 +135,8 @@ def _jwcrypto_seal(cell: Cell, opt_in: bool) -> dict[str, Any]:
         signature = jw_jws.JWS(PAYLOAD)
         signature.add_signature(
             jw_jwk.JWK(**_jwk(signer, private=True)),
-            alg="RS256",
-            protected={"alg": "RS256", "kid": signer.kid},
+            alg=cell.jws_alg,
+            protected={"alg": cell.jws_alg, "kid": signer.kid},
         )
         header = {"alg": cell.alg, "enc": cell.enc, "kid": recipient.kid}
         if cell.zip:
@@ -166,13 +174,20 @@ def _joserfc_registry(cell: Cell, opt_in: bool) -> rfc_jwe.JWERegistry | None:
     return rfc_jwe.JWERegistry(algorithms=[cell.alg, cell.enc, "DEF"]) if opt_in else None
 
 
+def _joserfc_jws_registry(cell: Cell, opt_in: bool) -> rfc_jws.JWSRegistry | None:
+    # RS256 is "recommended": its JWS always goes through the default registry.
+    recommended = cell.jws_alg in rfc_jws.JWSRegistry.recommended
+    return rfc_jws.JWSRegistry(algorithms=[cell.jws_alg]) if opt_in and not recommended else None
+
+
 def _joserfc_seal(cell: Cell, opt_in: bool) -> dict[str, Any]:
     signer, recipient = _keys(cell.alg)
     try:
         jws = rfc_jws.serialize_compact(
-            {"alg": "RS256", "kid": signer.kid},
+            {"alg": cell.jws_alg, "kid": signer.kid},
             PAYLOAD,
             RSAKey.import_key(_jwk(signer, private=True)),
+            registry=_joserfc_jws_registry(cell, opt_in),
         )
         header = {"alg": cell.alg, "enc": cell.enc, "kid": recipient.kid}
         if cell.zip:
@@ -202,7 +217,9 @@ def _joserfc_open(cell: Cell, token: str, opt_in: bool) -> dict[str, Any]:
             )
         assert decrypted.plaintext is not None
         verified = rfc_jws.deserialize_compact(
-            decrypted.plaintext, RSAKey.import_key(_jwk(signer, private=False))
+            decrypted.plaintext,
+            RSAKey.import_key(_jwk(signer, private=False)),
+            registry=_joserfc_jws_registry(cell, opt_in),
         )
         return {
             "payload_b64": base64.b64encode(verified.payload).decode(),
@@ -240,7 +257,7 @@ def _run_node(mode: str, request: dict[str, Any], flags: tuple[str, ...] = ()) -
     return result
 
 
-def _panva_seal(lib: str) -> list[dict[str, Any]]:
+def _panva_seal(lib: str, cells: tuple[Cell, ...]) -> list[dict[str, Any]]:
     signer, _ = _keys()
     request = {
         "payload_b64": base64.b64encode(PAYLOAD).decode(),
@@ -251,27 +268,29 @@ def _panva_seal(lib: str) -> list[dict[str, Any]]:
                 "alg": cell.alg,
                 "enc": cell.enc,
                 "zip": cell.zip,
-                "jws_alg": "RS256",
+                "jws_alg": cell.jws_alg,
                 "enc_jwk": _jwk(_keys(cell.alg)[1], private=False),
             }
-            for cell in CELLS
+            for cell in cells
         ],
     }
     return _run_node("seal", request)
 
 
-def _panva_open(lib: str, opt_in: bool) -> list[dict[str, Any]]:
-    cells = [
-        {
-            "lib": lib,
-            "token": token.decode(),
-            "alg": cell.alg,
-            "jws_alg": "RS256",
-            "dec_jwk": _jwk(_keys(cell.alg)[1], private=True),
-        }
-        for cell, token in zip(CELLS, our_tokens(), strict=True)
-    ]
-    request = {"verify_jwk": _jwk(_keys()[0], private=False), "cells": cells}
+def _panva_open(lib: str, opt_in: bool, cells: tuple[Cell, ...]) -> list[dict[str, Any]]:
+    request = {
+        "verify_jwk": _jwk(_keys()[0], private=False),
+        "cells": [
+            {
+                "lib": lib,
+                "token": token.decode(),
+                "alg": cell.alg,
+                "jws_alg": cell.jws_alg,
+                "dec_jwk": _jwk(_keys(cell.alg)[1], private=True),
+            }
+            for cell, token in zip(cells, our_tokens(cells), strict=True)
+        ],
+    }
     return _run_node("open", request, (NODE_REVERT,) if opt_in else ())
 
 
@@ -286,26 +305,28 @@ _PY_OPEN: dict[str, Callable[[Cell, str, bool], dict[str, Any]]] = {
 
 
 @functools.cache
-def sealed_by(peer: str, opt_in: bool) -> tuple[dict[str, Any], ...]:
-    """Every cell as ``peer`` seals it (jose has no opt-in for sealing: one run serves both)."""
+def sealed_by(peer: str, opt_in: bool, group: str) -> tuple[dict[str, Any], ...]:
+    """The group's cells as ``peer`` seals them (jose has no opt-in for sealing: one run)."""
+    cells = GROUPS[group]
     if peer in _PY_SEAL:
-        return tuple(_PY_SEAL[peer](cell, opt_in) for cell in CELLS)
-    return sealed_by(peer, False) if opt_in else tuple(_panva_seal(peer))
+        return tuple(_PY_SEAL[peer](cell, opt_in) for cell in cells)
+    return sealed_by(peer, False, group) if opt_in else tuple(_panva_seal(peer, cells))
 
 
 @functools.cache
-def opened_by(peer: str, opt_in: bool) -> tuple[dict[str, Any], ...]:
-    """Every one of our cells as ``peer`` opens it."""
+def opened_by(peer: str, opt_in: bool, group: str) -> tuple[dict[str, Any], ...]:
+    """The group's cells, sealed by us, as ``peer`` opens them."""
+    cells = GROUPS[group]
     if peer in _PY_OPEN:
         return tuple(
             _PY_OPEN[peer](cell, token.decode(), opt_in)
-            for cell, token in zip(CELLS, our_tokens(), strict=True)
+            for cell, token in zip(cells, our_tokens(cells), strict=True)
         )
-    return tuple(_panva_open(peer, opt_in))
+    return tuple(_panva_open(peer, opt_in, cells))
 
 
 @functools.cache
-def our_tokens() -> tuple[bytes, ...]:
+def our_tokens(cells: tuple[Cell, ...]) -> tuple[bytes, ...]:
     signer, _ = _keys()
     return tuple(
         seal_jwe(
@@ -315,19 +336,21 @@ def our_tokens() -> tuple[bytes, ...]:
             at=NOW,
             alg=cell.alg,
             enc=cell.enc,
+            jws_alg=cell.jws_alg,
             compress=cell.zip,
         )
-        for cell in CELLS
+        for cell in cells
     )
 
 
-def _outcome(
-    peer: str, direction: str, index: int, run: Callable[[str, bool], tuple[dict[str, Any], ...]]
-) -> dict[str, Any]:
+Run = Callable[[str, bool, str], tuple[dict[str, Any], ...]]
+
+
+def _outcome(peer: str, direction: str, group: str, index: int, run: Run) -> dict[str, Any]:
     """The peer's result for a cell: by default, or after asserting its default refusal, with
     its opt-in; skipped with the refusal as the reason when the peer has none."""
-    outcome = run(peer, False)[index]
-    refusal = default_refusal(peer, direction, CELLS[index])
+    outcome = run(peer, False, group)[index]
+    refusal = default_refusal(peer, direction, GROUPS[group][index])
     if refusal is None:
         assert "error" not in outcome, outcome.get("error")
         return outcome
@@ -335,7 +358,7 @@ def _outcome(
     assert re.search(refusal.error, outcome["error"]), outcome["error"]
     if not refusal.opt_in:
         pytest.skip(f"{peer} cannot {direction} this cell in any setting: {outcome['error']}")
-    outcome = run(peer, True)[index]
+    outcome = run(peer, True, group)[index]
     assert "error" not in outcome, outcome.get("error")
     return outcome
 
@@ -343,11 +366,11 @@ def _outcome(
 # --- peers seal, we open ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("peer", "index"), CASES, ids=CASE_IDS)
-def test_peer_tokens_open_with_us(peer: str, index: int) -> None:
-    cell = CELLS[index]
+@pytest.mark.parametrize(("peer", "group", "index"), CASES, ids=CASE_IDS)
+def test_peer_tokens_open_with_us(peer: str, group: str, index: int) -> None:
+    cell = GROUPS[group][index]
     signer, recipient = _keys(cell.alg)
-    token = _outcome(peer, "seal", index, sealed_by)["token"].encode()
+    token = _outcome(peer, "seal", group, index, sealed_by)["token"].encode()
     header = decode_header(token)
     assert "cty" not in header  # the peers' way: a nested JWS with nothing declaring it
     assert (header["alg"], header["enc"], header.get("zip")) == (
@@ -359,7 +382,7 @@ def test_peer_tokens_open_with_us(peer: str, index: int) -> None:
     assert opened.plaintext == PAYLOAD
     assert (opened.signers, opened.cipher) == ((signer.kid,), cell.enc)
     (signature,) = opened.signatures
-    assert (signature.hash_algorithm, signature.created) == ("RS256", None)
+    assert (signature.hash_algorithm, signature.created) == (cell.jws_alg, None)
 
 
 def _cli(*args: str, stdin: bytes, cwd: Path) -> subprocess.CompletedProcess[bytes]:
@@ -392,7 +415,10 @@ def test_peer_tokens_open_with_the_cli(peer: str, key_files: Path) -> None:
     tokens = [
         outcome["token"].encode()
         for index in range(len(CELLS))
-        for outcome in (sealed_by(peer, False)[index], sealed_by(peer, True)[index])
+        for outcome in (
+            sealed_by(peer, False, "profile")[index],
+            sealed_by(peer, True, "profile")[index],
+        )
         if "token" in outcome
     ]
     tokens = list(dict.fromkeys(tokens))  # jose seals once for both settings
@@ -419,14 +445,14 @@ def test_peer_tokens_open_with_the_cli(peer: str, key_files: Path) -> None:
 # --- we seal, peers open ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("peer", "index"), CASES, ids=CASE_IDS)
-def test_our_tokens_open_with_peer(peer: str, index: int) -> None:
-    cell = CELLS[index]
+@pytest.mark.parametrize(("peer", "group", "index"), CASES, ids=CASE_IDS)
+def test_our_tokens_open_with_peer(peer: str, group: str, index: int) -> None:
+    cell = GROUPS[group][index]
     signer, recipient = _keys(cell.alg)
-    outcome = _outcome(peer, "open", index, opened_by)
+    outcome = _outcome(peer, "open", group, index, opened_by)
     assert base64.b64decode(outcome["payload_b64"]) == PAYLOAD
     # Registered members only: strict peers (joserfc's default registry) refuse any other.
-    assert outcome["jws_header"] == {"alg": "RS256", "kid": signer.kid}
+    assert outcome["jws_header"] == {"alg": cell.jws_alg, "kid": signer.kid}
     assert outcome["jwe_header"] == {
         "alg": cell.alg,
         "enc": cell.enc,
@@ -451,18 +477,6 @@ def test_joserfc_default_registry_refuses_a_signing_time_in_the_header() -> None
         rfc_jws.deserialize_compact(with_iat, public)
     plain = rfc_jws.serialize_compact({"alg": "RS256", "kid": signer.kid}, PAYLOAD, secret)
     assert rfc_jws.deserialize_compact(plain, public).payload == PAYLOAD
-
-
-@pytest.mark.parametrize("jws_alg", ["PS256", "RS384", "RS512"])
-def test_other_signature_algorithms_verify_with_jwcrypto(jws_alg: str) -> None:
-    signer, recipient = _keys()
-    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW, jws_alg=jws_alg)
-    decrypted = jw_jwe.JWE()
-    decrypted.deserialize(token.decode(), key=jw_jwk.JWK(**_jwk(recipient, private=True)))
-    verified = jw_jws.JWS()
-    verified.deserialize(decrypted.payload.decode())
-    verified.verify(jw_jwk.JWK(**_jwk(signer, private=False)), alg=jws_alg)
-    assert verified.payload == PAYLOAD
 
 
 def test_thumbprints_agree_with_jwcrypto() -> None:
