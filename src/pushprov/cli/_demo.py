@@ -6,13 +6,30 @@ card; "Google" opens it exactly as the sandbox would and a masked summary is pri
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import secrets
 import time
+from typing import BinaryIO
 
 from .. import _api, openpgp
 from .._card import Card, Gopc, Pan
 from .._errors import PushprovError
+from ._options import Subparsers
+
+__all__ = ["random_test_pan", "register", "run_demo"]
+
+
+def register(commands: Subparsers) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="end-to-end demo on throwaway sandbox keys (issuer and stand-in Google)",
+    )
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(_: argparse.Namespace, at: _dt.datetime, _stdin: BinaryIO) -> bytes:
+    return run_demo(at)
 
 
 def random_test_pan(prefix: str = "400000", length: int = 16) -> Pan:

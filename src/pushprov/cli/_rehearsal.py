@@ -220,15 +220,7 @@ def run_rehearsal(
 
 
 def _run(r: _Rehearsal, clients: int) -> tuple[bytes, int]:
-    # Keys: the issuer's signing key A, the sandbox's encryption key S1, exchanged and verified.
-    a = r.generate("issuer", "Issuer-A")
-    s1 = r.generate("sandbox", "Sandbox-S1")
-    r.promote("issuer", a)
-    r.promote("sandbox", s1)
-    r.hand_over(s1, "sandbox", "issuer", owner="google")
-    r.hand_over(a, "issuer", "sandbox", owner="issuer")
-    r.promote("issuer", s1)
-    r.promote("sandbox", a)
+    a, s1 = _first_keys(r)
     api_key = subprocess.run(
         [sys.executable, "-m", "pushprov", "clients", "add", "rehearsal",
          "--data-dir", str(r.root / "issuer")],
@@ -262,32 +254,8 @@ def _run(r: _Rehearsal, clients: int) -> tuple[bytes, int]:
             threads.append(thread)
         traffic_started = time.monotonic()
         r.settle()
-        # 1. The issuer's signing key, A -> B. The sandbox trusts B before the issuer signs with
-        #    it; A leaves the sandbox's trust only after the issuer stopped using it.
-        b = r.generate("issuer", "Issuer-B")
-        r.hand_over(b, "issuer", "sandbox", owner="issuer")
-        r.promote("sandbox", b)
-        r.settle()
-        r.promote("issuer", b, replacing=(a,))
-        r.settle()
-        r.retire("issuer", a, final=True)
-        r.retire("sandbox", a, final=False)
-        r.settle()
-        r.retire("sandbox", a, final=True)
-        r.settle()
-        # 2. The sandbox's encryption key, S1 -> S2. The sandbox can decrypt with S2 before the
-        #    issuer encrypts to it; S1 is retired on the sandbox only after the issuer dropped it.
-        s2 = r.generate("sandbox", "Sandbox-S2")
-        r.promote("sandbox", s2)
-        r.hand_over(s2, "sandbox", "issuer", owner="google")
-        r.settle()
-        r.promote("issuer", s2, replacing=(s1,))
-        r.settle()
-        r.retire("issuer", s1, final=True)
-        r.retire("sandbox", s1, final=False)
-        r.settle()
-        r.retire("sandbox", s1, final=True)
-        r.settle()
+        _rotate_issuer_key(r, a)
+        _rotate_sandbox_key(r, s1)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
@@ -298,25 +266,75 @@ def _run(r: _Rehearsal, clients: int) -> tuple[bytes, int]:
     return _report(r, elapsed)
 
 
+def _first_keys(r: _Rehearsal) -> tuple[str, str]:
+    """The issuer's signing key A, the sandbox's encryption key S1, exchanged and verified."""
+    a = r.generate("issuer", "Issuer-A")
+    s1 = r.generate("sandbox", "Sandbox-S1")
+    r.promote("issuer", a)
+    r.promote("sandbox", s1)
+    r.hand_over(s1, "sandbox", "issuer", owner="google")
+    r.hand_over(a, "issuer", "sandbox", owner="issuer")
+    r.promote("issuer", s1)
+    r.promote("sandbox", a)
+    return a, s1
+
+
+def _rotate_issuer_key(r: _Rehearsal, a: str) -> None:
+    """A -> B. The sandbox trusts B before the issuer signs with it; A leaves the sandbox's
+    trust only after the issuer stopped using it."""
+    b = r.generate("issuer", "Issuer-B")
+    r.hand_over(b, "issuer", "sandbox", owner="issuer")
+    r.promote("sandbox", b)
+    r.settle()
+    r.promote("issuer", b, replacing=(a,))
+    r.settle()
+    r.retire("issuer", a, final=True)
+    r.retire("sandbox", a, final=False)
+    r.settle()
+    r.retire("sandbox", a, final=True)
+    r.settle()
+
+
+def _rotate_sandbox_key(r: _Rehearsal, s1: str) -> None:
+    """S1 -> S2. The sandbox can decrypt with S2 before the issuer encrypts to it; S1 is
+    retired on the sandbox only after the issuer dropped it."""
+    s2 = r.generate("sandbox", "Sandbox-S2")
+    r.promote("sandbox", s2)
+    r.hand_over(s2, "sandbox", "issuer", owner="google")
+    r.settle()
+    r.promote("issuer", s2, replacing=(s1,))
+    r.settle()
+    r.retire("issuer", s1, final=True)
+    r.retire("sandbox", s1, final=False)
+    r.settle()
+    r.retire("sandbox", s1, final=True)
+    r.settle()
+
+
 def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
     total = len(r.samples)
     accepted = sum(1 for s in r.samples if s.reason == "ACCEPTED")
     failed = sum(1 for s in r.samples if s.status != 200)
-    rejected = total - accepted - failed
     lines = [
         "pushprov rehearsal: issuer service + Google sandbox on loopback over TLS",
         f"  traffic      {total} GOPCs in {elapsed:.1f} s ({total / elapsed:.1f}/s), "
-        f"accepted {accepted}, rejected {rejected}, failed {failed}",
+        f"accepted {accepted}, rejected {total - accepted - failed}, failed {failed}",
         f"  pushprov     {_percentiles([s.pushprov_ms for s in r.samples])} (POST /v1/gopc)",
         f"  end to end   {_percentiles([s.total_ms for s in r.samples])} "
         "(session + GOPC + acceptance)",
+        *_problems_and_timeline(r),
     ]
+    ok = total > 0 and accepted == total
+    lines.append("rehearsal ok" if ok else "REHEARSAL FAILED")
+    return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
+
+
+def _problems_and_timeline(r: _Rehearsal) -> list[str]:
+    lines: list[str] = []
     reasons = sorted({s.reason for s in r.samples if s.reason != "ACCEPTED"})
     if reasons:
         lines.append(f"  problems     {', '.join(reasons)}")
     lines.append("  key timeline (seconds from start; every promotion ran its self-test first)")
     for event in r.events:
         lines.append(f"    {event.at:6.1f}  {event.side:8} {event.key:11} {event.change}")
-    ok = total > 0 and accepted == total
-    lines.append("rehearsal ok" if ok else "REHEARSAL FAILED")
-    return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
+    return lines

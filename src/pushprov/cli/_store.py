@@ -7,16 +7,18 @@ concurrent runs serialize on a database lock. The embedded SQLite store needs no
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
-from typing import Any
+from typing import BinaryIO
 
 from .._errors import UsageError
 from ..store import is_postgres_url, migrate, redacted_url
+from ._options import Subparsers
 
-__all__ = ["add_store_commands", "run_store_command"]
+__all__ = ["register"]
 
 
-def add_store_commands(commands: Any) -> None:
+def register(commands: Subparsers) -> None:
     store = commands.add_parser(
         "store", help="the shared PostgreSQL store: create or upgrade its schema"
     ).add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
@@ -28,9 +30,10 @@ def add_store_commands(commands: Any) -> None:
     )
     run.add_argument("--store", required=True, metavar="URL", help="postgresql://user@host/db")
     run.add_argument("--json", action="store_true", help="machine-readable output")
+    run.set_defaults(handler=_migrate)
 
 
-def run_store_command(args: argparse.Namespace) -> bytes:
+def _migrate(args: argparse.Namespace, _at: _dt.datetime, _: BinaryIO) -> bytes:
     if not is_postgres_url(args.store):
         raise UsageError("store migrate needs a postgresql:// URL (SQLite needs no migration)")
     before, after = migrate(args.store)
