@@ -1,6 +1,7 @@
-"""A small read-only dashboard: key inventory, a timeline of each key's states, the warnings
-`keys check` would give, and live counters. Server-rendered HTML with inline SVG; no scripts,
-no external assets (so a strict Content-Security-Policy holds). Every value is escaped."""
+"""GET /dashboard, a small read-only page: key inventory, a timeline of each key's states, the
+warnings `keys check` would give, and live counters. Server-rendered HTML with inline SVG; no
+scripts, no external assets (so a strict Content-Security-Policy holds). Every value is escaped.
+A browser signs in with Basic auth, any user, the API key as password."""
 
 from __future__ import annotations
 
@@ -8,9 +9,44 @@ import datetime as _dt
 import html
 import re
 
-from ..keys import KeyStatus, ServiceKeys
+from fastapi import APIRouter, Request, Response
 
-__all__ = ["counters_from_metrics", "render_dashboard"]
+from ..keys import KeyStatus, ServiceKeys
+from ._context import Context
+
+__all__ = ["counters_from_metrics", "dashboard_router", "render_dashboard"]
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def dashboard_router(context: Context) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/dashboard",
+        summary="Read-only dashboard: keys, their timeline, warnings, counters",
+        response_class=Response,
+        responses={401: {"description": "sign in: Basic auth, any user, the API key as password"}},
+    )
+    async def dashboard(request: Request) -> Response:
+        if context.callers.identify(request.scope) is None:
+            # A person in a browser: ask for credentials instead of the API's silent 404.
+            return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="pushprov"'})
+        at = context.clock()
+        page = render_dashboard(
+            context.current_keys(at),
+            counters_from_metrics(context.metrics.render().decode()),
+            env=context.config.env,
+            at=at,
+        )
+        return Response(page, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+    return router
+
 
 _COLORS = {
     "pending": "#9aa5b1",
