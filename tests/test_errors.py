@@ -4,16 +4,22 @@ The README's table, ``pushprov --help`` and the service are all checked against 
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 import pushprov
-from pushprov import keys, store
+from pushprov import jose, keys, openpgp, store
 from pushprov._errors import PushprovError, error_classes
 from pushprov.cli._exits import exit_status_epilog
+from pushprov.keys import FileKeySource
 from pushprov.service._answers import ERROR_STATUSES, refusal
+
+from .service_support import running_server
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _GROUPS = (pushprov.InputError, pushprov.KeysError, pushprov.StoreError)
@@ -108,11 +114,32 @@ def test_help_epilog_lists_every_class_once() -> None:
 
 
 def test_the_service_answers_with_the_class_outcome() -> None:
-    import datetime as dt
-
     at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for cls in error_classes():
         answer = refusal(cls("a message of ours"), at, "req-1")
         assert answer.status == cls.http_status
         assert f'"errorResponseCode":"{cls.response_code}"'.encode() in answer.body
         assert (answer.headers.get("retry-after") == "1") == (cls.http_status == 503)
+
+
+def test_an_echo_in_a_format_we_hold_no_keys_for_is_the_usage_outcome(tmp_path: Path) -> None:
+    """The one way a caller reaches a UsageError: 400 INVALID_PAYLOAD, as it always was."""
+    now = dt.datetime.now(dt.UTC)
+    ours = openpgp.generate_key("i <i@x.example>", bits=2048, at=now)
+    source = FileKeySource(signers=[ours], recipients=[ours.certificate])
+    sender, receiver = jose.generate_jwk(bits=2048, at=now), jose.generate_jwk(bits=2048, at=now)
+    echo = {
+        "requestHeader": {"requestId": "e-1", "requestTimestamp": str(int(now.timestamp() * 1000))}
+    }
+    token = jose.seal_jwe(
+        json.dumps(echo).encode(), sign_with=sender, encrypt_to=receiver.public(), at=now
+    )
+    with (
+        running_server(tmp_path, source) as server,  # OpenPGP keys only
+        httpx.Client(base_url=server.url, verify=server.tls()) as client,
+    ):
+        response = client.post(
+            "/v1/echo", content=token, headers={"content-type": "application/jose"}
+        )
+    assert response.status_code == pushprov.UsageError.http_status == 400
+    assert response.json()["errorResponseCode"] == pushprov.UsageError.response_code

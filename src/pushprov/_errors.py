@@ -113,9 +113,10 @@ class UsageError(PushprovError):
 
     code = "usage"
     exit_status = 2
-    # Nothing a service caller sends reaches a UsageError: one raised while serving is ours.
-    http_status = 500
-    response_code = "INTERNAL_ERROR"
+    # A caller meets one when it sends an envelope the service holds no keys for (an echo
+    # in the other format): the request, not the service, is at fault.
+    http_status = 400
+    response_code = "INVALID_PAYLOAD"
 
 
 class MalformedInputError(InputError):
