@@ -1,19 +1,20 @@
-"""The OpenPGP envelope: RFC 9580 v4 RSA profile on pyca/cryptography primitives."""
+"""The OpenPGP envelope: RFC 9580 v4 RSA profile on pyca/cryptography primitives.
 
-from ._keys import (
-    Certificate,
-    KeyInfo,
-    SecretKey,
-    contains_secret_key,
-    generate_key,
-    read_certificates,
-    read_secret_keys,
-)
-from ._message import decode_message, encode_message, open_message, seal
+Laid out as Sequoia is: the certificate model (``_cert``: ``Certificate``, ``ComponentKey``,
+``KeyInfo``), secret keys (``_secret``), parsing and self-signature checks (``_parse``),
+secret-key protection (``_s2k``), key generation (``_builder``) and messages (``_message``).
+"""
+
+from ._builder import generate_key
+from ._cert import Certificate, ComponentKey, KeyInfo
+from ._message import decode_message, encode_message, message_recipients, open_message, seal
+from ._parse import contains_secret_key, read_certificates, read_secret_keys
 from ._rsa import PrivateKeyOps
+from ._secret import SecretKey
 
 __all__ = [
     "Certificate",
+    "ComponentKey",
     "KeyInfo",
     "PrivateKeyOps",
     "SecretKey",
@@ -21,6 +22,7 @@ __all__ = [
     "decode_message",
     "encode_message",
     "generate_key",
+    "message_recipients",
     "open_message",
     "read_certificates",
     "read_secret_keys",
