@@ -24,7 +24,6 @@ from .._encoding import Encoding
 from .._errors import PushprovError, UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
-from ..keys._selftest import jwk_policy_problems
 from ._demo import run_demo
 from ._io import first_line, json_output, read_capped, read_stdin
 from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
@@ -526,7 +525,7 @@ def _jwk_inspect(
     report = []
     for key in keys:
         # The keystore's own check, so inspect agrees with what an import would refuse.
-        problems = jwk_policy_problems(key, None, policy, at)
+        problems = key.policy_problems(policy, at)
         report.append(
             {
                 "kid": key.kid,

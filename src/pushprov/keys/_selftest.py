@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from .. import jose, openpgp
 from .._errors import PushprovError
 from .._policy import Policy
-from ..jose._compact import b64u_decode, parse_json_object
 from ._errors import SelfTestFailedError
 from ._model import Role
 
@@ -98,33 +97,11 @@ def self_test_partner(
 
 
 def jwk_policy_problems(
-    key: jose.JwkKey, role: Role | None, policy: Policy, at: _dt.datetime
+    key: jose.JwkKey, role: Role, policy: Policy, at: _dt.datetime
 ) -> list[str]:
-    """What keeps a JWK from the profile for ``role`` (empty: it complies). Like an OpenPGP
-    key, it must record when it was made (``iat``) and when it expires (``exp``). Without a
-    role (a key file inspected on its own) the key's own ``use`` decides which algorithms
-    are allowed."""
-    problems: list[str] = []
-    if key.bits < policy.min_rsa_bits:
-        problems.append(f"it has {key.bits} bits (< {policy.min_rsa_bits})")
-    use = key.use if role is None else _USE[role]
-    if role is not None and key.use != use:
-        problems.append(f'its use is not "{use}" (role {role.value})')
-    if use == "sig":
-        allowed = policy.jws_algs
-    elif use == "enc":
-        allowed = policy.jwe_algs
-    else:  # no use recorded: any algorithm the policy allows for either
-        allowed = policy.jws_algs | policy.jwe_algs
-    if key.alg is not None and key.alg not in allowed:
-        problems.append("it is pinned to an algorithm the policy does not allow for its use")
-    if key.created is None or key.expires is None:
-        problems.append("it records no creation time (iat) or no expiry (exp)")
-    elif key.expires - key.created > policy.max_key_lifetime:
-        problems.append(f"its lifetime exceeds {policy.max_key_lifetime.days} days")
-    elif key.expired_at(at):
-        problems.append("it is expired")
-    return problems
+    """What keeps a JWK from the profile in ``role``: the JWK's own checks for the JOSE use
+    the role needs (empty: it complies)."""
+    return key.policy_problems(policy, at, use=_USE[role])
 
 
 def self_test_jwk(
@@ -231,14 +208,12 @@ def _is_sealed_to(public: jose.JwkKey, policy: Policy, at: _dt.datetime) -> None
         token = jose.seal_jwe(
             _probe(public.kid), sign_with=signer, encrypt_to=public, at=at, policy=policy
         )
-        header_b64, encrypted_key, *_ = token.split(b".")
-        header = parse_json_object(b64u_decode(header_b64), "JWE header")
-        wrapped = b64u_decode(encrypted_key)
+        info = jose.describe_jwe(token, policy=policy)
     except PushprovError as error:
         raise SelfTestFailedError(f"sealing to {public.kid} failed ({error.code})") from None
     if (
-        header.get("kid") != public.kid
-        or header.get("alg") != (public.alg or policy.jwe_alg)
-        or len(wrapped) != (public.bits + 7) // 8
+        info.kid != public.kid
+        or info.alg != (public.alg or policy.jwe_alg)
+        or info.encrypted_key_bytes != (public.bits + 7) // 8
     ):
         raise SelfTestFailedError(f"a message sealed to {public.kid} does not target it")
