@@ -12,7 +12,6 @@ from .. import jose, openpgp
 from .._clock import parse_duration
 from .._errors import UsageError
 from .._policy import GOOGLE_PROFILE, Policy
-from ..keys._selftest import jwk_policy_problems
 from ._io import json_output, read_capped
 from ._keyfiles import jwks
 from ._options import Subparsers, add_passphrase, add_time, passphrase
@@ -149,7 +148,7 @@ def _certificate_report(
 
 def _jwk_report(key: jose.JwkKey, at: _dt.datetime, policy: Policy) -> dict[str, Any]:
     # The keystore's own check, so inspect agrees with what an import would refuse.
-    problems = jwk_policy_problems(key, None, policy, at)
+    problems = key.policy_problems(policy, at)
     return {
         "kid": key.kid,
         "thumbprint": key.thumbprint,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .._clock import now
-from .._errors import PushprovError, UsageError
+from .._errors import UsageError
 from . import (
     _clients,
     _demo,
@@ -31,22 +31,9 @@ from . import (
     _serve,
     _store,
 )
+from ._exits import exit_status_epilog, report_failure
 
 __all__ = ["main"]
-
-EXIT_STATUS_TABLE = """exit status:
-  0   success
-  1   internal error (details withheld so no data can leak)
-  2   usage: bad arguments, unreadable file, bad --at
-  3   malformed_input     4  input_too_large     5  decryption_failed
-  6   signature_invalid   7  policy_violation    8  key_invalid
-  9   key_unusable       10  unsupported        11  gopc_invalid
-  12  session_mismatch   13  bad_passphrase
-  20  key_not_found      21  transition_refused  22  self_test_failed
-  23  still_draining     24  store_conflict      25  store_insecure
-  26  store_corrupt      27  audit_tampered      28  store_unavailable
-  30  attention_needed (keys check)
-"""
 
 # In the order `pushprov --help` lists them.
 _GROUPS = (
@@ -87,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Seal and open Google Opaque Payment Cards (GOPCs) under Google's profile: "
         "SHA-384 signatures, AES-256, RSA keys valid one year (two at most), several keys at "
         "once. Data flows stdin -> stdout.",
-        epilog=EXIT_STATUS_TABLE,
+        epilog=exit_status_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -103,14 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One reference time for the whole command: --at where the command has it, else now.
         at = getattr(args, "at", None) or now()
         outcome = args.handler(args, at, sys.stdin.buffer)
-    except PushprovError as error:
-        print(f"error: {error.code}: {error.message}", file=sys.stderr)
-        return error.exit_status
     except KeyboardInterrupt:
         return 130
-    except Exception:
-        print("error: internal_error: unexpected failure", file=sys.stderr)
-        return 1
+    except Exception as failure:
+        return report_failure(failure)
     # A report (the rehearsal's) goes out whatever its verdict; the status carries the verdict.
     output, status = outcome if isinstance(outcome, tuple) else (outcome, 0)
     stdout.write(output)
