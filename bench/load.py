@@ -13,7 +13,8 @@ with wrk (a separate C process, so the load generator takes little CPU from the 
    times them), no other 5xx, memory flat across the two rounds.
 
 Every run ends by itself (wrk -d). Prints `RESULT` lines and a JSON summary.
-Usage: python bench/load.py [--seconds 10] [--bits 3072] [--rounds 3]
+``--capacity-only`` stops after 2: what comparing two ways of hosting the service needs.
+Usage: python bench/load.py [--seconds 10] [--bits 3072] [--rounds 3] [--capacity-only]
 """
 
 from __future__ import annotations
@@ -202,6 +203,19 @@ def wrk(
     return report
 
 
+def _report_capacity(
+    bits: int, baseline: float, capacity: dict[str, Any], rounds: list[tuple[float, Any]]
+) -> None:
+    ratio = capacity["ok_rate"] / baseline
+    each = " ".join(f"{measured['ok_rate'] / in_process:.3f}" for in_process, measured in rounds)
+    rates = " ".join(f"{measured['ok_rate']:.1f}" for _, measured in rounds)
+    print(
+        f"RESULT service-capacity-{bits} {capacity['ok_rate']:.1f} {ratio:.2f} "
+        f"errors={capacity['errors']} rounds={each} per_round={rates} "
+        f"in_process={baseline:.1f}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -209,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bits", type=int, default=3072)
     parser.add_argument("--rounds", type=int, default=3, help="in-process/capacity pairs")
+    parser.add_argument(
+        "--capacity-only", action="store_true", help="stop after the capacity rounds"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -298,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
                     for in_process, measured in rounds
                 ],
             }
+            if args.capacity_only:
+                _report_capacity(args.bits, baseline, capacity, rounds)
+                return 0
             rss_before = _rss_kib(server.pid)
             connections = 8 * cores
             # 80 %: wrk waits ``delay`` after each answer, so a connection's cycle is latency +
@@ -359,14 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_kib_after_second_overload": rss_after,
         }
         print(json.dumps(summary, indent=2))
-        ratio = capacity["ok_rate"] / baseline
-        each = " ".join(
-            f"{measured['ok_rate'] / in_process:.3f}" for in_process, measured in rounds
-        )
-        print(
-            f"RESULT service-capacity-{args.bits} {capacity['ok_rate']:.1f} {ratio:.2f} "
-            f"errors={capacity['errors']} rounds={each}"
-        )
+        _report_capacity(args.bits, baseline, capacity, rounds)
         print(
             f"RESULT service-p99-at-80pct-ms {paced['p99_ms']:.1f} p50={paced['p50_ms']:.1f} "
             f"load={paced['share_of_capacity']:.2f}x-capacity"

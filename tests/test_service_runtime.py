@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pushprov.hosting._http import Board, _Coalescing, flush_writes
 from pushprov.service import SqliteServiceState
 from pushprov.service._answers import Answer
-from pushprov.service._http import Board, _Coalescing, flush_writes
 from pushprov.service._runtime import CryptoQueue, RateLimiter
 
 NOW = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)

@@ -16,6 +16,7 @@ from .. import jose, openpgp
 from .._clock import from_unix, now, parse_duration, parse_time
 from .._errors import KeyUnusableError, UsageError
 from .._policy import Policy
+from ..hosting import PASSPHRASE_ENV, read_passphrase
 from ..keys import (
     DEFAULT_DRAIN_WINDOW,
     AttentionNeededError,
@@ -43,7 +44,6 @@ __all__ = [
 
 SigningKey = openpgp.SecretKey | jose.JwkKey
 RecipientKey = openpgp.Certificate | jose.JwkKey
-PASSPHRASE_ENV = "PUSHPROV_STORE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 KEYS_EPILOG = f"""exit status (besides those of `pushprov --help`):
   20  key_not_found       21  transition_refused   22  self_test_failed
   23  still_draining      24  store_conflict       25  store_insecure
@@ -421,15 +421,7 @@ def _login_name() -> str:
 
 
 def _store_passphrase(args: argparse.Namespace) -> bytes:
-    if args.store_passphrase_file:
-        passphrase = first_line(args.store_passphrase_file)
-    else:
-        passphrase = os.environ.get(PASSPHRASE_ENV, "").encode()
-    if not passphrase:
-        raise UsageError(
-            f"the store passphrase is missing: --store-passphrase-file or ${PASSPHRASE_ENV}"
-        )
-    return passphrase
+    return read_passphrase(args.store_passphrase_file, file_option="--store-passphrase-file")
 
 
 def _iso(value: _dt.datetime | int | None) -> str | None:

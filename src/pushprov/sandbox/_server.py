@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import logging
 
-import uvicorn
-
-from .._clock import now
+from ..hosting import ServiceConfig, prepare, read_passphrase, serve_app
 from ..keys import Environment, Keystore, SecretCache, StoreKeySource
-from ..service import ServiceConfig, configure_logging, dev_certificate
-from ..service._factory import store_passphrase
-from ..service._server import listen_socket, uvicorn_config
-from ..store import open_store
 from ._app import create_sandbox_app
 from ._core import SessionBook
 
-__all__ = ["sandbox_store_path", "serve_sandbox"]
+__all__ = ["serve_sandbox"]
 
 log = logging.getLogger("pushprov.sandbox")
 
 
-def sandbox_store_path(config: ServiceConfig) -> str:
-    return config.store or str(config.data_dir / "sandbox-keystore.db")
-
-
 def serve_sandbox(config: ServiceConfig, *, session_lifetime: _dt.timedelta) -> None:
-    configure_logging(config.log_level)
-    if config.tls_cert is None:
-        cert, key, _ = dev_certificate(config.data_dir, now=now())
-        config = dataclasses.replace(config, tls_cert=cert, tls_key=key)
-    path = sandbox_store_path(config)
-    passphrase = store_passphrase(config)
+    config = prepare(config, announce_certificate=False)
+    backend = config.backend(default_store="sandbox-keystore.db")
+    passphrase = read_passphrase(config.store_passphrase_file)
 
     def open_keystore(cache: SecretCache | None = None) -> Keystore:
         return Keystore(
-            open_store(path, passphrase=passphrase), actor="sandbox", secret_cache=cache
+            backend.open_store(passphrase=passphrase), actor="sandbox", secret_cache=cache
         )
 
     open_keystore().close()  # fail now, not at the first request
@@ -44,9 +30,6 @@ def serve_sandbox(config: ServiceConfig, *, session_lifetime: _dt.timedelta) -> 
     app = create_sandbox_app(
         keys=keys, keystore=open_keystore, sessions=SessionBook(session_lifetime)
     )
-    single = dataclasses.replace(config, workers=1)
     log.warning("sandbox serving: Google's side for rehearsals, never for production",
                 extra={"url": f"https://{config.host}:{config.port}"})  # fmt: skip
-    uvicorn.Server(uvicorn_config(app, single)).run(
-        sockets=[listen_socket(config.host, config.port)]
-    )
+    serve_app(app, config)

@@ -35,6 +35,7 @@ from .._errors import (
     PushprovError,
     SignatureInvalidError,
 )
+from ..hosting import flush_writes
 from ..keys import KeySource, ServiceKeys
 from ._answers import (
     ERROR_STATUSES,
@@ -49,7 +50,6 @@ from ._answers import (
 from ._config import ServiceConfig
 from ._dashboard import counters_from_metrics, render_dashboard
 from ._gopc import GopcEndpoint, openapi_path
-from ._http import flush_writes
 from ._metrics import Metrics
 from ._models import (
     ErrorResponse,
