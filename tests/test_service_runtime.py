@@ -1,16 +1,15 @@
 """The service's per-worker machinery: the rate limiter's batching, the seal queue, the client
-lookup cache and the connection board (unit level; the HTTP behaviour is in test_service.py)."""
+lookup cache and the joined writes (unit level; the HTTP behaviour is in test_service.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 from pathlib import Path
 
 import pytest
 
-from pushprov.hosting._http import Board, _Coalescing, flush_writes
+from pushprov.hosting._http import _Coalescing, flush_writes
 from pushprov.service import SqliteServiceState
 from pushprov.service._answers import Answer
 from pushprov.service._runtime import CryptoQueue, RateLimiter
@@ -112,26 +111,6 @@ def test_a_revocation_elsewhere_applies_within_the_cache_time(tmp_path: Path) ->
     assert worker.authenticate(key) == "backend"  # still trusted from the cache
     ticks.now += worker.client_cache_seconds
     assert worker.authenticate(key) is None
-
-
-def test_board_gives_the_excess_over_a_fair_share(tmp_path: Path) -> None:
-    (tmp_path / "workers").write_text("2")
-    busy = Board(tmp_path)
-    busy.connections = 8
-    busy.publish()  # the other worker has not published yet: it still counts
-    assert busy.excess == 1
-    assert busy.hand_back() and not busy.hand_back()  # one per tick
-    other = tmp_path / "worker-1"
-    other.write_text("2")
-    busy.connections = 6
-    busy.publish()
-    assert busy.excess == 1  # 8 connections, 2 workers: 6 is over the share of 4
-    busy.connections = 3
-    busy.publish()
-    assert busy.excess == 0  # 5 connections: a share is 3 (rounded up), 3 is within it
-    os.utime(other, (0, 0))  # a worker that stopped publishing long ago is gone...
-    busy.publish()
-    assert busy.excess == 1  # ...so its count is not in the total: 3 over 2 workers
 
 
 class _RecordingTransport:

@@ -7,7 +7,7 @@ idempotency, rate limits) and, where other instances can change keys, a keyring 
 
 from __future__ import annotations
 
-import dataclasses
+import abc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,60 +22,97 @@ from ._state import PostgresServiceState, ServiceState, SqliteServiceState
 __all__ = ["Backend", "open_backend", "open_store"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Backend:
+class Backend(abc.ABC):
     """Where keys and service state live. Build one with ``open_backend``."""
 
     #: Whether several instances share it (and so must hear of each other's key changes).
     shared: bool
-    _location: str | Path = dataclasses.field(repr=False)  # a URL may hold a password
-    _state_file: Path | None = dataclasses.field(default=None, repr=False)
+    #: The location for messages: a path, or the URL without its password.
+    name: str
+
+    @abc.abstractmethod
+    def open_store(
+        self, *, passphrase: bytes, create: bool = False, kdf_log2n: int = DEFAULT_KDF_LOG2N
+    ) -> Store: ...
+
+    @abc.abstractmethod
+    def open_state(self) -> ServiceState:
+        """Clients, idempotency and rate limits."""
+
+    @abc.abstractmethod
+    def watch(self, on_change: Callable[[str | None], None]) -> KeyringWatcher | None:
+        """A started watcher calling ``on_change(env)`` on each keyring change committed
+        anywhere, or None where only this host's processes write (they poll the file)."""
+
+    @abc.abstractmethod
+    def migrate(self) -> tuple[int, int]:
+        """Create or upgrade the schema: (version before, after)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class _Embedded(Backend):
+    """SQLite: the key store's file, and the service's state in a file of its own."""
+
+    shared = False
+
+    def __init__(self, path: Path, state_file: Path | None) -> None:
+        self._path = path
+        self._state_file = state_file
+        self.name = str(path)
 
     def open_store(
         self, *, passphrase: bytes, create: bool = False, kdf_log2n: int = DEFAULT_KDF_LOG2N
     ) -> Store:
-        if self.shared:
-            return PostgresStore.open(
-                str(self._location), passphrase=passphrase, create=create, kdf_log2n=kdf_log2n
-            )
         return SqliteStore.open(
-            self._location, passphrase=passphrase, create=create, kdf_log2n=kdf_log2n
+            self._path, passphrase=passphrase, create=create, kdf_log2n=kdf_log2n
         )
 
     def open_state(self) -> ServiceState:
-        """Clients, idempotency and rate limits: in the shared database (every instance sees
-        the same), else in the embedded state file."""
-        if self.shared:
-            return PostgresServiceState(str(self._location))
         if self._state_file is None:
             raise UsageError("this embedded store was opened without a service state file")
         return SqliteServiceState(self._state_file)
 
     def watch(self, on_change: Callable[[str | None], None]) -> KeyringWatcher | None:
-        """A started watcher calling ``on_change(env)`` on each committed keyring change made
-        anywhere; None for the embedded store (its one host's processes poll the file)."""
-        if not self.shared:
-            return None
-        return KeyringWatcher(str(self._location), on_change).start()
+        return None
 
     def migrate(self) -> tuple[int, int]:
-        """Create or upgrade the shared schema: (version before, after)."""
-        if not self.shared:
-            raise UsageError("store migrate needs a postgresql:// URL (SQLite needs no migration)")
-        return migrate(str(self._location))
+        raise UsageError("store migrate needs a postgresql:// URL (SQLite needs no migration)")
 
-    @property
-    def name(self) -> str:
-        """The location for messages: a path, or the URL without its password."""
-        return redacted_url(str(self._location)) if self.shared else str(self._location)
+
+class _Shared(Backend):
+    """PostgreSQL: keys and the service's state in one database, for every instance."""
+
+    shared = True
+
+    def __init__(self, url: str) -> None:
+        self._url = url  # may hold a password: never shown
+        self.name = redacted_url(url)
+
+    def open_store(
+        self, *, passphrase: bytes, create: bool = False, kdf_log2n: int = DEFAULT_KDF_LOG2N
+    ) -> Store:
+        return PostgresStore.open(
+            self._url, passphrase=passphrase, create=create, kdf_log2n=kdf_log2n
+        )
+
+    def open_state(self) -> ServiceState:
+        return PostgresServiceState(self._url)
+
+    def watch(self, on_change: Callable[[str | None], None]) -> KeyringWatcher | None:
+        return KeyringWatcher(self._url, on_change).start()
+
+    def migrate(self) -> tuple[int, int]:
+        return migrate(self._url)
 
 
 def open_backend(location: str | os.PathLike[str], *, state_file: Path | None = None) -> Backend:
     """The backend at ``location``; ``state_file`` is where the embedded backend keeps the
     service's state (the shared one keeps it in its database)."""
     if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
-        return Backend(True, location)
-    return Backend(False, Path(location), state_file)
+        return _Shared(location)
+    return _Embedded(Path(location), state_file)
 
 
 def open_store(
