@@ -91,6 +91,24 @@ def in_process_rate(bits: int, seconds: float, processes: int) -> float:
     return float(sum(rates))
 
 
+def _worker_cpu_seconds(pid: int) -> list[float]:
+    """CPU seconds (user + system) each child of ``pid`` (the workers) has used so far.
+
+    CPU per request is steadier than requests per second on a shared host: a neighbour's load
+    takes time slices from the workers but adds little to the work each request costs.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    seconds = []
+    for each in children.read_text().split() if children.exists() else []:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        seconds.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+    return seconds
+
+
 def _rss_kib(pid: int) -> int:
     total = 0
     pids = [pid]
@@ -209,10 +227,12 @@ def _report_capacity(
     ratio = capacity["ok_rate"] / baseline
     each = " ".join(f"{measured['ok_rate'] / in_process:.3f}" for in_process, measured in rounds)
     rates = " ".join(f"{measured['ok_rate']:.1f}" for _, measured in rounds)
+    cpu = " ".join(f"{measured['cpu_us_per_request']:.0f}" for _, measured in rounds)
+    busiest = " ".join(f"{measured['busiest_worker_share']:.2f}" for _, measured in rounds)
     print(
         f"RESULT service-capacity-{bits} {capacity['ok_rate']:.1f} {ratio:.2f} "
         f"errors={capacity['errors']} rounds={each} per_round={rates} "
-        f"in_process={baseline:.1f}"
+        f"in_process={baseline:.1f} cpu_us_per_request={cpu} busiest_worker_share={busiest}"
     )
 
 
@@ -296,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 in_process = in_process_rate(args.bits, args.seconds, cores)
                 # 8 per worker: each worker seals the requests it has waiting, in batches on its
                 # loop, so it stays busy only while some of its connections have one waiting.
+                cpu_before = _worker_cpu_seconds(server.pid)
                 measured = wrk(
                     url,
                     connections=8 * cores,
@@ -303,6 +324,15 @@ def main(argv: list[str] | None = None) -> int:
                     env=wrk_env,
                     count_statuses=False,
                 )
+                used = [
+                    after - before
+                    for before, after in zip(
+                        cpu_before, _worker_cpu_seconds(server.pid), strict=False
+                    )
+                ]
+                measured["cpu_us_per_request"] = 1e6 * sum(used) / max(measured["requests"], 1)
+                # How evenly the workers shared the work: the busiest one's share of the CPU.
+                measured["busiest_worker_share"] = max(used) / max(sum(used), 1e-9)
                 rounds.append((in_process, measured))
             baseline = sum(in_process for in_process, _ in rounds) / len(rounds)
             capacity = {
