@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from pushprov import UsageError
-from pushprov.hosting import PASSPHRASE_ENV, ServiceConfig, listen_socket, read_passphrase
-from pushprov.hosting._server import _OwnSocket, _reserved_port
+from pushprov.hosting import PASSPHRASE_ENV, ServiceConfig, bind, listen_socket, read_passphrase
+from pushprov.hosting._server import _OwnSocket
 from pushprov.store import (
     PostgresServiceState,
     SqliteServiceState,
@@ -45,12 +45,13 @@ def test_one_passphrase_rule_refuses_empty_from_a_file_and_from_the_environment(
 
 
 def test_each_worker_binds_its_own_socket_and_the_kernel_spreads_connections() -> None:
-    with _reserved_port("127.0.0.1", 0) as port:
+    with bind(ServiceConfig(port=0, workers=2)) as reserved:
+        port = reserved.getsockname()[1]
         assert port != 0
         # What each worker process unpickles: a list holding a fresh listening socket.
-        workers = [pickle.loads(pickle.dumps(_OwnSocket("127.0.0.1", port))) for _ in range(2)]
-        listeners = [sockets[0] for sockets in workers]
-        assert [len(sockets) for sockets in workers] == [1, 1]
+        unpickled = [pickle.loads(pickle.dumps(_OwnSocket("127.0.0.1", port))) for _ in range(2)]
+        listeners = [sockets[0] for sockets in unpickled]
+        assert [len(sockets) for sockets in unpickled] == [1, 1]
         assert {sock.getsockname()[1] for sock in listeners} == {port}
         clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(64)]
         accepted = []
@@ -70,13 +71,12 @@ def test_each_worker_binds_its_own_socket_and_the_kernel_spreads_connections() -
         assert sum(accepted) == 64 and min(accepted) > 0, accepted
         for each in clients + listeners:
             each.close()
-    # A second server on a port our workers use is refused (they all need SO_REUSEPORT).
-    with (
-        listen_socket("127.0.0.1", 0) as taken,
-        pytest.raises(OSError),
-        _reserved_port("127.0.0.1", taken.getsockname()[1]),
-    ):
-        pass
+    # A port another server holds is refused at once (ours all need SO_REUSEPORT).
+    with listen_socket("127.0.0.1", 0) as taken:
+        port = taken.getsockname()[1]
+        for workers in (1, 2):
+            with pytest.raises(UsageError, match=f"cannot listen on 127.0.0.1:{port}"):
+                bind(ServiceConfig(port=port, workers=workers))
 
 
 def test_the_backend_is_chosen_once_from_the_location(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from ._http import flush_writes
 from ._logging import JsonFormatter, configure_logging, redact
 from ._passphrase import PASSPHRASE_ENV, read_passphrase
 from ._server import (
+    bind,
     listen_socket,
     prepare,
     serve_app,
@@ -20,6 +21,7 @@ __all__ = [
     "TLS12_CIPHERS",
     "JsonFormatter",
     "ServiceConfig",
+    "bind",
     "configure_logging",
     "default_data_dir",
     "dev_certificate",

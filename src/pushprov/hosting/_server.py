@@ -3,14 +3,12 @@ processes and the development certificate, for the service and the sandbox alike
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
 import socket
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +16,14 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from .._clock import now
+from .._errors import UsageError
 from ._config import ServiceConfig
 from ._http import HttpProtocol
 from ._logging import configure_logging
 from ._tls import TLS12_CIPHERS, dev_certificate, server_context
 
 __all__ = [
+    "bind",
     "listen_socket",
     "prepare",
     "serve_app",
@@ -117,12 +117,34 @@ def prepare(config: ServiceConfig, *, announce_certificate: bool = True) -> Serv
     return config
 
 
-def serve_app(app: Any, config: ServiceConfig) -> None:
-    """``app`` in this process, one worker."""
+def bind(config: ServiceConfig) -> socket.socket:
+    """The port, taken now: a taken port fails here, as one usage error, and port 0 becomes
+    the number the workers share. For one worker, its listening socket. For several, a socket
+    bound with ``SO_REUSEPORT`` but not listening: each worker listens on its own socket on
+    the same port, and a socket joins the kernel's spreading only once it listens."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    try:
+        if config.workers == 1:
+            return listen_socket(config.host, config.port)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((config.host, config.port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    except OSError as error:
+        raise UsageError(
+            f"cannot listen on {config.host}:{config.port}: {error.strerror}"
+        ) from None
+
+
+def serve_app(app: Any, config: ServiceConfig, sock: socket.socket) -> None:
+    """``app`` in this process, one worker, on ``sock`` (from ``bind``)."""
     single = dataclasses.replace(config, workers=1)
-    uvicorn.Server(uvicorn_config(app, single)).run(
-        sockets=[listen_socket(config.host, config.port)]
-    )
+    uvicorn.Server(uvicorn_config(app, single)).run(sockets=[sock])
 
 
 def worker_config() -> ServiceConfig:
@@ -133,9 +155,10 @@ def worker_config() -> ServiceConfig:
     )
 
 
-def serve_workers(config: ServiceConfig, app_factory: str) -> None:
-    """``config.workers`` processes, each running the app that ``app_factory`` (an import
-    string, ``module:function``) builds; the function reads ``worker_config()``.
+def serve_workers(config: ServiceConfig, app_factory: str, sock: socket.socket) -> None:
+    """``config.workers`` processes on ``sock`` (from ``bind``), each running the app that
+    ``app_factory`` (an import string, ``module:function``) builds; the function reads
+    ``worker_config()``.
 
     Each worker listens on its own ``SO_REUSEPORT`` socket, and the kernel spreads new
     connections over them evenly. With one shared socket, a burst of connections often landed
@@ -153,22 +176,10 @@ def serve_workers(config: ServiceConfig, app_factory: str) -> None:
     os.environ[_CONFIG_ENV] = json.dumps(serialized, default=str)
     server_config = uvicorn_config(app_factory, config, factory=True)
     if config.workers == 1:
-        uvicorn.Server(config=server_config).run(sockets=[listen_socket(config.host, config.port)])
+        uvicorn.Server(config=server_config).run(sockets=[sock])
         return
-    # Bound, not listening: the port is ours (taken: fail here, once), and port 0 becomes a
-    # number the workers share; a socket joins the kernel's spreading only once it listens.
-    with _reserved_port(config.host, config.port) as port:
-        Multiprocess(server_config, sockets=_OwnSocket(config.host, port)).run()
-
-
-@contextlib.contextmanager
-def _reserved_port(host: str, port: int) -> Iterator[int]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        yield int(sock.getsockname()[1])
+    with sock:  # the reservation, held while the workers run
+        Multiprocess(server_config, sockets=_OwnSocket(config.host, sock.getsockname()[1])).run()
 
 
 class _OwnSocket(list[socket.socket]):

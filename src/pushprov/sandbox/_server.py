@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 
-from ..hosting import ServiceConfig, prepare, read_passphrase, serve_app
+from ..hosting import ServiceConfig, bind, prepare, read_passphrase, serve_app
 from ..keys import Environment, Keystore, SecretCache, StoreKeySource
 from ._app import create_sandbox_app
 from ._core import SessionBook
@@ -30,6 +31,8 @@ def serve_sandbox(config: ServiceConfig, *, session_lifetime: _dt.timedelta) -> 
     app = create_sandbox_app(
         keys=keys, keystore=open_keystore, sessions=SessionBook(session_lifetime)
     )
+    config = dataclasses.replace(config, workers=1)
+    sock = bind(config)
     log.warning("sandbox serving: Google's side for rehearsals, never for production",
-                extra={"url": f"https://{config.host}:{config.port}"})  # fmt: skip
-    serve_app(app, config)
+                extra={"url": f"https://{config.host}:{sock.getsockname()[1]}"})  # fmt: skip
+    serve_app(app, config, sock)
