@@ -91,7 +91,7 @@ def in_process_rate(bits: int, seconds: float, processes: int) -> float:
     return float(sum(rates))
 
 
-def _worker_cpu_seconds(pid: int) -> list[float]:
+def _worker_cpu_seconds(pid: int) -> dict[int, float]:
     """CPU seconds (user + system) each child of ``pid`` (the workers) has used so far.
 
     CPU per request is steadier than requests per second on a shared host: a neighbour's load
@@ -99,13 +99,13 @@ def _worker_cpu_seconds(pid: int) -> list[float]:
     """
     tick = os.sysconf("SC_CLK_TCK")
     children = Path(f"/proc/{pid}/task/{pid}/children")
-    seconds = []
+    seconds = {}
     for each in children.read_text().split() if children.exists() else []:
         try:
             fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        seconds.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+        seconds[int(each)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return seconds
 
 
@@ -324,15 +324,13 @@ def main(argv: list[str] | None = None) -> int:
                     env=wrk_env,
                     count_statuses=False,
                 )
-                used = [
-                    after - before
-                    for before, after in zip(
-                        cpu_before, _worker_cpu_seconds(server.pid), strict=False
-                    )
-                ]
+                # A worker replaced during the round (uvicorn restarts one that misses its
+                # health check) is left out: its counters started again.
+                cpu_after = _worker_cpu_seconds(server.pid)
+                used = [cpu_after[pid] - cpu_before[pid] for pid in cpu_after.keys() & cpu_before]
                 measured["cpu_us_per_request"] = 1e6 * sum(used) / max(measured["requests"], 1)
                 # How evenly the workers shared the work: the busiest one's share of the CPU.
-                measured["busiest_worker_share"] = max(used) / max(sum(used), 1e-9)
+                measured["busiest_worker_share"] = max(used, default=0.0) / max(sum(used), 1e-9)
                 rounds.append((in_process, measured))
             baseline = sum(in_process for in_process, _ in rounds) / len(rounds)
             capacity = {
