@@ -2,7 +2,6 @@
 sockets and uvicorn's worker processes. Both faces use this package; neither uses the other."""
 
 from ._config import ServiceConfig, default_data_dir
-from ._http import flush_writes
 from ._logging import JsonFormatter, configure_logging, redact
 from ._passphrase import PASSPHRASE_ENV, read_passphrase
 from ._server import (
@@ -25,7 +24,6 @@ __all__ = [
     "configure_logging",
     "default_data_dir",
     "dev_certificate",
-    "flush_writes",
     "listen_socket",
     "prepare",
     "read_passphrase",

@@ -35,7 +35,6 @@ from .._errors import (
     PushprovError,
     SignatureInvalidError,
 )
-from ..hosting import flush_writes
 from ..keys import KeySource, ServiceKeys
 from ._answers import (
     ERROR_STATUSES,
@@ -201,9 +200,7 @@ def create_app(
     metrics: Metrics | None = None,
 ) -> ASGIApp:
     metrics = metrics or Metrics()
-    queue = CryptoQueue(
-        config.queue_limit, on_refusal=metrics.overload.inc, before_batch=flush_writes
-    )
+    queue = CryptoQueue(config.queue_limit, on_refusal=metrics.overload.inc)
     gopc = GopcEndpoint(
         config,
         keys=keys,
