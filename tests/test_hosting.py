@@ -30,18 +30,28 @@ from .test_keystore_support import PASSPHRASE
 def test_one_passphrase_rule_refuses_empty_from_a_file_and_from_the_environment(
     tmp_path: Path,
 ) -> None:
-    assert read_passphrase(None, {PASSPHRASE_ENV: "words"}) == b"words"
+    backend = open_backend(tmp_path / "keystore.db")
+    assert read_passphrase(None, backend, {PASSPHRASE_ENV: "words"}) == b"words"
     with pytest.raises(UsageError, match="passphrase is missing"):
-        read_passphrase(None, {PASSPHRASE_ENV: ""})  # the service once accepted this
+        read_passphrase(None, backend, {PASSPHRASE_ENV: ""})  # the service once accepted this
     with pytest.raises(UsageError, match="passphrase is missing"):
-        read_passphrase(None, {})
+        read_passphrase(None, backend, {})
     empty = tmp_path / "empty"
     empty.write_bytes(b"\nsecond line\n")
-    with pytest.raises(UsageError, match="store_passphrase_file or"):
-        read_passphrase(empty, {PASSPHRASE_ENV: "not used when a file is named"})
+    with pytest.raises(UsageError, match="store_passphrase_file, or keep it in"):
+        read_passphrase(empty, backend, {PASSPHRASE_ENV: "not used when a file is named"})
     words = tmp_path / "words"
     words.write_bytes(b"from the file\nignored\n")
-    assert read_passphrase(words, {PASSPHRASE_ENV: "env"}) == b"from the file"
+    assert read_passphrase(words, backend, {PASSPHRASE_ENV: "env"}) == b"from the file"
+    # The file `pushprov init` makes beside the store comes last, and only when it is ours alone.
+    beside = tmp_path / "store-passphrase"
+    beside.write_bytes(b"beside\n")
+    beside.chmod(0o600)
+    assert read_passphrase(None, backend, {}) == b"beside"
+    assert read_passphrase(None, backend, {PASSPHRASE_ENV: "env"}) == b"env"
+    beside.chmod(0o644)
+    with pytest.raises(StoreInsecureError):
+        read_passphrase(None, backend, {})
 
 
 def test_each_worker_binds_its_own_socket_and_the_kernel_spreads_connections() -> None:

@@ -681,7 +681,7 @@ def test_keys_and_store_exports_are_pinned() -> None:
             "SqliteServiceState", "SqliteStore", "Store", "StoreConflictError",
             "StoreCorruptError", "StoreInsecureError", "StoreUnavailableError", "StoreView",
             "StoredResponse", "default_store_path", "migrate", "open_backend", "open_store",
-            "redacted_url",
+            "passphrase_file_beside", "read_passphrase_beside", "redacted_url",
         ]
     )  # fmt: skip
     for module in (keys, store):

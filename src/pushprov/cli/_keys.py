@@ -29,7 +29,7 @@ from ..keys import (
     key_id_of,
     key_warnings,
 )
-from ..store import AuditEntry, default_store_path, open_store
+from ..store import AuditEntry, Backend, default_store_path, open_backend
 from ._io import first_line, json_output, read_capped
 
 __all__ = [
@@ -54,7 +54,8 @@ KEYS_EPILOG = f"""exit status (besides those of `pushprov --help`):
 
 states: pending -> active -> retiring -> retired -> destroyed; retiring -> active
 (rollback); pending -> destroyed (discard). The store passphrase is read from
---store-passphrase-file or ${PASSPHRASE_ENV}, never from the command line.
+--store-passphrase-file, ${PASSPHRASE_ENV} or the store-passphrase file that
+`pushprov init` makes beside the store; never from the command line.
 """
 
 
@@ -404,8 +405,8 @@ def store_keys_for_open(
 def _open_keystore(
     args: argparse.Namespace, *, create: bool, policy: Policy | None = None
 ) -> Keystore:
-    location = args.store or default_store_path()
-    store = open_store(location, passphrase=_store_passphrase(args), create=create)
+    backend = open_backend(args.store or default_store_path())
+    store = backend.open_store(passphrase=_store_passphrase(args, backend), create=create)
     actor = getattr(args, "actor", None) or _login_name()
     drain = getattr(args, "drain_window", DEFAULT_DRAIN_WINDOW)
     if policy is None:
@@ -420,8 +421,10 @@ def _login_name() -> str:
         return f"uid:{os.getuid()}"
 
 
-def _store_passphrase(args: argparse.Namespace) -> bytes:
-    return read_passphrase(args.store_passphrase_file, file_option="--store-passphrase-file")
+def _store_passphrase(args: argparse.Namespace, backend: Backend) -> bytes:
+    return read_passphrase(
+        args.store_passphrase_file, backend, file_option="--store-passphrase-file"
+    )
 
 
 def _iso(value: _dt.datetime | int | None) -> str | None:

@@ -6,19 +6,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
-from ..store import Backend, open_backend
+from ..store import Backend, default_store_path, open_backend
 
-__all__ = ["ServiceConfig", "default_data_dir"]
+__all__ = ["ServiceConfig", "default_data_dir", "init_command", "keys_options"]
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "pushprov"
+    """Where the `keys` commands look for the store by default, so serve and keys agree."""
+    return default_store_path().parent
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -88,6 +89,27 @@ class ServiceConfig:
             raise UsageError("tls_cert and tls_key go together")
         if min(self.workers, self.queue_limit) < 1 or self.max_body_bytes < 1024:
             raise UsageError("workers, queue_limit and max_body_bytes must be positive")
+
+
+def keys_options(config: ServiceConfig) -> str:
+    """The options that point `pushprov keys` at the store ``config`` serves."""
+    words = ["--env", config.env]
+    backend = config.backend()
+    if backend.path is None:
+        words += ["--store", shlex.quote(backend.name)]
+    elif config.store is not None or config.data_dir != default_data_dir():
+        words += ["--store", shlex.quote(str(backend.path))]
+    return " ".join(words)
+
+
+def init_command(config: ServiceConfig) -> str:
+    """The `pushprov init` line that sets up what ``config`` serves."""
+    words = ["pushprov", "init"]
+    if config.env != "sandbox":
+        words += ["--env", config.env]
+    if config.data_dir != default_data_dir():
+        words += ["--data-dir", shlex.quote(str(config.data_dir))]
+    return " ".join(words)
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:

@@ -1,8 +1,9 @@
 """The store passphrase: one rule for the CLI, the service and the sandbox.
 
-It comes from a file (its first line) when one is named, else from ``$PUSHPROV_STORE_PASSPHRASE``;
-it never travels on argv. Empty is refused everywhere: an empty passphrase would seal every
-secret under a key anyone can derive.
+It comes from a file (its first line) when one is named, else from ``$PUSHPROV_STORE_PASSPHRASE``,
+else from the file `pushprov init` makes beside an embedded store; it never travels on argv.
+Empty is refused everywhere: an empty passphrase would seal every secret under a key anyone can
+derive.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .._errors import InputTooLargeError, UsageError
+from ..store import Backend, passphrase_file_beside, read_passphrase_beside
 
 __all__ = ["PASSPHRASE_ENV", "read_passphrase"]
 
@@ -21,12 +23,13 @@ _MAX_FILE = 4096  # a passphrase file is small; read no further
 
 def read_passphrase(
     file: str | Path | None,
+    backend: Backend,
     environ: Mapping[str, str] | None = None,
     *,
     file_option: str = "store_passphrase_file",
 ) -> bytes:
-    """The store passphrase from ``file`` or the environment; ``file_option`` names the file's
-    setting in the error."""
+    """The passphrase of ``backend``'s store from ``file``, the environment or the file beside
+    the store; ``file_option`` names the file's setting in the error."""
     if file is not None and str(file) != "":
         try:
             with open(file, "rb") as handle:
@@ -39,7 +42,20 @@ def read_passphrase(
         passphrase = lines[0] if lines else b""
     else:
         environ = os.environ if environ is None else environ
-        passphrase = environ.get(PASSPHRASE_ENV, "").encode()
+        if PASSPHRASE_ENV in environ:
+            passphrase = environ[PASSPHRASE_ENV].encode()
+        elif backend.path is not None:
+            passphrase = read_passphrase_beside(backend.path) or b""
+        else:
+            passphrase = b""
     if not passphrase:
-        raise UsageError(f"the store passphrase is missing: {file_option} or ${PASSPHRASE_ENV}")
+        beside = (
+            ""
+            if backend.path is None
+            else f", or keep it in {passphrase_file_beside(backend.path)} as 'pushprov init' does"
+        )
+        raise UsageError(
+            "the key store needs its passphrase: the passphrase is missing or empty; "
+            f"set ${PASSPHRASE_ENV} or {file_option}{beside}"
+        )
     return passphrase

@@ -18,16 +18,15 @@ from uvicorn.supervisors import Multiprocess
 from .._clock import now
 from .._errors import UsageError
 from ._config import ServiceConfig
-from ._logging import configure_logging
 from ._tls import TLS12_CIPHERS, dev_certificate, server_context
 
 __all__ = [
     "bind",
     "listen_socket",
-    "prepare",
     "serve_app",
     "serve_workers",
     "uvicorn_config",
+    "with_certificate",
     "worker_config",
 ]
 
@@ -99,13 +98,13 @@ def uvicorn_config(app: Any, config: ServiceConfig, *, factory: bool = False) ->
     return result
 
 
-def prepare(config: ServiceConfig, *, announce_certificate: bool = True) -> ServiceConfig:
-    """Logging set up, a certificate (without one configured, the development one, made once
-    in ``data_dir``) and the TLS context tried here, so a bad one fails now, not per worker."""
-    configure_logging(config.log_level)
+def with_certificate(config: ServiceConfig, *, announce: bool = True) -> ServiceConfig:
+    """``config`` with a certificate (without one configured, the development one, made once
+    in ``data_dir``), its TLS context tried here: a bad file fails the start as one usage
+    error, not each worker."""
     if config.tls_cert is None:
         cert, key, created = dev_certificate(config.data_dir, now=now())
-        if announce_certificate:
+        if announce:
             if created:
                 log.warning(
                     "created a self-signed development certificate", extra={"path": str(cert)}
@@ -114,7 +113,11 @@ def prepare(config: ServiceConfig, *, announce_certificate: bool = True) -> Serv
                 log.info("using the development certificate", extra={"path": str(cert)})
         config = dataclasses.replace(config, tls_cert=cert, tls_key=key)
     assert config.tls_cert is not None and config.tls_key is not None
-    server_context(config.tls_cert, config.tls_key, config.tls_client_ca)
+    try:
+        server_context(config.tls_cert, config.tls_key, config.tls_client_ca)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or "invalid"
+        raise UsageError(f"cannot load the TLS certificate or key: {reason}") from None
     return config
 
 

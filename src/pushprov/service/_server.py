@@ -1,4 +1,5 @@
-"""``pushprov serve``: the service's worker processes, through the hosting layer.
+"""``pushprov serve``: check everything, then the service's worker processes, through the
+hosting layer.
 
 Each worker builds its own app from the configuration (keys, state store, metrics), so the
 workers share nothing but the port, the store and the metrics directory.
@@ -11,7 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..hosting import ServiceConfig, bind, prepare, serve_workers
+from .._clock import now
+from ..hosting import ServiceConfig, bind, configure_logging, serve_workers, with_certificate
+from ._factory import preflight
 
 __all__ = ["serve"]
 
@@ -19,10 +22,16 @@ log = logging.getLogger("pushprov.service")
 
 
 def serve(config: ServiceConfig) -> None:
-    config = prepare(config)
+    """Check everything, then say "serving" and serve: a start that cannot serve ends in one
+    error (naming what is missing and the command that provides it) before any log line."""
+    configure_logging(config.log_level)
+    warnings = preflight(config, at=now())
+    config = with_certificate(config)
     sock = bind(config)
     metrics_dir = tempfile.mkdtemp(prefix="pushprov-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    for warning in warnings:  # /readyz answers 503 until these are fixed
+        log.warning("not ready", extra={"problem": warning})
     log.info(
         "serving",
         extra={

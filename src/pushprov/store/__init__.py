@@ -13,7 +13,7 @@ from ._errors import (
     StoreUnavailableError,
 )
 from ._model import AuditEntry, Change, KeyRow, Store, StoreView
-from ._paths import default_store_path
+from ._paths import default_store_path, passphrase_file_beside, read_passphrase_beside
 from ._postgres import KeyringWatcher, PostgresStore, migrate, redacted_url
 from ._sealing import DEFAULT_KDF_LOG2N
 from ._sqlite import SqliteStore
@@ -49,5 +49,7 @@ __all__ = [
     "migrate",
     "open_backend",
     "open_store",
+    "passphrase_file_beside",
+    "read_passphrase_beside",
     "redacted_url",
 ]

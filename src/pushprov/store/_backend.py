@@ -29,6 +29,8 @@ class Backend(abc.ABC):
     shared: bool
     #: The location for messages: a path, or the URL without its password.
     name: str
+    #: The embedded store's file; None for the shared one.
+    path: Path | None
 
     @abc.abstractmethod
     def open_store(
@@ -58,7 +60,7 @@ class _Embedded(Backend):
     shared = False
 
     def __init__(self, path: Path, state_file: Path | None) -> None:
-        self._path = path
+        self.path = self._file = path
         self._state_file = state_file
         self.name = str(path)
 
@@ -66,7 +68,7 @@ class _Embedded(Backend):
         self, *, passphrase: bytes, create: bool = False, kdf_log2n: int = DEFAULT_KDF_LOG2N
     ) -> Store:
         return SqliteStore.open(
-            self._path, passphrase=passphrase, create=create, kdf_log2n=kdf_log2n
+            self._file, passphrase=passphrase, create=create, kdf_log2n=kdf_log2n
         )
 
     def open_state(self) -> ServiceState:
@@ -89,6 +91,7 @@ class _Shared(Backend):
     def __init__(self, url: str) -> None:
         self._url = url  # may hold a password: never shown
         self.name = redacted_url(url)
+        self.path = None
 
     def open_store(
         self, *, passphrase: bytes, create: bool = False, kdf_log2n: int = DEFAULT_KDF_LOG2N

@@ -1,6 +1,7 @@
-"""Where the embedded files live, and the one check they pass before SQLite opens them: the key
-store and the service's state file alike are ours alone (no symlink, our owner, mode 0600 in a
-0700 directory)."""
+"""Where the embedded files live (the store, by default in the XDG data directory as
+platformdirs would say, and the passphrase file `pushprov init` makes beside it), and the one
+check they pass before they are opened: the key store, the service's state file and the
+passphrase file alike are ours alone (no symlink, our owner, mode 0600 in a 0700 directory)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from pathlib import Path
 from .._errors import UsageError
 from ._errors import StoreInsecureError
 
-__all__ = ["check_private_path", "default_store_path", "private_database_file"]
+__all__ = [
+    "check_private_path",
+    "default_store_path",
+    "passphrase_file_beside",
+    "private_database_file",
+    "read_passphrase_beside",
+]
+
+PASSPHRASE_FILE_NAME = "store-passphrase"  # noqa: S105 - a file name, not a secret
 
 
 def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -68,3 +77,26 @@ def private_database_file(path: Path, *, create: bool) -> bool:
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         check_private_path(candidate, directory=False)
     return new
+
+
+def passphrase_file_beside(store: Path) -> Path:
+    """The passphrase file `pushprov init` makes for the store file ``store``."""
+    return store.parent / PASSPHRASE_FILE_NAME
+
+
+def read_passphrase_beside(store: Path) -> bytes | None:
+    """The first line of the passphrase file beside ``store``; None when there is none.
+
+    Found without being named, so it must be private: ours, not a symlink, mode 0600 or
+    stricter, else ``StoreInsecureError`` (a passphrase others can read protects nothing).
+    """
+    path = passphrase_file_beside(store)
+    if not path.exists():
+        return None
+    check_private_path(path, directory=False)
+    try:
+        with open(path, "rb") as handle:
+            lines = handle.read(4096).splitlines()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    return lines[0] if lines and lines[0] else None
