@@ -13,6 +13,7 @@ $(BIN)/.installed: pyproject.toml
 deps: $(BIN)/.installed
 	scripts/system-deps.sh
 	npm ci --prefix tests/interop/node --no-audit --no-fund
+	npm ci --prefix tests/interop/openpgpjs --no-audit --no-fund
 
 demo: $(BIN)/.installed
 	$(BIN)/pushprov rehearse

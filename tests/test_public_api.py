@@ -61,7 +61,9 @@ def test_openpgp_exports_are_pinned() -> None:
         "KeyInfo",
         "PrivateKeyOps",
         "SecretKey",
+        "armor_data",
         "contains_secret_key",
+        "dearmor_data",
         "decode_message",
         "encode_message",
         "generate_key",
@@ -69,6 +71,12 @@ def test_openpgp_exports_are_pinned() -> None:
         "read_certificates",
         "read_secret_keys",
         "seal",
+        "sign_cleartext",
+        "sign_detached",
+        "sign_inline",
+        "verify_cleartext",
+        "verify_detached",
+        "verify_inline",
     ]
 
 

@@ -124,7 +124,8 @@ def _add_format(parser: argparse.ArgumentParser, *, sealing: bool) -> None:
             "--allow-unsigned",
             action="store_true",
             help="(jwe only) accept a JWE whose plaintext is the bare payload, as Google's older "
-            "variant allows; never the default",
+            "variant allows; never the default. --verify-with becomes optional: a nested JWS "
+            "is still verified, and refused when no key verifies it",
         )
 
 
@@ -340,11 +341,14 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         return sealed if encoding is Encoding.BINARY or sealed.endswith(b"\n") else sealed + b"\n"
     decryptors: Sequence[openpgp.SecretKey | jose.JwkKey]
     verifiers: Sequence[openpgp.Certificate | jose.JwkKey]
-    if uses_store(args, "decrypt_with", "verify_with"):
+    # A JWE opt-in needs no signer to trust; a nested JWS is still verified (with none: refused).
+    unsigned_jwe = args.allow_unsigned and fmt == "jwe"
+    needed = ("decrypt_with",) if unsigned_jwe else ("decrypt_with", "verify_with")
+    if uses_store(args, *needed):
         decryptors, verifiers = store_keys_for_open(args, policy, fmt)
     else:
         decryptors = _secret_keys(args.decrypt_with, passphrase, policy, fmt)
-        verifiers = _public_keys(args.verify_with, policy, fmt)
+        verifiers = _public_keys(args.verify_with or [], policy, fmt)
     message = read_stdin(stdin, max(policy.max_message_bytes, policy.max_jose_token_bytes))
     if args.command == "open":
         opened = _api.open_message(
