@@ -21,11 +21,11 @@ from .. import _api, jose, openpgp
 from .._card import Card, Gopc
 from .._clock import now, parse_duration, parse_time
 from .._encoding import Encoding
-from .._errors import PushprovError, UsageError
+from .._errors import UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
-from ..keys._selftest import jwk_policy_problems
 from ._demo import run_demo
+from ._exits import exit_status_epilog, report_failure
 from ._init import add_init_command, run_init
 from ._io import first_line, json_output, read_capped, read_stdin
 from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
@@ -41,20 +41,6 @@ from ._service import add_sandbox_commands, add_service_commands, run_service_co
 from ._store import add_store_commands, run_store_command
 
 __all__ = ["main"]
-
-EXIT_STATUS_TABLE = """exit status:
-  0   success
-  1   internal error (details withheld so no data can leak)
-  2   usage: bad arguments, unreadable file, bad --at
-  3   malformed_input     4  input_too_large     5  decryption_failed
-  6   signature_invalid   7  policy_violation    8  key_invalid
-  9   key_unusable       10  unsupported        11  gopc_invalid
-  12  session_mismatch   13  bad_passphrase
-  20  key_not_found      21  transition_refused  22  self_test_failed
-  23  still_draining     24  store_conflict      25  store_insecure
-  26  store_corrupt      27  audit_tampered      28  store_unavailable
-  30  attention_needed (keys check)
-"""
 
 
 # A JWK thumbprint (RFC 7638: base64url of SHA-256, 43 characters) may begin with "-".
@@ -167,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Seal and open Google Opaque Payment Cards (GOPCs) under Google's profile: "
         "SHA-384 signatures, AES-256, RSA keys valid one year (two at most), several keys at "
         "once. Data flows stdin -> stdout.",
-        epilog=EXIT_STATUS_TABLE,
+        epilog=exit_status_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -280,14 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stdout.flush()
             return status
         output = _dispatch(args, sys.stdin.buffer)
-    except PushprovError as error:
-        print(f"error: {error.code}: {error.message}", file=sys.stderr)
-        return error.exit_status
     except KeyboardInterrupt:
         return 130
-    except Exception:
-        print("error: internal_error: unexpected failure", file=sys.stderr)
-        return 1
+    except Exception as failure:
+        return report_failure(failure)
     stdout.write(output)
     stdout.flush()
     return 0
@@ -534,7 +516,7 @@ def _jwk_inspect(
     report = []
     for key in keys:
         # The keystore's own check, so inspect agrees with what an import would refuse.
-        problems = jwk_policy_problems(key, None, policy, at)
+        problems = key.policy_problems(policy, at)
         report.append(
             {
                 "kid": key.kid,
