@@ -14,7 +14,7 @@ from ._options import Handler, Subparsers
 from ._serve import service_config
 
 if TYPE_CHECKING:
-    from ..service import ServiceState
+    from ..store import ServiceState
 
 __all__ = ["register"]
 
@@ -47,9 +47,7 @@ def _on_state(action: _Action) -> Handler:
     """The handler that opens the service's state, runs ``action`` on it and closes it."""
 
     def handler(args: argparse.Namespace, at: _dt.datetime, _: BinaryIO) -> bytes:
-        from ..service._factory import service_state
-
-        state = service_state(service_config(args))
+        state = service_config(args).backend().open_state()
         try:
             return action(state, args, at)
         finally:

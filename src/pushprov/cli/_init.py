@@ -7,8 +7,8 @@ import argparse
 import datetime as _dt
 from typing import BinaryIO
 
+from ..hosting import PASSPHRASE_ENV
 from ..keys import Environment
-from ._keystore import PASSPHRASE_ENV
 from ._options import Subparsers
 
 __all__ = ["DEFAULT_CLIENT", "register"]

@@ -11,15 +11,13 @@ import argparse
 import datetime as _dt
 import getpass
 import os
-from pathlib import Path
 
 from .. import _api
 from .._errors import KeyUnusableError, UsageError
 from .._policy import Policy
+from ..hosting import PASSPHRASE_ENV, read_passphrase
 from ..keys import DEFAULT_DRAIN_WINDOW, Environment, Keystore, key_id_of
-from ..store import default_store_path, is_postgres_url, open_store
-from ..store._paths import read_passphrase_beside
-from ._io import first_line
+from ..store import Backend, default_store_path, open_backend
 
 __all__ = [
     "PASSPHRASE_ENV",
@@ -31,8 +29,6 @@ __all__ = [
     "store_keys_for_seal",
     "uses_store",
 ]
-
-PASSPHRASE_ENV = "PUSHPROV_STORE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 
 
 def add_store_location(parser: argparse.ArgumentParser, *, required_env: bool) -> None:
@@ -138,8 +134,8 @@ def store_keys_for_open(
 def open_keystore(
     args: argparse.Namespace, *, create: bool, policy: Policy | None = None
 ) -> Keystore:
-    location = args.store or default_store_path()
-    store = open_store(location, passphrase=_store_passphrase(args, location), create=create)
+    backend = open_backend(args.store or default_store_path())
+    store = backend.open_store(passphrase=_store_passphrase(args, backend), create=create)
     actor = getattr(args, "actor", None) or login_name()
     drain = getattr(args, "drain_window", DEFAULT_DRAIN_WINDOW)
     if policy is None:
@@ -155,19 +151,7 @@ def login_name() -> str:
         return f"uid:{os.getuid()}"
 
 
-def _store_passphrase(args: argparse.Namespace, location: str | Path) -> bytes:
-    if args.store_passphrase_file:
-        passphrase = first_line(args.store_passphrase_file)
-    elif PASSPHRASE_ENV in os.environ:
-        passphrase = os.environ[PASSPHRASE_ENV].encode()
-    elif not is_postgres_url(location):
-        # The file `pushprov init` made beside the store, if there is one.
-        passphrase = read_passphrase_beside(Path(location)) or b""
-    else:
-        passphrase = b""
-    if not passphrase:
-        raise UsageError(
-            f"the store passphrase is missing: --store-passphrase-file or ${PASSPHRASE_ENV} "
-            "(or run 'pushprov init', which makes one beside the store)"
-        )
-    return passphrase
+def _store_passphrase(args: argparse.Namespace, backend: Backend) -> bytes:
+    return read_passphrase(
+        args.store_passphrase_file, backend, file_option="--store-passphrase-file"
+    )

@@ -38,7 +38,7 @@ def register(commands: Subparsers) -> None:
 
 
 def _serve(args: argparse.Namespace, _at: _dt.datetime, _: BinaryIO) -> bytes:
-    from ..sandbox._server import serve_sandbox
+    from ..sandbox import serve_sandbox
 
     config = service_config(args)
     if getattr(args, "port", None) is None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from ._options import Subparsers
 
 if TYPE_CHECKING:
-    from ..service import ServiceConfig
+    from ..hosting import ServiceConfig
 
 __all__ = ["SERVE_OPTIONS", "register", "service_config"]
 
@@ -59,7 +59,7 @@ def _serve(args: argparse.Namespace, _at: _dt.datetime, _: BinaryIO) -> bytes:
 
 def service_config(args: argparse.Namespace) -> ServiceConfig:
     """The service's settings: defaults, --config, $PUSHPROV_*, then the options given."""
-    from ..service import ServiceConfig
+    from ..hosting import ServiceConfig
 
     config = ServiceConfig.load(getattr(args, "config", None))
     overrides = {

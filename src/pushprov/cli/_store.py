@@ -11,8 +11,7 @@ import datetime as _dt
 import json
 from typing import BinaryIO
 
-from .._errors import UsageError
-from ..store import is_postgres_url, migrate, redacted_url
+from ..store import open_backend
 from ._options import Subparsers
 
 __all__ = ["register"]
@@ -34,12 +33,11 @@ def register(commands: Subparsers) -> None:
 
 
 def _migrate(args: argparse.Namespace, _at: _dt.datetime, _: BinaryIO) -> bytes:
-    if not is_postgres_url(args.store):
-        raise UsageError("store migrate needs a postgresql:// URL (SQLite needs no migration)")
-    before, after = migrate(args.store)
+    backend = open_backend(args.store)
+    before, after = backend.migrate()
     if args.json:
-        document = {"store": redacted_url(args.store), "from": before, "to": after}
+        document = {"store": backend.name, "from": before, "to": after}
         return json.dumps(document).encode() + b"\n"
     if before == after:
-        return f"{redacted_url(args.store)}: schema {after}, up to date\n".encode()
-    return f"{redacted_url(args.store)}: schema {before} -> {after}\n".encode()
+        return f"{backend.name}: schema {after}, up to date\n".encode()
+    return f"{backend.name}: schema {before} -> {after}\n".encode()
