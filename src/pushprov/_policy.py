@@ -63,6 +63,22 @@ class Policy:
     max_message_bytes: int = 64 * 1024
     max_plaintext_bytes: int = 64 * 1024
     max_key_file_bytes: int = 1024 * 1024
+    # Work budgets, checked before the work they bound, so that no input (a message from anyone,
+    # a key file from a stranger) buys more than a few RSA operations. Google seals to one key;
+    # GnuPG adds one PKESK per recipient and per encrypt-to-self; a rotation holds two or three
+    # decryption keys. Everything beyond is refused before any RSA work.
+    max_pkesks: int = 8  # PKESK packets in one message
+    max_rsa_private_ops: int = 8  # (PKESK, key) trials per open, after de-duplication
+    max_signatures: int = 8  # signature packets in one message
+    max_signature_verifications: int = 8  # (signature, key) RSA checks per message
+    # Certificates: components, signatures per component, RSA checks per certificate, and the
+    # RSA numbers themselves (e <= 2^32 and n <= 16384 bits keep each check cheap).
+    max_user_ids: int = 32
+    max_subkeys: int = 32
+    max_signatures_per_component: int = 64
+    max_key_signature_verifications: int = 128
+    max_rsa_bits: int = 16384
+    max_rsa_exponent: int = 2**32
     # GOPC.
     output_encoding: Encoding = Encoding.BASE64
     max_session_id_length: int = 1024
@@ -100,6 +116,22 @@ class Policy:
             raise ValueError("default_key_validity exceeds max_key_lifetime")
         if min(self.max_message_bytes, self.max_plaintext_bytes, self.min_rsa_bits) <= 0:
             raise ValueError("limits must be positive")
+        budgets = (
+            self.max_pkesks,
+            self.max_rsa_private_ops,
+            self.max_signatures,
+            self.max_signature_verifications,
+            self.max_user_ids,
+            self.max_subkeys,
+            self.max_signatures_per_component,
+            self.max_key_signature_verifications,
+        )
+        if min(budgets) <= 0:
+            raise ValueError("work budgets must be positive")
+        if self.min_rsa_bits > self.max_rsa_bits:
+            raise ValueError("min_rsa_bits exceeds max_rsa_bits")
+        if self.max_rsa_exponent < 65537:
+            raise ValueError("max_rsa_exponent must admit 65537")
         # JOSE: only what pushprov.jose implements can be named, whatever a policy says.
         if not self.jwe_algs <= JWE_ALGS or self.jwe_alg not in self.jwe_algs:
             raise ValueError("jwe_alg must be one of jwe_algs, which allow RSA-OAEP-256 and RSA1_5")

@@ -38,6 +38,7 @@ class ComponentKey:
         "body",
         "created",
         "expires",
+        "exponent",
         "fingerprint",
         "flags",
         "key_id",
@@ -57,19 +58,24 @@ class ComponentKey:
             raise FramingError("truncated key packet")
         self.created = int.from_bytes(body[1:5], "big")
         self.algo = body[5]
-        self.public: rsa.RSAPublicKey | None = None
-        self.bits = 0
-        if self.algo in RSA_ALGOS:
-            n, pos = read_mpi(body, 6)
-            e, pos = read_mpi(body, pos)
-            # The public part ends here (a secret-key packet goes on); so does what we hash.
-            body = body[:pos]
-            n_int = int.from_bytes(n, "big")
-            try:
-                self.public = rsa.RSAPublicNumbers(int.from_bytes(e, "big"), n_int).public_key()
-            except ValueError:
-                raise KeyInvalidError("RSA public key is invalid") from None
-            self.bits = n_int.bit_length()
+        if self.algo not in RSA_ALGOS:
+            # Where another algorithm's public part ends is not ours to know, so neither is its
+            # fingerprint (nor the size limit of what it hashes).
+            raise UnsupportedError(f"only RSA keys are supported (algorithm {self.algo})")
+        n, pos = read_mpi(body, 6)
+        e, pos = read_mpi(body, pos)
+        # The public part ends here (a secret-key packet goes on); so does what we hash. Two
+        # MPIs of at most 8 KiB each: always within the two-octet length the fingerprint hashes.
+        body = body[:pos]
+        n_int = int.from_bytes(n, "big")
+        self.exponent = int.from_bytes(e, "big")
+        try:
+            self.public: rsa.RSAPublicKey | None = rsa.RSAPublicNumbers(
+                self.exponent, n_int
+            ).public_key()
+        except ValueError:
+            raise KeyInvalidError("RSA public key is invalid") from None
+        self.bits = n_int.bit_length()
         self.body = body
         # The v4 fingerprint is defined as SHA-1.
         self.fingerprint = hashlib.sha1(self.hash_prefix()).digest()  # noqa: S324
