@@ -365,6 +365,9 @@ _NO_LEGACY_SCRIPT = textwrap.dedent(
             message, decrypt_with=[key], verify_with=[], at=at, policy=cast5)),
         ("seal-cast5", lambda: openpgp.seal(
             b"x", sign_with=[key], encrypt_to=[key.certificate], at=at, policy=cast5)),
+        ("unlock-cast5", lambda: openpgp.read_secret_keys(
+            encode_packet(Tag.SECRET_KEY, key.certificate._primary.body + bytes([254, 3, 3, 8])
+                          + os.urandom(8) + bytes([0x60]) + os.urandom(48)), passphrase=b"pw")),
     ]:
         try:
             call()
@@ -377,17 +380,19 @@ _NO_LEGACY_SCRIPT = textwrap.dedent(
 def test_legacy_ciphers_without_the_legacy_provider_keep_documented_codes() -> None:
     """With CRYPTOGRAPHY_OPENSSL_NO_LEGACY=1 a PKESK naming CAST5 raised UnsupportedAlgorithm
     (internal_error) after the RSA step. Now: under Google's policy the one decryption failure;
-    under a policy allowing CAST5, ``unsupported`` before any RSA work."""
+    under a policy allowing CAST5, ``unsupported`` before any RSA work; and so is a secret key
+    protected with CAST5."""
     env = dict(os.environ, CRYPTOGRAPHY_OPENSSL_NO_LEGACY="1")
     result = subprocess.run(
         [sys.executable, "-c", _NO_LEGACY_SCRIPT], env=env, capture_output=True, text=True,
         timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:3] == [
+    assert result.stdout.split("\n")[:4] == [
         "open decryption_failed",
         "open-cast5 unsupported",
         "seal-cast5 unsupported",
+        "unlock-cast5 unsupported",  # a secret key protected with CAST5 (GnuPG 1.x)
     ]
 
 

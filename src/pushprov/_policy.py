@@ -46,6 +46,8 @@ class Policy:
     signing_hash: str = "SHA384"
     signature_hashes: frozenset[str] = frozenset({"SHA256", "SHA384", "SHA512"})
     # OpenPGP symmetric encryption: what we write, and what we accept (AES128 only by choice).
+    # Opening runs only these; a session key for another cipher is the one decryption failure.
+    # Failure paths run ``cipher``, so only a single-cipher list makes every path the same work.
     cipher: str = "AES256"
     ciphers: frozenset[str] = frozenset({"AES256"})
     # What keys we generate announce they prefer to receive, most preferred first (§5.2.3.14-16).

@@ -112,10 +112,7 @@ def _build(
         return key
 
     tag, body = packets[0]
-    try:
-        primary = key_from(tag, body)
-    except UnsupportedError:
-        raise UnsupportedError("only RSA primary keys are supported") from None
+    primary = key_from(tag, body)  # an ECC or v6 primary: UnsupportedError
     if primary.bits < policy.min_rsa_bits:
         raise KeyInvalidError(f"RSA key of {primary.bits} bits is below the policy minimum")
     if not _usable_size(primary, policy):
