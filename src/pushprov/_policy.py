@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 # What pushprov.openpgp can run, so all a policy may name (openpgp._algorithms asserts the two
-# agree). The weak ones run so that a message in them is refused by name after its MDC.
+# agree). The weak ones run only where a policy allows them (Google's does not).
 OPENPGP_CIPHERS = frozenset(
     {"IDEA", "TRIPLEDES", "CAST5", "BLOWFISH", "AES128", "AES192", "AES256"}
 )
