@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 
 from .._errors import KeyInvalidError, UnsupportedError
 from .._policy import GOOGLE_PROFILE, Policy
-from ._algorithms import PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY, hash_name, new_hash
+from ._algorithms import PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY, RSA_ALGOS, hash_name, new_hash
 from ._cert import Certificate, ComponentKey, uid_data
 from ._packets import FramingError, Tag, dearmor, encode_packet, is_armored, read_packets
 from ._rsa import PrivateKeyOps, verify_digest
@@ -112,7 +112,9 @@ def _build(
         return key
 
     tag, body = packets[0]
-    primary = key_from(tag, body)  # an ECC or v6 primary: UnsupportedError
+    if body[:1] == b"\x04" and len(body) > 5 and body[5] not in RSA_ALGOS:
+        raise UnsupportedError("only RSA primary keys are supported")
+    primary = key_from(tag, body)
     if primary.bits < policy.min_rsa_bits:
         raise KeyInvalidError(f"RSA key of {primary.bits} bits is below the policy minimum")
     if not _usable_size(primary, policy):
