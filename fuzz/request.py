@@ -1,0 +1,95 @@
+"""POST /v1/gopc with ``data`` as the body, through the service's whole ASGI app in-process.
+
+An authenticated caller, so every body reaches the JSON reader, the schema, the time window,
+the card checks and (when valid) a seal in either envelope. Refusals are 4xx answers; a 500
+(the transport's answer to anything unforeseen) is a finding, reported as ``ServerError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pushprov.keys import FileKeySource
+from pushprov.service import ServiceConfig, SqliteServiceState, create_app
+
+from ._fixtures import AT, jose_keys, pgp_keys
+
+_KEYS = pgp_keys()
+_JWKS = jose_keys()
+_DIRECTORY = tempfile.TemporaryDirectory(prefix="pushprov-fuzz-request-")
+_LOOP = asyncio.new_event_loop()
+
+
+class ServerError(Exception):
+    """The app answered 5xx: something raised that no check foresaw."""
+
+
+def _build() -> tuple[Any, bytes]:
+    directory = Path(_DIRECTORY.name)
+    config = ServiceConfig(
+        workers=1, data_dir=directory, rate_limit_per_second=1_000_000_000, log_level="error"
+    )
+    state = SqliteServiceState(directory / "service.sqlite")
+    api_key = state.add_client("fuzz", at=AT)
+    source = FileKeySource(
+        signers=[_KEYS.ours, _JWKS.ours],
+        recipients=[_KEYS.peer.certificate, _JWKS.peer.public()],
+    )
+    app = create_app(config, keys=source, state=state, clock=lambda: AT)
+    return app, f"Bearer {api_key}".encode()
+
+
+_APP, _AUTHORIZATION = _build()
+# The access log and the 500 path log each request; a fuzzer's millions would drown the output.
+logging.getLogger("pushprov").setLevel(logging.CRITICAL)
+
+
+async def _post(body: bytes) -> int:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/v1/gopc",
+        "raw_path": b"/v1/gopc",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"authorization", _AUTHORIZATION),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8443),
+        "state": {},
+    }
+    sent = False
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await _APP(scope, receive, send)
+    if len(statuses) != 1:
+        raise ServerError(f"{len(statuses)} response starts")
+    return statuses[0]
+
+
+def fuzz_one(data: bytes) -> None:
+    status = _LOOP.run_until_complete(_post(data))
+    if status == 500:
+        raise ServerError(f"status {status}")
