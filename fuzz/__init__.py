@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["CORPUS", "TARGETS", "load"]
+__all__ = ["CORPUS", "DICTIONARIES", "TARGETS", "load"]
 
 HERE = Path(__file__).resolve().parent
 #: The seed corpus in the repository, one folder per target.
@@ -33,7 +33,20 @@ TARGETS: dict[str, str] = {
     "jwk": "load_jwk / load_jwks: JWK, JWK set and PEM key files",
     "gopc": "Gopc.from_json: the opened card document",
     "request": "POST /v1/gopc through the service's ASGI app: the request JSON",
+    "auth": "the Authorization header (Bearer, Basic) on three routes of the service",
     "config": "ServiceConfig.load: the service's TOML configuration",
+}
+
+#: libFuzzer dictionaries (fuzz/dicts/): tokens the mutator splices in, for the text formats.
+DICTIONARIES: dict[str, Path] = {
+    target: HERE / "dicts" / name
+    for name, targets in {
+        "armor.dict": ("armor", "certificate"),
+        "json.dict": ("gopc", "request", "jwk", "jose_header"),
+        "toml.dict": ("config",),
+        "auth.dict": ("auth",),
+    }.items()
+    for target in targets
 }
 
 

@@ -1,5 +1,8 @@
 """``python -m fuzz TARGET [--seconds N]``: run one target under atheris (libFuzzer).
 
+``python -m fuzz all --seconds N`` runs every target for N seconds, one after the other (each
+in its own process), and prints a table of the figures docs/fuzzing.md keeps.
+
 The seeds of ``fuzz/corpus/TARGET`` are copied into a working corpus
 (``artifacts/fuzz/TARGET/corpus`` by default) that libFuzzer grows; crashing inputs land in
 ``.../crashes``. ``--replay FILE...`` runs inputs once without atheris, for a quick look at a
@@ -10,11 +13,13 @@ Exit status: 0 when the run found nothing, libFuzzer's non-zero status otherwise
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-from . import CORPUS, TARGETS, load
+from . import CORPUS, DICTIONARIES, TARGETS, load
 
 # Where coverage is measured: our code, the JOSE library behind it, the TOML reader.
 _INSTRUMENTED = ["pushprov", "fuzz", "joserfc", "tomllib"]
@@ -22,7 +27,7 @@ _INSTRUMENTED = ["pushprov", "fuzz", "joserfc", "tomllib"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__)
-    parser.add_argument("target", nargs="?", choices=sorted(TARGETS))
+    parser.add_argument("target", nargs="?", choices=[*sorted(TARGETS), "all"])
     parser.add_argument("--seconds", type=int, default=60, help="total run time (default 60)")
     parser.add_argument("--work", type=Path, help="working directory (default artifacts/fuzz)")
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take")
@@ -40,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.target is None:
         parser.error("a target is required")
+    if args.target == "all":
+        return _all(args)
     if args.replay:
         fuzz_one = load(args.target)
         for path in args.replay:
@@ -49,10 +56,42 @@ def main(argv: list[str] | None = None) -> int:
     return _fuzz(args)
 
 
+def _work(args: argparse.Namespace) -> Path:
+    return args.work or Path("artifacts") / "fuzz"
+
+
+def _all(args: argparse.Namespace) -> int:
+    """Every target in turn; a table of executions, corpus and findings (Markdown)."""
+    print(
+        "| target | s | executions | exec/s | corpus after (units/bytes) | slowest unit s "
+        "| peak RSS MB | crashes |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    failed = 0
+    for target in TARGETS:
+        command = [sys.executable, "-m", "fuzz", target, "--seconds", str(args.seconds)]
+        command += ["--work", str(_work(args)), "--timeout", str(args.timeout)]
+        run = subprocess.run(command, capture_output=True, text=True, check=False)
+        log = _work(args) / target / "last-run.log"
+        log.write_text(run.stderr)
+        stats = dict(re.findall(r"stat::(\w+):\s+(\d+)", run.stderr))
+        done = re.findall(r"corp: (\d+/\d+\w*)", run.stderr)
+        crashes = len(list((_work(args) / target / "crashes").iterdir()))
+        failed += run.returncode != 0 or crashes > 0
+        print(
+            f"| {target} | {args.seconds} | {stats.get('number_of_executed_units', '?')} "
+            f"| {stats.get('average_exec_per_sec', '?')} | {done[-1] if done else '?'} "
+            f"| {stats.get('slowest_unit_time_sec', '?')} | {stats.get('peak_rss_mb', '?')} "
+            f"| {crashes} |",
+            flush=True,
+        )
+    return 1 if failed else 0
+
+
 def _fuzz(args: argparse.Namespace) -> int:
     import atheris
 
-    work = (args.work or Path("artifacts") / "fuzz") / args.target
+    work = _work(args) / args.target
     corpus, crashes = work / "corpus", work / "crashes"
     corpus.mkdir(parents=True, exist_ok=True)
     crashes.mkdir(parents=True, exist_ok=True)
@@ -65,9 +104,11 @@ def _fuzz(args: argparse.Namespace) -> int:
     def test_one_input(data: bytes) -> None:
         fuzz_one(data)
 
+    dictionary = DICTIONARIES.get(args.target)
     atheris.Setup(
         [
             sys.argv[0],
+            *([f"-dict={dictionary}"] if dictionary else []),
             f"-max_total_time={args.seconds}",
             f"-timeout={args.timeout}",
             f"-rss_limit_mb={args.rss_mb}",

@@ -7,6 +7,7 @@ takes its default maximum input length from the largest seed.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import zlib
@@ -195,6 +196,15 @@ def request() -> tuple[str, dict[str, bytes]]:
     )
 
 
+def auth() -> tuple[str, dict[str, bytes]]:
+    basic = base64.b64encode(b"backend:pp_unknown")
+    return "route octet + Authorization values: Bearer and Basic, as clients send them", {
+        "bearer-gopc.txt": b"\x00Bearer pp_0123456789abcdef",
+        "basic-keys.txt": b"\x01Basic " + basic,
+        "bearer-echo.txt": b"\x02bearer   pp_x",
+    }
+
+
 def config() -> tuple[str, dict[str, bytes]]:
     return "service.toml as docs/scale-out.md and the README show it", {
         "production.toml": b"""[service]
@@ -224,6 +234,7 @@ WRITERS: dict[str, Callable[[], tuple[str, dict[str, bytes]]]] = {
     "jwk": jwk,
     "gopc": gopc,
     "request": request,
+    "auth": auth,
     "config": config,
 }
 

@@ -10,7 +10,11 @@ from pushprov.service import ServiceConfig
 
 from ._fixtures import expected
 
-_DIRECTORY = tempfile.TemporaryDirectory(prefix="pushprov-fuzz-config-")
+# A file per input: in memory where the system offers it (a disk costs ~1 ms per open).
+_MEMORY = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private (0700) directory in it
+_DIRECTORY = tempfile.TemporaryDirectory(
+    prefix="pushprov-fuzz-config-", dir=_MEMORY if _MEMORY.is_dir() else None
+)
 _PATH = Path(_DIRECTORY.name) / "service.toml"
 
 

@@ -43,28 +43,23 @@ def _build() -> tuple[Any, bytes]:
     return app, f"Bearer {api_key}".encode()
 
 
-_APP, _AUTHORIZATION = _build()
+_APP, AUTHORIZATION = _build()
 # The access log and the 500 path log each request; a fuzzer's millions would drown the output.
 logging.getLogger("pushprov").setLevel(logging.CRITICAL)
 
 
-async def _post(body: bytes) -> int:
+async def _call(method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "https",
-        "path": "/v1/gopc",
-        "raw_path": b"/v1/gopc",
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [
-            (b"host", b"localhost"),
-            (b"authorization", _AUTHORIZATION),
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(body)),
-        ],
+        "headers": [(b"host", b"localhost"), *headers, (b"content-length", b"%d" % len(body))],
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8443),
         "state": {},
@@ -89,7 +84,14 @@ async def _post(body: bytes) -> int:
     return statuses[0]
 
 
-def fuzz_one(data: bytes) -> None:
-    status = _LOOP.run_until_complete(_post(data))
+def call(method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> int:
+    """The status the app answers; ServerError for a 500 (or not exactly one answer)."""
+    status = _LOOP.run_until_complete(_call(method, path, headers, body))
     if status == 500:
         raise ServerError(f"status {status}")
+    return status
+
+
+def fuzz_one(data: bytes) -> None:
+    headers = [(b"authorization", AUTHORIZATION), (b"content-type", b"application/json")]
+    call("POST", "/v1/gopc", headers, data)
