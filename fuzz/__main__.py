@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="working directory (default artifacts/fuzz)")
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take")
     parser.add_argument("--rss-mb", type=int, default=1536, help="memory cap of the process")
+    parser.add_argument(
+        "--libfuzzer",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="a libFuzzer flag passed on, e.g. --libfuzzer=-max_len=70000",
+    )
     parser.add_argument("--replay", nargs="+", type=Path, metavar="FILE")
     parser.add_argument("--make-seeds", action="store_true")
     parser.add_argument("--make-keys", action="store_true")
@@ -71,6 +78,7 @@ def _all(args: argparse.Namespace) -> int:
     for target in TARGETS:
         command = [sys.executable, "-m", "fuzz", target, "--seconds", str(args.seconds)]
         command += ["--work", str(_work(args)), "--timeout", str(args.timeout)]
+        command += [f"--libfuzzer={flag}" for flag in args.libfuzzer]
         run = subprocess.run(command, capture_output=True, text=True, check=False)
         log = _work(args) / target / "last-run.log"
         log.write_text(run.stderr)
@@ -114,6 +122,7 @@ def _fuzz(args: argparse.Namespace) -> int:
             f"-rss_limit_mb={args.rss_mb}",
             f"-artifact_prefix={crashes}/",
             "-print_final_stats=1",
+            *args.libfuzzer,
             str(corpus),
         ],
         test_one_input,

@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 import pushprov
-from pushprov import Card, Encoding, Gopc, JweOptions, Pan
+from pushprov import Card, Encoding, Gopc, JweOptions, Pan, jose
 from pushprov.jose._compact import b64u_decode
 from pushprov.jose._jws import sign_jws
 from pushprov.openpgp._message import _decrypt, _split_envelope
@@ -156,6 +156,10 @@ def jwk() -> tuple[str, dict[str, bytes]]:
     numbers = public._public
     return "fixture JWKs from pushprov.jose (JWK, JWK set, PEM), plus RFC 7520 3.3", {
         "public.jwk": public.to_json().encode(),
+        "public-4096.jwk": jose.generate_jwk(bits=4096, at=AT, kid="big")
+        .public()
+        .to_json()
+        .encode(),
         "private.jwk": keys.ours.to_json(private=True).encode(),
         "set.jwks": json.dumps(
             {"keys": [json.loads(public.to_json()), json.loads(keys.peer.public().to_json())]}

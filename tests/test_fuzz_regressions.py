@@ -5,14 +5,23 @@ files in tests/fuzz_regressions/; the others are their siblings, found reading t
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import secrets
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pushprov import UsageError
+import pushprov
+from fuzz import load
+from pushprov import PushprovError, UsageError, jose
+from pushprov.jose._compact import b64u_decode, b64u_encode
 from pushprov.service import ServiceConfig
 
 FOUND = Path(__file__).resolve().parent / "fuzz_regressions"
+AT = dt.datetime(2026, 11, 2, 12, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(
@@ -33,3 +42,61 @@ def test_config_refuses_with_usage_error(tmp_path: Path, text: bytes) -> None:
     with pytest.raises(UsageError) as refused:
         ServiceConfig.load(path, environ={})
     assert refused.value.exit_status == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# RSA public keys the loaders let through but the RSA code cannot use: sealing to them raised
+# ValueError ("Encryption failed"), e.g. in the keystore's self-test on promote, which the
+# sandbox's unauthenticated POST /v1/issuer-keys runs (a 500 there).
+# ---------------------------------------------------------------------------------------------
+
+
+def _b64_int(value: int) -> str:
+    return b64u_encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).decode()
+
+
+def _odd_modulus(bits: int) -> int:
+    return secrets.randbits(bits) | (1 << (bits - 1)) | 1
+
+
+def _jwk(n: int, e: int) -> bytes:
+    return json.dumps({"kty": "RSA", "n": _b64_int(n), "e": _b64_int(e), "kid": "k"}).encode()
+
+
+def _seal_jwe_to(data: bytes) -> None:
+    """Load ``data`` as a JWK or PEM and seal a message to it (a PushprovError is fine)."""
+    key = jose.load_jwk(data)
+    signer = jose.generate_jwk(bits=2048, at=AT)
+    pushprov.seal_message(b"{}", sign_with=[signer], encrypt_to=[key], format="jwe", at=AT)
+
+
+def test_fuzzed_jwk_with_an_even_modulus_is_refused() -> None:
+    found = (FOUND / "jwk-even-modulus.json").read_bytes()  # fuzzer: ValueError on sealing
+    assert int.from_bytes(b64u_decode(json.loads(found)["n"].encode()), "big") % 2 == 0
+    load("jwk")(found)  # the harness: load, then seal to the key and verify with it
+    with pytest.raises(PushprovError):
+        _seal_jwe_to(found)
+
+
+@pytest.mark.parametrize(
+    "n_bits, e",
+    [
+        (2048, 65536),  # even exponent
+        (4096, 2**100 + 1),  # OpenSSL refuses exponents over 64 bits for moduli over 3072
+        (3072, 2**1000 + 1),  # usable, but each public operation costs 60 times more
+    ],
+    ids=["even-e", "huge-e-4096", "huge-e-3072"],
+)
+def test_jwk_with_an_unusable_exponent_is_refused(n_bits: int, e: int) -> None:
+    with pytest.raises(PushprovError):
+        _seal_jwe_to(_jwk(_odd_modulus(n_bits), e))
+
+
+def test_pem_key_over_the_jwk_size_bound_is_refused() -> None:
+    """The JWK path refused moduli over 8192 bits; the PEM path let 20000 bits through."""
+    public = rsa.RSAPublicNumbers(65537, _odd_modulus(20000)).public_key()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(PushprovError):
+        _seal_jwe_to(pem)
