@@ -21,7 +21,7 @@ from pushprov import Card, Encoding, Gopc, JweOptions, Pan, jose
 from pushprov.jose._compact import b64u_decode
 from pushprov.jose._jws import sign_jws
 from pushprov.openpgp._message import _decrypt, _split_envelope
-from pushprov.openpgp._packets import Tag, encode_packet
+from pushprov.openpgp._packets import Tag, dearmor, encode_packet
 
 from . import CORPUS
 from ._fixtures import AT, jose_keys, pgp_keys
@@ -91,6 +91,7 @@ def certificate() -> tuple[str, dict[str, bytes]]:
         "ours.pub.asc": keys.ours.certificate.armor().encode(),
         "ours.pub.pgp": keys.ours.certificate.to_bytes(),
         "ours.sec.asc": keys.ours.armor().encode(),
+        "ours.sec.pgp": dearmor(keys.ours.armor().encode())[1],
         "ours.sec.protected.asc": keys.ours.armor(passphrase=b"fuzz").encode(),
         "rfc9580-A.1-v4-ed25519.asc": _vector(
             "rfc9580-appendix-a/A.1-v4-ed25519legacy-key.pub.asc"
