@@ -27,6 +27,7 @@ TARGETS: dict[str, str] = {
     "message": "open_message (pgp): the envelope, PKESKs, SEIPD, as sent over the wire",
     "message_inner": "open_message (pgp): what a correctly encrypted SEIPD holds (signed grammar, "
     "compression, literal data, signatures), as anyone holding our certificate can send",
+    "sandbox": "Sandbox.accept: the sandbox's unauthenticated POST /v1/gopc verdicts",
     "jose_compact": "open_message (jwe): the compact JWE token",
     "jose_header": "open_message (jwe): the JWE protected header, placed in a valid token",
     "jws": "open_message (jwe): the nested JWS that a correctly encrypted JWE holds",

@@ -108,6 +108,13 @@ def message() -> tuple[str, dict[str, bytes]]:
     }
 
 
+def sandbox() -> tuple[str, dict[str, bytes]]:
+    return "GOPCs sealed by pushprov.seal_gopc to the fixture key (base64, armor)", {
+        "base64.txt": _pgp_sealed(Encoding.BASE64),
+        "armored.asc": _pgp_sealed(Encoding.ARMOR),
+    }
+
+
 def message_inner() -> tuple[str, dict[str, bytes]]:
     inner = _inner()
     deflated = zlib.compressobj(wbits=-15)
@@ -233,6 +240,7 @@ WRITERS: dict[str, Callable[[], tuple[str, dict[str, bytes]]]] = {
     "certificate": certificate,
     "message": message,
     "message_inner": message_inner,
+    "sandbox": sandbox,
     "jose_compact": jose_compact,
     "jose_header": jose_header,
     "jws": jws,
