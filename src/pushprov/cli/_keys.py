@@ -10,6 +10,7 @@ import argparse
 import datetime as _dt
 import getpass
 import os
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from .. import jose, openpgp
@@ -28,7 +29,8 @@ from ..keys import (
     key_id_of,
     key_warnings,
 )
-from ..store import AuditEntry, default_store_path, open_store
+from ..store import AuditEntry, default_store_path, is_postgres_url, open_store
+from ..store._paths import read_passphrase_beside
 from ._io import first_line, json_output, read_capped
 
 __all__ = [
@@ -54,7 +56,8 @@ KEYS_EPILOG = f"""exit status (besides those of `pushprov --help`):
 
 states: pending -> active -> retiring -> retired -> destroyed; retiring -> active
 (rollback); pending -> destroyed (discard). The store passphrase is read from
---store-passphrase-file or ${PASSPHRASE_ENV}, never from the command line.
+--store-passphrase-file, ${PASSPHRASE_ENV} or the store-passphrase file that
+`pushprov init` makes beside the store; never from the command line.
 """
 
 
@@ -405,7 +408,7 @@ def _open_keystore(
     args: argparse.Namespace, *, create: bool, policy: Policy | None = None
 ) -> Keystore:
     location = args.store or default_store_path()
-    store = open_store(location, passphrase=_store_passphrase(args), create=create)
+    store = open_store(location, passphrase=_store_passphrase(args, location), create=create)
     actor = getattr(args, "actor", None) or _login_name()
     drain = getattr(args, "drain_window", DEFAULT_DRAIN_WINDOW)
     if policy is None:
@@ -420,14 +423,20 @@ def _login_name() -> str:
         return f"uid:{os.getuid()}"
 
 
-def _store_passphrase(args: argparse.Namespace) -> bytes:
+def _store_passphrase(args: argparse.Namespace, location: str | Path) -> bytes:
     if args.store_passphrase_file:
         passphrase = first_line(args.store_passphrase_file)
+    elif PASSPHRASE_ENV in os.environ:
+        passphrase = os.environ[PASSPHRASE_ENV].encode()
+    elif not is_postgres_url(location):
+        # The file `pushprov init` made beside the store, if there is one.
+        passphrase = read_passphrase_beside(Path(location)) or b""
     else:
-        passphrase = os.environ.get(PASSPHRASE_ENV, "").encode()
+        passphrase = b""
     if not passphrase:
         raise UsageError(
-            f"the store passphrase is missing: --store-passphrase-file or ${PASSPHRASE_ENV}"
+            f"the store passphrase is missing: --store-passphrase-file or ${PASSPHRASE_ENV} "
+            "(or run 'pushprov init', which makes one beside the store)"
         )
     return passphrase
 

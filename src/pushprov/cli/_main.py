@@ -26,6 +26,7 @@ from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
 from ..keys._selftest import jwk_policy_problems
 from ._demo import run_demo
+from ._init import add_init_command, run_init
 from ._io import first_line, json_output, read_capped, read_stdin
 from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
     add_keys_commands,
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_passphrase(gopc_open)
     _add_time(gopc_open)
 
+    add_init_command(commands)
     add_keys_commands(commands)
     add_store_commands(commands)
     add_service_commands(commands)
@@ -299,6 +301,8 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         return _key_inspect(args, at, policy)
     if args.command == "demo":
         return run_demo(at)
+    if args.command == "init":
+        return run_init(args, at)
     if args.command == "keys":
         return run_keys_command(args, stdin)
     if args.command == "store":

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
+from ..store._paths import default_store_path
 
 __all__ = ["ServiceConfig", "default_data_dir"]
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "pushprov"
+    """Where the `keys` commands look for the store by default, so serve and keys agree."""
+    return default_store_path().parent
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -20,13 +20,14 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from .._clock import now
+from .._errors import UsageError
 from ._config import ServiceConfig
-from ._factory import build_app
+from ._factory import build_app, preflight
 from ._http import BOARD_ENV, HttpProtocol
 from ._logging import configure_logging
 from ._tls import TLS12_CIPHERS, dev_certificate, server_context
 
-__all__ = ["listen_socket", "serve", "uvicorn_config"]
+__all__ = ["bind", "check_tls_files", "listen_socket", "serve", "uvicorn_config"]
 
 log = logging.getLogger("pushprov.service")
 
@@ -90,6 +91,23 @@ def uvicorn_config(app: Any, config: ServiceConfig, *, factory: bool = False) ->
     return result
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """``listen_socket``, with a taken port or a foreign address as one usage error."""
+    try:
+        return listen_socket(host, port)
+    except OSError as error:
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def check_tls_files(cert: Path, key: Path, client_ca: Path | None) -> None:
+    """Load the TLS context once here, so a bad file fails the start, not each worker."""
+    try:
+        server_context(cert, key, client_ca)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or "invalid"
+        raise UsageError(f"cannot load the TLS certificate or key: {reason}") from None
+
+
 def _service_config() -> ServiceConfig:
     values: dict[str, Any] = json.loads(os.environ[_CONFIG_ENV])
     return ServiceConfig.load(
@@ -105,7 +123,10 @@ def app_factory() -> Any:
 
 
 def serve(config: ServiceConfig) -> None:
+    """Check everything, then say "serving" and serve: a start that cannot serve ends in one
+    error (naming what is missing and the command that provides it) before any log line."""
     configure_logging(config.log_level)
+    warnings = preflight(config, at=now())
     if config.tls_cert is None:
         cert, key, created = dev_certificate(config.data_dir, now=now())
         if created:
@@ -114,7 +135,8 @@ def serve(config: ServiceConfig) -> None:
             log.info("using the development certificate", extra={"path": str(cert)})
         config = dataclasses.replace(config, tls_cert=cert, tls_key=key)
     assert config.tls_cert is not None and config.tls_key is not None
-    server_context(config.tls_cert, config.tls_key, config.tls_client_ca)  # fail fast, here
+    check_tls_files(config.tls_cert, config.tls_key, config.tls_client_ca)
+    sock = bind(config.host, config.port)
     serialized = {
         field.name: (
             getattr(config, field.name).total_seconds()
@@ -131,17 +153,18 @@ def serve(config: ServiceConfig) -> None:
         (Path(board_dir) / "workers").write_text(str(config.workers))
         os.environ[BOARD_ENV] = board_dir
     server_config = uvicorn_config("pushprov.service._server:app_factory", config, factory=True)
+    for warning in warnings:  # /readyz answers 503 until these are fixed
+        log.warning("not ready", extra={"problem": warning})
     log.info(
         "serving",
         extra={
-            "url": f"https://{config.host}:{config.port}",
+            "url": f"https://{config.host}:{sock.getsockname()[1]}",  # port 0: the one taken
             "workers": config.workers,
             "env": config.env,
             "format": config.format,
         },
     )
     try:
-        sock = listen_socket(config.host, config.port)
         if config.workers > 1:
             Multiprocess(server_config, sockets=[sock]).run()
         else:
