@@ -80,11 +80,12 @@ def _all(args: argparse.Namespace) -> int:
         command += ["--work", str(_work(args)), "--timeout", str(args.timeout)]
         command += [f"--libfuzzer={flag}" for flag in args.libfuzzer]
         run = subprocess.run(command, capture_output=True, text=True, check=False)
-        log = _work(args) / target / "last-run.log"
-        log.write_text(run.stderr)
+        work = _work(args) / target
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "last-run.log").write_text(run.stderr)
         stats = dict(re.findall(r"stat::(\w+):\s+(\d+)", run.stderr))
         done = re.findall(r"corp: (\d+/\d+\w*)", run.stderr)
-        crashes = len(list((_work(args) / target / "crashes").iterdir()))
+        crashes = len(list((work / "crashes").glob("*")))
         failed += run.returncode != 0 or crashes > 0
         print(
             f"| {target} | {args.seconds} | {stats.get('number_of_executed_units', '?')} "
