@@ -18,6 +18,7 @@ $(VENV)/sslyze/bin/sslyze:
 deps: $(BIN)/.installed $(VENV)/sslyze/bin/sslyze
 	scripts/system-deps.sh
 	npm ci --prefix tests/interop/node --no-audit --no-fund
+	npm ci --prefix tests/interop/openpgpjs --no-audit --no-fund
 
 demo: $(BIN)/.installed
 	$(BIN)/pushprov rehearse

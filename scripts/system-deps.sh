@@ -2,13 +2,18 @@
 # Installs the system packages the test suite drives for real: GnuPG (the interop judge),
 # Node.js (panva/jose interop), Chromium (the dashboard's browser test) and PostgreSQL (the shared
 # store: the tests start their own throwaway cluster on 127.0.0.1, so the package's own cluster
-# may stay stopped). Idempotent: does nothing when they are present.
+# may stay stopped), and the OpenPGP peers of the interop matrix (sqop, gosop, pgpainless-cli,
+# RNP). Idempotent: does nothing when they are present.
 set -euo pipefail
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+command -v sqop >/dev/null 2>&1 || need+=(sqop)
+command -v gosop >/dev/null 2>&1 || need+=(gosop)
+command -v pgpainless-cli >/dev/null 2>&1 || need+=(pgpainless-cli)
+command -v rnp >/dev/null 2>&1 || need+=(rnp)
 # Debian keeps initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH.
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   need+=(postgresql)

@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import json
 import types
+from collections.abc import Mapping
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -76,7 +77,8 @@ def test_round_trip_every_profile_cell(alg: str, enc: str, compress: bool) -> No
     assert (opened.format, opened.decryption_key, opened.cipher) == ("jwe", "recipient", enc)
     (signature,) = opened.signatures
     assert (signature.certificate, signature.signing_key) == ("signer", "signer")
-    assert (signature.hash_algorithm, signature.created) == ("RS256", NOW)
+    # Registered members only, so strict verifiers take it: no signing time is written.
+    assert (signature.hash_algorithm, signature.created) == ("RS256", None)
 
 
 def test_defaults_are_the_policy_choices() -> None:
@@ -161,7 +163,7 @@ def test_opening_picks_the_key_named_by_kid() -> None:
 
 def test_a_token_without_kid_tries_each_fitting_key() -> None:
     signer, target = fixed_key("signer"), fixed_key("target")
-    jws = sign_jws(PAYLOAD, signer, "RS256", NOW)
+    jws = sign_jws(PAYLOAD, signer, "RS256")
     token = forge_jwe({"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT"}, jws, target)
     keys = [fixed_key("legacy", alg="RSA1_5"), fixed_key("other"), target]
     opened = open_jwe(token, decrypt_with=keys, verify_with=[signer], at=NOW)
@@ -206,6 +208,92 @@ def test_the_opt_in_still_verifies_a_nested_signature() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "cty", [None, "JWT", "jwt", "Jwt", "application/jwt", "APPLICATION/JWT", "JOSE", "jose"]
+)
+def test_a_nested_jws_is_recognised_by_cty_in_any_case_or_by_its_shape(cty: str | None) -> None:
+    # Most libraries nest without "cty" (a compact JWS, then a JWE of that string).
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    header = {"alg": "RSA-OAEP-256", "enc": "A256GCM", **({"cty": cty} if cty else {})}
+    token = forge_jwe(header, sign_jws(PAYLOAD, signer, "RS256"), recipient)
+    for allow_unsigned in (False, True):
+        opened = open_jwe(
+            token,
+            decrypt_with=[recipient],
+            verify_with=[signer],
+            at=NOW,
+            allow_unsigned=allow_unsigned,
+        )
+        assert (opened.plaintext, opened.signers) == (PAYLOAD, ("signer",))
+
+
+def _jws_with(header: Mapping[str, object], signature: bytes) -> bytes:
+    return b".".join((encode_header(dict(header)), b64u_encode(PAYLOAD), b64u_encode(signature)))
+
+
+@pytest.mark.parametrize("cty", [None, "application/json"])
+def test_a_plaintext_shaped_like_a_jws_is_never_unsigned_content(cty: str | None) -> None:
+    # Even with the opt-in, and whatever another "cty" claims, a JWS must verify: a signed
+    # message whose signature fails is refused, never passed on as unsigned content.
+    signer, recipient = fixed_key("signer"), fixed_key("recipient")
+    header = {"alg": "RSA-OAEP-256", "enc": "A256GCM", **({"cty": cty} if cty else {})}
+    jws = sign_jws(PAYLOAD, signer, "RS256")
+    forged = jws[:-4] + (b"AAAA" if jws[-4:] != b"AAAA" else b"BBBB")
+    for inner, verifiers, error in (
+        (jws, [], SignatureInvalidError),  # the opt-in needs no verifier, a JWS still does
+        (jws, [fixed_key("other")], SignatureInvalidError),
+        (forged, [signer], SignatureInvalidError),
+        (_jws_with({"alg": "none"}, b""), [signer], PolicyViolationError),
+        (_jws_with({"alg": "HS256", "kid": "signer"}, b"mac"), [signer], PolicyViolationError),
+    ):
+        with pytest.raises(error):
+            open_jwe(
+                forge_jwe(header, inner, recipient),
+                decrypt_with=[recipient],
+                verify_with=verifiers,
+                at=NOW,
+                allow_unsigned=True,
+            )
+    opened = open_jwe(
+        forge_jwe(header, jws, recipient),
+        decrypt_with=[recipient],
+        verify_with=[signer],
+        at=NOW,
+        allow_unsigned=True,
+    )
+    assert opened.signers == ("signer",)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        PAYLOAD,
+        b"a.b.c",  # three segments, but the first is no JSON
+        b64u_encode(b"{}") + b".e30.e30",  # a JSON object without "alg"
+        b64u_encode(b'["alg"]') + b".e30.e30",
+        b64u_encode(b'{"alg":"RS256"}') + b".e30",  # two segments
+        b64u_encode(b'{"alg":"RS256"}') + b".e3+.e30",  # not base64url
+    ],
+)
+def test_other_plaintexts_are_unsigned_content_for_the_opt_in_only(content: bytes) -> None:
+    recipient = fixed_key("recipient")
+    token = forge_jwe({"alg": "RSA-OAEP-256", "enc": "A256GCM"}, content, recipient)
+    with pytest.raises(SignatureInvalidError, match="no nested JWS signature"):
+        open_jwe(token, decrypt_with=[recipient], verify_with=[fixed_key("signer")], at=NOW)
+    opened = open_jwe(token, decrypt_with=[recipient], verify_with=[], at=NOW, allow_unsigned=True)
+    assert (opened.plaintext, opened.signatures) == (content, ())
+
+
+def test_a_jws_header_over_the_cap_is_refused_not_taken_for_content() -> None:
+    recipient = fixed_key("recipient")
+    header = {"alg": "RS256", "pad": "x" * GOOGLE_PROFILE.max_jose_header_bytes}
+    token = forge_jwe(
+        {"alg": "RSA-OAEP-256", "enc": "A256GCM"}, _jws_with(header, b"sig"), recipient
+    )
+    with pytest.raises(InputTooLargeError):
+        open_jwe(token, decrypt_with=[recipient], verify_with=[], at=NOW, allow_unsigned=True)
+
+
 def test_signatures_need_a_trusted_current_fitting_key() -> None:
     signer, recipient = fixed_key("signer"), fixed_key("recipient")
     token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
@@ -226,13 +314,19 @@ def test_signatures_need_a_trusted_current_fitting_key() -> None:
 def test_a_signature_from_the_future_is_refused() -> None:
     # Keys without "iat": made at NOW, they would not be valid yet at the earlier times below.
     signer, recipient = _timeless(fixed_key("signer")), _timeless(fixed_key("recipient"))
-    token = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
+    # We write no signing time; a peer may, and then it is checked.
+    jws = _signed_jws({"alg": "RS256", "kid": "signer", "iat": int(NOW.timestamp())})
+    token = forge_jwe({"alg": "RSA-OAEP-256", "enc": "A256GCM"}, jws, recipient)
     early = NOW - GOOGLE_PROFILE.clock_skew - dt.timedelta(seconds=1)
     with pytest.raises(SignatureInvalidError, match="future"):
         open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=early)
     within = NOW - GOOGLE_PROFILE.clock_skew
     opened = open_jwe(token, decrypt_with=[recipient], verify_with=[signer], at=within)
-    assert opened.plaintext == PAYLOAD
+    assert (opened.plaintext, opened.signatures[0].created) == (PAYLOAD, NOW)
+    # Without a signing time there is nothing to be early: the same moment opens ours.
+    ours = seal_jwe(PAYLOAD, sign_with=signer, encrypt_to=recipient, at=NOW)
+    opened = open_jwe(ours, decrypt_with=[recipient], verify_with=[signer], at=early)
+    assert (opened.plaintext, opened.signatures[0].created) == (PAYLOAD, None)
 
 
 def test_expired_or_misused_keys_do_not_seal() -> None:
@@ -261,7 +355,7 @@ def test_keys_below_the_policy_size_neither_seal_nor_open_nor_verify() -> None:
         open_jwe(
             token, decrypt_with=[recipient], verify_with=[signer.public()], at=NOW, policy=strict
         )
-    jws = sign_jws(PAYLOAD, signer, "RS256", NOW)
+    jws = sign_jws(PAYLOAD, signer, "RS256")
     assert verify_jws(jws, [signer.public()], GOOGLE_PROFILE, NOW)[0] == PAYLOAD
     with pytest.raises(SignatureInvalidError, match="no valid signature"):
         verify_jws(jws, [signer.public()], strict, NOW)
@@ -362,12 +456,17 @@ def _timeless(key: JwkKey) -> JwkKey:
 def test_opening_works_up_to_the_last_second_of_year_9999() -> None:
     timeless, recipient = _timeless(fixed_key("signer")), _timeless(fixed_key("recipient"))
     token = seal_jwe(PAYLOAD, sign_with=timeless, encrypt_to=recipient, at=NOW)
+    # A peer's signing time in that last second is one we read.
+    jws = _signed_jws({"alg": "RS256", "kid": "signer", "iat": int(LAST_SECOND.timestamp())})
+    stamped = forge_jwe({"alg": "RSA-OAEP-256", "enc": "A256GCM"}, jws, recipient)
     for at in (LAST_SECOND, LAST_SECOND.replace(microsecond=999999)):
         opened = open_jwe(token, decrypt_with=[recipient], verify_with=[timeless], at=at)
-        assert opened.signatures[0].created == NOW
-        # Sealed in that last second too: the "iat" written is one we read back.
+        assert opened.plaintext == PAYLOAD
+        # Sealed in that last second too.
         late = seal_jwe(PAYLOAD, sign_with=timeless, encrypt_to=recipient.public(), at=at)
         opened = open_jwe(late, decrypt_with=[recipient], verify_with=[timeless], at=at)
+        assert opened.plaintext == PAYLOAD
+        opened = open_jwe(stamped, decrypt_with=[recipient], verify_with=[timeless], at=at)
         assert opened.signatures[0].created == LAST_SECOND
 
 
@@ -424,11 +523,11 @@ def test_keys_not_valid_yet_do_not_open_and_fail_like_any_other_key() -> None:
     nested = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT"}
     # Built below seal_jwe, which would refuse these keys at NOW.
     to_future = forge_jwe(
-        {**nested, "kid": "future-recipient"}, sign_jws(PAYLOAD, signer, "RS256", NOW),
+        {**nested, "kid": "future-recipient"}, sign_jws(PAYLOAD, signer, "RS256"),
         future_recipient,
     )  # fmt: skip
     by_future = forge_jwe(
-        {**nested, "kid": "recipient"}, sign_jws(PAYLOAD, future_signer, "RS256", NOW), recipient
+        {**nested, "kid": "recipient"}, sign_jws(PAYLOAD, future_signer, "RS256"), recipient
     )
     # The controls: from the keys' iat on, both tokens open.
     for token, decrypt_with, verify_with in (

@@ -23,6 +23,7 @@ from pushprov._errors import (
     MalformedInputError,
     PolicyViolationError,
     PushprovError,
+    SignatureInvalidError,
 )
 from pushprov._json import parse_strict_json
 from pushprov._policy import GOOGLE_PROFILE
@@ -67,7 +68,7 @@ def _open(token: bytes | str, key: JwkKey, **options: Any) -> None:
 
 
 def _jws() -> bytes:
-    return sign_jws(PAYLOAD, fixed_key("signer"), "RS256", NOW)
+    return sign_jws(PAYLOAD, fixed_key("signer"), "RS256")
 
 
 def test_header_alg_other_than_the_pinned_alg_costs_no_rsa_work() -> None:
@@ -126,6 +127,18 @@ def test_refused_header_members(extra: dict[str, Any]) -> None:
     with pytest.raises(PolicyViolationError):
         _open(forge_jwe({**NESTED, **extra}, _jws(), key), key)
     assert probe.decrypts == 0
+
+
+@pytest.mark.parametrize("cty", ["application/json", "JOSE+JSON", "text/plain", ""])
+def test_another_declared_content_type_is_unsigned_and_costs_no_rsa_work(cty: str) -> None:
+    key, probe = _probed(fixed_key("victim"))
+    with pytest.raises(SignatureInvalidError, match="no nested JWS signature"):
+        _open(forge_jwe({**NESTED, "cty": cty}, _jws(), key), key)
+    assert probe.decrypts == 0
+    # Undeclared, the plaintext decides: the same JWS opens, after one RSA decryption.
+    undeclared = {name: value for name, value in NESTED.items() if name != "cty"}
+    _open(forge_jwe(undeclared, _jws(), key), key)
+    assert probe.decrypts == 1
 
 
 def _inner(header: dict[str, Any], signature: bytes = b"sig") -> bytes:

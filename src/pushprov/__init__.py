@@ -12,7 +12,8 @@ profile (``GOOGLE_PROFILE``)::
     sealed = pushprov.seal_gopc(gopc, sign_with=[issuer], encrypt_to=[google_certificate])
 
 ``format="jwe"`` switches the same verbs to the JWE/JWS envelope (keys from ``pushprov.jose``).
-Every error raised on purpose is a ``PushprovError`` with a stable ``code``.
+Every error raised on purpose is a ``PushprovError`` with a stable ``code``; ``InputError``,
+``KeysError`` and ``StoreError`` group them for ``except``.
 """
 
 from ._api import JweOptions, OpenedGopc, open_gopc, open_message, seal_gopc, seal_message
@@ -21,8 +22,10 @@ from ._encoding import Encoding
 from ._errors import (
     DecryptionFailedError,
     GopcInvalidError,
+    InputError,
     InputTooLargeError,
     KeyInvalidError,
+    KeysError,
     KeyUnusableError,
     MalformedInputError,
     PassphraseError,
@@ -30,6 +33,7 @@ from ._errors import (
     PushprovError,
     SessionMismatchError,
     SignatureInvalidError,
+    StoreError,
     UnsupportedError,
     UsageError,
 )
@@ -48,11 +52,13 @@ __all__ = [
     "Encoding",
     "Gopc",
     "GopcInvalidError",
+    "InputError",
     "InputTooLargeError",
     "JweOptions",
     "JwkKey",
     "KeyInvalidError",
     "KeyUnusableError",
+    "KeysError",
     "MalformedInputError",
     "Opened",
     "OpenedGopc",
@@ -64,6 +70,7 @@ __all__ = [
     "SecretKey",
     "SessionMismatchError",
     "SignatureInvalidError",
+    "StoreError",
     "UnsupportedError",
     "UsageError",
     "VerifiedSignature",

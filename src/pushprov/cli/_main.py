@@ -21,11 +21,12 @@ from .. import _api, jose, openpgp
 from .._card import Card, Gopc
 from .._clock import now, parse_duration, parse_time
 from .._encoding import Encoding
-from .._errors import PushprovError, UsageError
+from .._errors import UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
 from ..keys._selftest import jwk_policy_problems
 from ._demo import run_demo
+from ._exits import exit_status_epilog, report_failure
 from ._init import add_init_command, run_init
 from ._io import first_line, json_output, read_capped, read_stdin
 from ._keys import (  # the key store: `keys` commands and `--store` for seal/open
@@ -41,20 +42,6 @@ from ._service import add_sandbox_commands, add_service_commands, run_service_co
 from ._store import add_store_commands, run_store_command
 
 __all__ = ["main"]
-
-EXIT_STATUS_TABLE = """exit status:
-  0   success
-  1   internal error (details withheld so no data can leak)
-  2   usage: bad arguments, unreadable file, bad --at
-  3   malformed_input     4  input_too_large     5  decryption_failed
-  6   signature_invalid   7  policy_violation    8  key_invalid
-  9   key_unusable       10  unsupported        11  gopc_invalid
-  12  session_mismatch   13  bad_passphrase
-  20  key_not_found      21  transition_refused  22  self_test_failed
-  23  still_draining     24  store_conflict      25  store_insecure
-  26  store_corrupt      27  audit_tampered      28  store_unavailable
-  30  attention_needed (keys check)
-"""
 
 
 # A JWK thumbprint (RFC 7638: base64url of SHA-256, 43 characters) may begin with "-".
@@ -124,7 +111,8 @@ def _add_format(parser: argparse.ArgumentParser, *, sealing: bool) -> None:
             "--allow-unsigned",
             action="store_true",
             help="(jwe only) accept a JWE whose plaintext is the bare payload, as Google's older "
-            "variant allows; never the default",
+            "variant allows; never the default. --verify-with becomes optional: a nested JWS "
+            "is still verified, and refused when no key verifies it",
         )
 
 
@@ -166,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Seal and open Google Opaque Payment Cards (GOPCs) under Google's profile: "
         "SHA-384 signatures, AES-256, RSA keys valid one year (two at most), several keys at "
         "once. Data flows stdin -> stdout.",
-        epilog=EXIT_STATUS_TABLE,
+        epilog=exit_status_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -279,14 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stdout.flush()
             return status
         output = _dispatch(args, sys.stdin.buffer)
-    except PushprovError as error:
-        print(f"error: {error.code}: {error.message}", file=sys.stderr)
-        return error.exit_status
     except KeyboardInterrupt:
         return 130
-    except Exception:
-        print("error: internal_error: unexpected failure", file=sys.stderr)
-        return 1
+    except Exception as failure:
+        return report_failure(failure)
     stdout.write(output)
     stdout.flush()
     return 0
@@ -340,11 +324,14 @@ def _dispatch(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
         return sealed if encoding is Encoding.BINARY or sealed.endswith(b"\n") else sealed + b"\n"
     decryptors: Sequence[openpgp.SecretKey | jose.JwkKey]
     verifiers: Sequence[openpgp.Certificate | jose.JwkKey]
-    if uses_store(args, "decrypt_with", "verify_with"):
+    # A JWE opt-in needs no signer to trust; a nested JWS is still verified (with none: refused).
+    unsigned_jwe = args.allow_unsigned and fmt == "jwe"
+    needed = ("decrypt_with",) if unsigned_jwe else ("decrypt_with", "verify_with")
+    if uses_store(args, *needed):
         decryptors, verifiers = store_keys_for_open(args, policy, fmt)
     else:
         decryptors = _secret_keys(args.decrypt_with, passphrase, policy, fmt)
-        verifiers = _public_keys(args.verify_with, policy, fmt)
+        verifiers = _public_keys(args.verify_with or [], policy, fmt)
     message = read_stdin(stdin, max(policy.max_message_bytes, policy.max_jose_token_bytes))
     if args.command == "open":
         opened = _api.open_message(

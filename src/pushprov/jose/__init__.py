@@ -3,7 +3,9 @@
 Sign, then encrypt (RSA-OAEP-256 or legacy RSA1_5; A256GCM or A128CBC-HS256; optional
 ``zip: "DEF"``); decrypt, then verify. joserfc does the JOSE mechanics under an explicit
 algorithm list; this package decides what is allowed, which key is used, and how failures
-look from outside.
+look from outside. We write registered header members only (JWS: ``alg``, ``kid``; JWE:
+``alg``, ``enc``, ``zip``, ``kid``, ``cty: "JWT"``); we read a nested JWS as peers send it,
+with ``cty`` ``JWT`` or ``JOSE`` in any case, or with no ``cty`` at all.
 
 Key rules: a JWK pinned by ``alg`` serves that algorithm only. RSA1_5 (PKCS#1 v1.5) is used
 to seal, and accepted when opening, only with a key pinned ``"alg": "RSA1_5"`` (for example

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import binascii
 import datetime as _dt
+import json
 import os
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -41,8 +44,11 @@ from ._keys import TOO_SMALL, JwkKey, check_time, usable_keys
 
 __all__ = ["open_jwe", "seal_jwe"]
 
-# RFC 7516 §4.1.12 / RFC 7519 §5.2: "JWT" marks a nested JWS; media types compare case-blind.
-_NESTED_CTY = frozenset({"jwt", "application/jwt"})
+# RFC 7519 §5.2: "JWT" marks a nested JWS, as RFC 7515 §4.1.10 "JOSE" marks compact content;
+# media types compare case-blind. Most senders set none: then the plaintext's shape decides.
+_NESTED_CTY = frozenset({"jwt", "application/jwt", "jose", "application/jose"})
+_B64U = re.compile(rb"[A-Za-z0-9_-]*")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 def seal_jwe(
@@ -81,7 +87,7 @@ def seal_jwe(
             raise PolicyViolationError(f"the {role} key is smaller than the policy allows")
         if reason is not None:
             raise KeyUnusableError(f"the {role} key cannot {operation} with {key_alg}: {reason}")
-    jws = sign_jws(plaintext, sign_with, jws_alg, at)
+    jws = sign_jws(plaintext, sign_with, jws_alg)
     header: dict[str, str] = {"alg": alg, "enc": enc}
     if compress:
         header["zip"] = "DEF"
@@ -116,8 +122,13 @@ def open_jwe(
 
     The JWE's ``kid`` picks the key; without one, every key fit for its ``alg`` is tried.
     Keys whose ``iat`` lies after ``at`` are never tried, for decryption or verification.
-    Every failure to decrypt raises the one DecryptionFailedError. A JWE without a nested JWS
-    (no ``cty: "JWT"``) is refused unless ``allow_unsigned``, and then has no signatures.
+    Every failure to decrypt raises the one DecryptionFailedError.
+
+    The plaintext is a nested JWS when ``cty`` says ``JWT`` or ``JOSE`` (any case), or when
+    there is no ``cty`` and it has the shape of a compact JWS, as most libraries send it. A
+    plaintext of that shape is always verified, ``allow_unsigned`` or not. Anything else is
+    unsigned content: refused unless ``allow_unsigned`` (another ``cty`` before any RSA
+    work), and then returned with no signatures.
     """
     check_time(at)
     keys = list(decrypt_with)
@@ -142,10 +153,10 @@ def open_jwe(
     cty = header.get("cty")
     if cty is not None and not isinstance(cty, str):
         raise MalformedInputError('the JWE header "cty" is not a string')
-    nested = cty is not None and cty.lower() in _NESTED_CTY
-    if not nested and not allow_unsigned:
-        # Decided from the header alone: an unsigned message costs no RSA work.
-        raise SignatureInvalidError("the message carries no nested JWS signature")
+    declared = cty is not None and cty.lower() in _NESTED_CTY
+    if cty is not None and not declared and not allow_unsigned:
+        # Another content type, declared: unsigned by its own header, refused with no RSA work.
+        raise SignatureInvalidError(_UNSIGNED)
     encrypted_key, iv, ciphertext, tag = (b64u_decode(segment) for segment in rest)
     if not encrypted_key or len(iv) != iv_bytes(enc) or len(tag) != TAG_BYTES[enc]:
         raise MalformedInputError("the JWE key, IV or tag has the wrong length")
@@ -157,9 +168,11 @@ def open_jwe(
     if len(plaintext) > policy.max_plaintext_bytes:
         raise InputTooLargeError("the plaintext is over the size cap")
     signatures: tuple[VerifiedSignature, ...] = ()
-    if nested:
+    if declared or _has_jws_shape(plaintext, policy):
         plaintext, signature = verify_jws(plaintext, verifiers, policy, at)
         signatures = (signature,)
+    elif not allow_unsigned:
+        raise SignatureInvalidError(_UNSIGNED)
     return Opened(
         plaintext=plaintext,
         format="jwe",
@@ -167,6 +180,33 @@ def open_jwe(
         cipher=enc,
         signatures=signatures,
     )
+
+
+_UNSIGNED = "the message carries no nested JWS signature"
+
+
+def _has_jws_shape(plaintext: bytes, policy: Policy) -> bool:
+    """Whether an undeclared plaintext looks like a compact JWS: three base64url segments, the
+    first a JSON object with an ``alg``.
+
+    Lenient on purpose (duplicate members, stray bits pass): whatever passes goes to the
+    strict verifier, so a signed message is never taken for unsigned content.
+    """
+    segments = plaintext.strip(b" \t\r\n").split(b".")
+    # Payload and signature may be empty (RFC 7515 Appendix F; "alg": "none"), the header not.
+    if len(segments) != 3 or not all(map(_B64U.fullmatch, segments)) or not segments[0]:
+        return False
+    if len(segments[0]) > policy.max_jose_header_bytes:
+        return True  # too long to read here: the verifier refuses it by its size
+    try:
+        header = json.loads(binascii.a2b_base64(_standard_b64(segments[0])))
+    except (ValueError, RecursionError, binascii.Error):
+        return False
+    return isinstance(header, dict) and isinstance(header.get("alg"), str)
+
+
+def _standard_b64(segment: bytes) -> bytes:
+    return segment.translate(_TO_STANDARD) + b"=" * (-len(segment) % 4)
 
 
 class _Parts(NamedTuple):

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
 
-from .._clock import MAX_UNIX_SECONDS, as_unix, from_unix
+from .._clock import MAX_UNIX_SECONDS, from_unix
 from .._errors import (
     InputTooLargeError,
     MalformedInputError,
@@ -53,11 +53,13 @@ def _padding(alg: str) -> tuple[padding.AsymmetricPadding, hashes.HashAlgorithm]
     return padding.PKCS1v15(), digest
 
 
-def sign_jws(payload: bytes, key: JwkKey, alg: str, at: _dt.datetime) -> bytes:
-    """Compact JWS over ``payload`` with ``kid`` and the signing time (``iat``) protected."""
-    # Whole seconds first: as_unix's float would round x.999999 up, past year 9999 at the end.
-    issued = as_unix(at.replace(microsecond=0))
-    header = encode_header({"alg": alg, "kid": key.kid, "iat": issued})
+def sign_jws(payload: bytes, key: JwkKey, alg: str) -> bytes:
+    """Compact JWS over ``payload``; the protected header holds ``alg`` and ``kid`` only.
+
+    Registered parameters only (RFC 7515 §4.1): strict verifiers such as joserfc's default
+    registry refuse any other member, a signing time (``iat``) included.
+    """
+    header = encode_header({"alg": alg, "kid": key.kid})
     signing_input = header + b"." + b64u_encode(payload)
     pad, digest = _padding(alg)
     ops = key._ops
@@ -72,7 +74,8 @@ def verify_jws(
 
     Structure before keys: malformed input raises MalformedInputError, a refused algorithm or
     header PolicyViolationError; no trusted key, a bad signature or a signing time in the
-    future all raise SignatureInvalidError.
+    future all raise SignatureInvalidError. A signing time (``iat``) is optional: checked
+    when a sender puts one in the protected header, else the signature has no ``created``.
     """
     header_b64, payload_b64, signature_b64 = split_compact(token, 3, policy)
     header = parse_json_object(b64u_decode(header_b64), "JWS header")

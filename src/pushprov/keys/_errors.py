@@ -1,8 +1,8 @@
-"""Lifecycle errors, each with a stable code and exit status (20-23, 27-30 of the CLI table)."""
+"""Lifecycle errors (exit statuses 20-23, 27 and 30); their whole outcome: ``pushprov._errors``."""
 
 from __future__ import annotations
 
-from .._errors import PushprovError
+from .._errors import KeysError, StoreError
 
 __all__ = [
     "AttentionNeededError",
@@ -14,49 +14,55 @@ __all__ = [
 ]
 
 
-class KeyNotFoundError(PushprovError):
-    """No record matches the key reference in this environment (or it matches several)."""
+class KeyNotFoundError(KeysError):
+    """No record matches the key reference in this environment, or several do."""
 
     code = "key_not_found"
     exit_status = 20
-    http_status = 404
+    http_status = 503
+    response_code = "KEYS_UNAVAILABLE"
 
 
-class TransitionRefusedError(PushprovError):
+class TransitionRefusedError(KeysError):
     """The state change is not an allowed edge, or breaks a rule (one active JWK per role)."""
 
     code = "transition_refused"
     exit_status = 21
-    http_status = 409
+    http_status = 503
+    response_code = "KEYS_UNAVAILABLE"
 
 
-class SelfTestFailedError(PushprovError):
+class SelfTestFailedError(KeysError):
     """The key did not pass the test run before promotion; it stays pending."""
 
     code = "self_test_failed"
     exit_status = 22
-    http_status = 409
+    http_status = 503
+    response_code = "KEYS_UNAVAILABLE"
 
 
-class DrainWindowError(PushprovError):
+class DrainWindowError(KeysError):
     """The retiring key was active or used inside the drain window; wait, or force with a reason."""
 
     code = "still_draining"
     exit_status = 23
-    http_status = 409
+    http_status = 503
+    response_code = "KEYS_UNAVAILABLE"
 
 
-class AuditTamperedError(PushprovError):
+class AuditTamperedError(StoreError):
     """The audit log's hash chain, sequence or head does not check out."""
 
     code = "audit_tampered"
     exit_status = 27
     http_status = 500
+    response_code = "INTERNAL_ERROR"
 
 
-class AttentionNeededError(PushprovError):
-    """``keys check`` found something an operator must act on (no active key, expiry, drain)."""
+class AttentionNeededError(KeysError):
+    """`keys check` found something an operator must act on (no active key, expiry, drain)."""
 
     code = "attention_needed"
     exit_status = 30
-    http_status = 500
+    http_status = 503
+    response_code = "KEYS_UNAVAILABLE"

@@ -85,8 +85,12 @@ def seal(
     encrypt_to: Sequence[Certificate],
     at: _dt.datetime,
     policy: Policy = GOOGLE_PROFILE,
+    text: bool = False,
 ) -> bytes:
-    """Sign with every key in ``sign_with``, encrypt to every certificate; return binary OpenPGP."""
+    """Sign with every key in ``sign_with``, encrypt to every certificate; return binary OpenPGP.
+
+    ``text`` marks the data as UTF-8 text and signs it as such (SOP's ``encrypt --as=text``).
+    """
     if not sign_with:
         raise UsageError("at least one signing key is required")
     if not encrypt_to:
@@ -108,32 +112,9 @@ def seal(
         key = cert.encryption_key(at, policy)
         recipients.setdefault(key.fingerprint, key)
 
-    # Hash the document once; each signer continues from a copy with its own trailer.
-    document_hash = new_hash(hash_algo)
-    document_hash.update(plaintext)
-    one_pass: list[bytes] = []
-    signatures: list[bytes] = []
-    last = len(signers) - 1
-    for index, (key, backend) in enumerate(signers.values()):
-        one_pass.append(
-            encode_packet(
-                Tag.ONE_PASS_SIGNATURE,
-                bytes([3, SigType.BINARY, hash_algo, PK_RSA])
-                + key.key_id
-                + (b"\x01" if index == last else b"\x00"),
-            )
-        )
-        body = make_signature(
-            backend,
-            fingerprint=key.fingerprint,
-            sig_type=SigType.BINARY,
-            hash_algo=hash_algo,
-            data_hash=document_hash.copy(),
-            created=now,
-        )
-        signatures.append(encode_packet(Tag.SIGNATURE, body))
-    literal = encode_packet(Tag.LITERAL, b"b\x00" + now.to_bytes(4, "big") + plaintext)
-    inner = b"".join(one_pass) + literal + b"".join(reversed(signatures))
+    inner = signed_literal(
+        plaintext, list(signers.values()), created=now, hash_algo=hash_algo, text=text
+    )
 
     session_key = os.urandom(spec.key_size)
     checksum = checksum16(session_key)
@@ -151,6 +132,54 @@ def seal(
     encryptor = Cipher(spec.factory(session_key), CFB(bytes(spec.block_size))).encryptor()
     out.append(encode_packet(Tag.SEIPD, b"\x01" + encryptor.update(clear) + encryptor.finalize()))
     return b"".join(out)
+
+
+def signed_literal(
+    plaintext: bytes,
+    signers: Sequence[tuple[_Key, PrivateKeyOps]],
+    *,
+    created: int,
+    hash_algo: int,
+    text: bool = False,
+) -> bytes:
+    """One-pass signatures, the literal data, then the signatures in reverse order (§10.3).
+
+    ``text`` writes a UTF-8 literal ('u') and text signatures (type 0x01) over the data with
+    CRLF line endings (§5.2.1.2); otherwise a binary literal and binary signatures.
+    """
+    sig_type = SigType.TEXT if text else SigType.BINARY
+    # Hash the document once; each signer continues from a copy with its own trailer.
+    document_hash = new_hash(hash_algo)
+    document_hash.update(canonical_text(plaintext) if text else plaintext)
+    one_pass: list[bytes] = []
+    signatures: list[bytes] = []
+    last = len(signers) - 1
+    for index, (key, backend) in enumerate(signers):
+        one_pass.append(
+            encode_packet(
+                Tag.ONE_PASS_SIGNATURE,
+                bytes([3, sig_type, hash_algo, PK_RSA])
+                + key.key_id
+                + (b"\x01" if index == last else b"\x00"),
+            )
+        )
+        body = make_signature(
+            backend,
+            fingerprint=key.fingerprint,
+            sig_type=sig_type,
+            hash_algo=hash_algo,
+            data_hash=document_hash.copy(),
+            created=created,
+        )
+        signatures.append(encode_packet(Tag.SIGNATURE, body))
+    header = (b"u" if text else b"b") + b"\x00" + created.to_bytes(4, "big")
+    literal = encode_packet(Tag.LITERAL, header + plaintext)
+    return b"".join(one_pass) + literal + b"".join(reversed(signatures))
+
+
+def canonical_text(data: bytes) -> bytes:
+    """Line endings as CRLF, as text signatures hash them (RFC 9580 §5.2.1.2)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def encode_message(binary: bytes, encoding: Encoding) -> bytes:
@@ -552,7 +581,7 @@ def _document_hash(
         hasher = new_hash(hash_algo)
         data = literal.data
         if sig_type == SigType.TEXT:
-            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            data = canonical_text(data)
         hasher.update(data)
         cache[(hash_algo, sig_type)] = cached = hasher
     return cached.copy()

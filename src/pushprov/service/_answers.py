@@ -13,37 +13,21 @@ from typing import Any
 
 from starlette.types import Send
 
-from .._errors import (
-    GopcInvalidError,
-    InputTooLargeError,
-    KeyUnusableError,
-    MalformedInputError,
-    PolicyViolationError,
-    PushprovError,
-    UnsupportedError,
-)
+from .._errors import PushprovError
+from ._models import ErrorResponse
 
 __all__ = [
     "ERROR_STATUSES",
-    "OUTWARD",
+    "TRANSPORT_ERRORS",
+    "UNKNOWN_CALLER",
     "Answer",
     "error",
     "keys_unavailable",
     "millis",
     "not_found",
+    "refusal",
     "validation_error",
 ]
-
-# How our errors look from outside: (HTTP status, errorResponseCode). One entry per class.
-OUTWARD: dict[type[PushprovError], tuple[int, str]] = {
-    GopcInvalidError: (400, "INVALID_FIELD_VALUE"),
-    MalformedInputError: (400, "INVALID_FIELD_VALUE"),
-    InputTooLargeError: (413, "REQUEST_TOO_LARGE"),
-    KeyUnusableError: (503, "KEYS_UNAVAILABLE"),
-    PolicyViolationError: (400, "POLICY_VIOLATION"),
-    UnsupportedError: (400, "UNSUPPORTED"),
-}
-
 
 # What each error status means, for the OpenAPI document (404 has no body: see not_found).
 ERROR_STATUSES: dict[int, str] = {
@@ -54,6 +38,14 @@ ERROR_STATUSES: dict[int, str] = {
     429: "rate limited",
     503: "overloaded or no usable keys; retry after Retry-After",
 }
+
+# The same, as FastAPI's ``responses=``: any route may meet the transport limits or a missing
+# key set; a route that needs a known caller may answer the silent 404.
+TRANSPORT_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": ERROR_STATUSES[status]}
+    for status in (400, 413, 503)
+}
+UNKNOWN_CALLER: dict[int | str, dict[str, Any]] = {404: {"description": ERROR_STATUSES[404]}}
 
 
 class Answer(Exception):  # noqa: N818 - control flow: an answer, not a failure
@@ -96,6 +88,12 @@ def error(
     }
     retry = (("retry-after", "1"),) if status in (429, 503) else ()
     return Answer(status, json.dumps(body, separators=(",", ":")).encode(), headers=retry)
+
+
+def refusal(failure: PushprovError, at: _dt.datetime, request_id: str | None) -> Answer:
+    """How one of our errors looks from outside: its class's HTTP status and code."""
+    cls = type(failure)
+    return error(cls.http_status, cls.response_code, failure.message, at, request_id)
 
 
 def keys_unavailable(at: _dt.datetime, request_id: str | None) -> Answer:

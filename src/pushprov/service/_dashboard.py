@@ -1,16 +1,53 @@
-"""A small read-only dashboard: key inventory, a timeline of each key's states, the warnings
-`keys check` would give, and live counters. Server-rendered HTML with inline SVG; no scripts,
-no external assets (so a strict Content-Security-Policy holds). Every value is escaped."""
+"""GET /dashboard, a small read-only page: key inventory, a timeline of each key's states, the
+warnings `keys check` would give, and live counters. Server-rendered HTML with inline SVG; no
+scripts, no external assets (so a strict Content-Security-Policy holds). Every value is escaped.
+A browser signs in with Basic auth, any user, the API key as password."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import html
 import re
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request, Response
 
 from ..keys import KeyStatus, ServiceKeys
+from ._context import Context
 
-__all__ = ["counters_from_metrics", "render_dashboard"]
+__all__ = ["counters_from_metrics", "dashboard_router", "render_dashboard"]
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def dashboard_router(context: Context) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/dashboard",
+        summary="Read-only dashboard: keys, their timeline, warnings, counters",
+        response_class=Response,
+        responses={401: {"description": "sign in: Basic auth, any user, the API key as password"}},
+    )
+    async def dashboard(request: Request) -> Response:
+        if context.callers.identify(request.scope) is None:
+            # A person in a browser: ask for credentials instead of the API's silent 404.
+            return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="pushprov"'})
+        at = context.clock()
+        page = render_dashboard(
+            context.current_keys(at),
+            counters_from_metrics(context.metrics.render().decode()),
+            env=context.config.env,
+            at=at,
+        )
+        return Response(page, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+    return router
+
 
 _COLORS = {
     "pending": "#9aa5b1",
@@ -60,30 +97,7 @@ def _timeline(keys: tuple[KeyStatus, ...], at: _dt.datetime) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
              f'role="img" aria-label="key timeline">']  # fmt: skip
     for row, key in enumerate(keys):
-        y = 10 + row * _ROW
-        label = html.escape(f"{_short(key.id)} ({key.owner})")
-        parts.append(
-            f'<text x="4" y="{y + 15}" font-size="12" font-family="monospace">{label}</text>'
-        )
-        changes = list(key.transitions) or [(key.state, key.created or at)]
-        end_of_life = key.expires or at
-        for index, (state, since) in enumerate(changes):
-            until = changes[index + 1][1] if index + 1 < len(changes) else max(end_of_life, since)
-            if state in ("retired", "destroyed") and index + 1 == len(changes):
-                until = max(since, min(end_of_life, at))
-            left, right = x(since), x(until)
-            color = _COLORS.get(state, "#868e96")
-            parts.append(
-                f'<rect x="{left:.1f}" y="{y + 3}" width="{max(right - left, 2):.1f}" height="18" '
-                f'fill="{color}"><title>{html.escape(state)} from {since:%Y-%m-%d %H:%M}'
-                "</title></rect>"
-            )
-        if key.expires is not None:
-            ex = x(key.expires)
-            parts.append(
-                f'<line x1="{ex:.1f}" x2="{ex:.1f}" y1="{y}" y2="{y + 24}" stroke="#000" '
-                'stroke-dasharray="2,2"/>'
-            )
+        parts += _key_line(key, 10 + row * _ROW, x, at)
     now_x = x(at)
     parts.append(
         f'<line x1="{now_x:.1f}" x2="{now_x:.1f}" y1="0" y2="{height - 20}" '
@@ -96,21 +110,46 @@ def _timeline(keys: tuple[KeyStatus, ...], at: _dt.datetime) -> str:
     return "".join(parts)
 
 
+def _key_line(
+    key: KeyStatus, y: int, x: Callable[[_dt.datetime], float], at: _dt.datetime
+) -> list[str]:
+    """One key's row of the timeline: its label, a bar per state, a dashed line at expiry."""
+    label = html.escape(f"{_short(key.id)} ({key.owner})")
+    parts = [f'<text x="4" y="{y + 15}" font-size="12" font-family="monospace">{label}</text>']
+    for state, since, until in _state_spans(key, at):
+        left, right = x(since), x(until)
+        color = _COLORS.get(state, "#868e96")
+        parts.append(
+            f'<rect x="{left:.1f}" y="{y + 3}" width="{max(right - left, 2):.1f}" height="18" '
+            f'fill="{color}"><title>{html.escape(state)} from {since:%Y-%m-%d %H:%M}'
+            "</title></rect>"
+        )
+    if key.expires is not None:
+        ex = x(key.expires)
+        parts.append(
+            f'<line x1="{ex:.1f}" x2="{ex:.1f}" y1="{y}" y2="{y + 24}" stroke="#000" '
+            'stroke-dasharray="2,2"/>'
+        )
+    return parts
+
+
+def _state_spans(key: KeyStatus, at: _dt.datetime) -> list[tuple[str, _dt.datetime, _dt.datetime]]:
+    """Each state the key was in, from when until when (the last one: to expiry, or now)."""
+    changes = list(key.transitions) or [(key.state, key.created or at)]
+    end_of_life = key.expires or at
+    spans = []
+    for index, (state, since) in enumerate(changes):
+        until = changes[index + 1][1] if index + 1 < len(changes) else max(end_of_life, since)
+        if state in ("retired", "destroyed") and index + 1 == len(changes):
+            until = max(since, min(end_of_life, at))
+        spans.append((state, since, until))
+    return spans
+
+
 def render_dashboard(
     keys: ServiceKeys, counters: dict[str, float], *, env: str, at: _dt.datetime
 ) -> str:
-    rows = []
-    for key in keys.inventory:
-        days = "" if key.expires is None else f"{(key.expires - at).total_seconds() / 86400:.1f}"
-        rows.append(
-            "<tr>"
-            f'<td class="id">{html.escape(key.id)}</td><td>{html.escape(key.owner)}</td>'
-            f"<td>{html.escape(', '.join(key.roles))}</td>"
-            f'<td><span class="state {html.escape(key.state)}">{html.escape(key.state)}</span></td>'
-            f"<td>{html.escape(key.created.date().isoformat() if key.created else '')}</td>"
-            f"<td>{html.escape(key.expires.date().isoformat() if key.expires else 'never')}</td>"
-            f"<td>{days}</td></tr>"
-        )
+    rows = [_key_row(key, at) for key in keys.inventory]
     warnings = "".join(f"<li>{html.escape(text)}</li>" for text in keys.warnings) or (
         "<li class=ok>nothing needs attention</li>"
     )
@@ -144,3 +183,16 @@ th{{background:#f1f3f5;text-align:left}}.id{{font-family:monospace}}
 <h2>Counters</h2><table id="counters">{counter_rows}</table>
 </body></html>
 """
+
+
+def _key_row(key: KeyStatus, at: _dt.datetime) -> str:
+    days = "" if key.expires is None else f"{(key.expires - at).total_seconds() / 86400:.1f}"
+    return (
+        "<tr>"
+        f'<td class="id">{html.escape(key.id)}</td><td>{html.escape(key.owner)}</td>'
+        f"<td>{html.escape(', '.join(key.roles))}</td>"
+        f'<td><span class="state {html.escape(key.state)}">{html.escape(key.state)}</span></td>'
+        f"<td>{html.escape(key.created.date().isoformat() if key.created else '')}</td>"
+        f"<td>{html.escape(key.expires.date().isoformat() if key.expires else 'never')}</td>"
+        f"<td>{days}</td></tr>"
+    )

@@ -4,8 +4,9 @@ It runs without the framework's routing, dependency and exception layers, which 
 per request than all of our own checks (profiled under bench/load.py). The OpenAPI document
 describes it from the same pydantic models it validates with (``openapi_path``).
 
-Order of checks: caller (404, empty body, when unknown) -> rate limit -> JSON -> schema ->
-requestTimestamp window -> card -> keys -> crypto queue (503 when full) -> seal -> idempotency.
+Order of checks: caller (``_callers``, the rule every route uses: 404, empty body, when
+unknown) -> rate limit -> JSON -> schema -> requestTimestamp window -> card -> keys -> crypto
+queue (503 when full) -> seal (an error: its class's outcome) -> idempotency.
 The idempotency record is looked up only where it decides something: with its insert after
 the seal (a live record wins: the replay, or a 409), and when a check after the timestamp
 refuses (the record, if any, wins over the refusal). A replay costs a seal that is thrown
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,46 +27,35 @@ from .. import _api
 from .._card import Card, Gopc, Pan, parse_strict_json
 from .._encoding import Encoding
 from .._errors import GopcInvalidError, PushprovError
-from ..keys import KeySource, ServiceKeys, key_id_of
+from ..keys import key_id_of
 from ._answers import (
     ERROR_STATUSES,
-    OUTWARD,
     Answer,
     error,
     keys_unavailable,
     millis,
-    not_found,
+    refusal,
     validation_error,
 )
-from ._config import ServiceConfig
-from ._metrics import Metrics
+from ._context import Context
 from ._models import ErrorResponse, GopcRequest, GopcResponse
-from ._runtime import CryptoQueue, RateLimiter, caller_of, check_request_time
-from ._state import ServiceState, StoredResponse
+from ._runtime import RateLimiter, check_request_time
+from ._state import StoredResponse
 
 __all__ = ["GopcEndpoint", "openapi_path"]
 
-Clock = Callable[[], _dt.datetime]
-
 
 class GopcEndpoint:
-    def __init__(
-        self,
-        config: ServiceConfig,
-        *,
-        keys: KeySource,
-        state: ServiceState,
-        clock: Clock,
-        metrics: Metrics,
-        queue: CryptoQueue,
-        limiter: RateLimiter,
-    ) -> None:
-        self._config = config
-        self._keys = keys
-        self._state = state
-        self._clock = clock
-        self._metrics = metrics
-        self._queue = queue
+    def __init__(self, context: Context, *, limiter: RateLimiter) -> None:
+        # Unpacked once: attribute lookups on the hot path stay one level deep.
+        self._config = context.config
+        self._keys = context.keys
+        self._current_keys = context.current_keys
+        self._state = context.state
+        self._clock = context.clock
+        self._metrics = context.metrics
+        self._queue = context.queue
+        self._callers = context.callers
         self._limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,14 +72,7 @@ class GopcEndpoint:
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         config, state = self._config, self._state
-        client = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                client = caller_of(state, value.decode("latin-1"))
-                break
-        if client is None:
-            raise not_found()
-        scope["state"]["client"] = client
+        client = self._callers.require(scope)
         at = self._clock()
         if not self._limiter.admit(client, int(at.timestamp())):
             raise error(429, "RATE_LIMITED", "too many requests; slow down", at, None)
@@ -150,8 +132,8 @@ class GopcEndpoint:
         encoding = Encoding(body.encoding) if body.encoding else None
         if fmt == "jwe" and encoding is not None:
             raise error(400, "INVALID_FIELD_VALUE", "encoding applies to pgp only", at, request_id)
+        snapshot = self._current_keys(at, request_id)
         try:
-            snapshot: ServiceKeys = self._keys.current(at)
             signers, recipients = snapshot.outgoing(fmt)
         except PushprovError:
             raise keys_unavailable(at, request_id) from None
@@ -169,8 +151,7 @@ class GopcEndpoint:
         try:
             sealed = await self._queue.run(seal, at=at, request_id=request_id)
         except PushprovError as failure:
-            status, code = OUTWARD.get(type(failure), (500, "INTERNAL_ERROR"))
-            raise error(status, code, failure.message, at, request_id) from None
+            raise refusal(failure, at, request_id) from None
         return sealed, [key_id_of(key) for key in signers], [key_id_of(key) for key in recipients]
 
 

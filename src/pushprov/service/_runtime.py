@@ -1,10 +1,10 @@
-"""Per-worker machinery every request passes through: the caller, the rate limit, the crypto
-queue. Each is on the hot path, so each is built to cost a few microseconds."""
+"""Per-worker machinery every request passes through: the rate limit, the crypto queue, the
+request-time window (who the caller is: ``_callers``). Each is on the hot path, so each is
+built to cost a few microseconds."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import dataclasses
 import datetime as _dt
@@ -17,24 +17,9 @@ from ._answers import error
 from ._config import ServiceConfig
 from ._state import ServiceState
 
-__all__ = ["CryptoQueue", "RateLimiter", "caller_of", "check_request_time"]
+__all__ = ["CryptoQueue", "RateLimiter", "check_request_time"]
 
 _T = TypeVar("_T")
-
-
-def caller_of(state: ServiceState, authorization: str) -> str | None:
-    """The client behind a Bearer key, or Basic auth with the key as password (browsers)."""
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    scheme = scheme.lower()
-    if scheme == "basic":
-        try:
-            token = base64.b64decode(token, validate=True).decode().partition(":")[2]
-        except (ValueError, UnicodeDecodeError):
-            return None
-    elif scheme != "bearer":
-        return None
-    return state.authenticate(token)
 
 
 class CryptoQueue:

@@ -1,8 +1,8 @@
-"""Storage errors, each with a stable code and exit status (24-26 and 28 of the CLI table)."""
+"""Storage errors (exit statuses 24-26 and 28); their whole outcome: ``pushprov._errors``."""
 
 from __future__ import annotations
 
-from .._errors import PushprovError
+from .._errors import StoreError
 
 __all__ = [
     "StoreConflictError",
@@ -12,33 +12,37 @@ __all__ = [
 ]
 
 
-class StoreConflictError(PushprovError):
+class StoreConflictError(StoreError):
     """The store moved on since the change was prepared (optimistic version check): re-read."""
 
     code = "store_conflict"
     exit_status = 24
-    http_status = 409
+    http_status = 500
+    response_code = "INTERNAL_ERROR"
 
 
-class StoreInsecureError(PushprovError):
+class StoreInsecureError(StoreError):
     """The store file or its directory is accessible by group or others, or not ours."""
 
     code = "store_insecure"
     exit_status = 25
     http_status = 500
+    response_code = "INTERNAL_ERROR"
 
 
-class StoreCorruptError(PushprovError):
+class StoreCorruptError(StoreError):
     """The store is unreadable: unknown schema, or a sealed secret failed its integrity check."""
 
     code = "store_corrupt"
     exit_status = 26
     http_status = 500
+    response_code = "INTERNAL_ERROR"
 
 
-class StoreUnavailableError(PushprovError):
+class StoreUnavailableError(StoreError):
     """The shared (PostgreSQL) store cannot be reached now; a retry may succeed."""
 
     code = "store_unavailable"
     exit_status = 28
     http_status = 503
+    response_code = "SERVICE_UNAVAILABLE"
