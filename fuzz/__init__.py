@@ -27,6 +27,8 @@ TARGETS: dict[str, str] = {
     "message": "open_message (pgp): the envelope, PKESKs, SEIPD, as sent over the wire",
     "message_inner": "open_message (pgp): what a correctly encrypted SEIPD holds (signed grammar, "
     "compression, literal data, signatures), as anyone holding our certificate can send",
+    "signed": "verify_inline / verify_cleartext / verify_detached / armor_data: signed, "
+    "unencrypted OpenPGP as the sop verbs read it",
     "sandbox": "Sandbox.accept: the sandbox's unauthenticated POST /v1/gopc verdicts",
     "jose_compact": "open_message (jwe): the compact JWE token",
     "jose_header": "open_message (jwe): the JWE protected header, placed in a valid token",
@@ -42,7 +44,7 @@ TARGETS: dict[str, str] = {
 DICTIONARIES: dict[str, Path] = {
     target: HERE / "dicts" / name
     for name, targets in {
-        "armor.dict": ("armor", "certificate"),
+        "armor.dict": ("armor", "certificate", "signed"),
         "json.dict": ("gopc", "request", "jwk", "jose_header"),
         "toml.dict": ("config",),
         "auth.dict": ("auth",),

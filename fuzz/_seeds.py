@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 import pushprov
-from pushprov import Card, Encoding, Gopc, JweOptions, Pan, jose
+from pushprov import Card, Encoding, Gopc, JweOptions, Pan, jose, openpgp
 from pushprov.jose._compact import b64u_decode
 from pushprov.jose._jws import sign_jws
 from pushprov.openpgp._message import _decrypt, _split_envelope
@@ -108,6 +108,20 @@ def message() -> tuple[str, dict[str, bytes]]:
     }
 
 
+def signed() -> tuple[str, dict[str, bytes]]:
+    from .signed import DOCUMENT
+
+    peer = [pgp_keys().peer]
+    detached = openpgp.sign_detached(DOCUMENT, sign_with=peer, at=AT)
+    return "route octet + pushprov.openpgp sign_inline / sign_cleartext / sign_detached output", {
+        "inline.pgp": b"\x00" + openpgp.sign_inline(DOCUMENT, sign_with=peer, at=AT),
+        "cleartext.asc": b"\x01" + openpgp.sign_cleartext(DOCUMENT.decode(), sign_with=peer, at=AT),
+        "detached.sig": b"\x02" + detached,
+        "detached.asc": b"\x02" + openpgp.armor_data(detached),
+        "armor.asc": b"\x03" + openpgp.armor_data(detached),
+    }
+
+
 def sandbox() -> tuple[str, dict[str, bytes]]:
     return "GOPCs sealed by pushprov.seal_gopc to the fixture key (base64, armor)", {
         "base64.txt": _pgp_sealed(Encoding.BASE64),
@@ -152,8 +166,8 @@ def jws() -> tuple[str, dict[str, bytes]]:
     payload = _gopc().to_json()
     rfc = json.loads(_vector("rfc7520-cookbook/jws/4_1.rsa_v15_signature.json"))
     return "nested JWSs from pushprov.jose sign_jws (RS256, PS256), plus RFC 7520 4.1", {
-        "rs256.jws": sign_jws(payload, keys.peer, "RS256", AT),
-        "ps256.jws": sign_jws(payload, keys.peer, "PS256", AT),
+        "rs256.jws": sign_jws(payload, keys.peer, "RS256"),
+        "ps256.jws": sign_jws(payload, keys.peer, "PS256"),
         "rfc7520-4.1.jws": rfc["output"]["compact"].encode(),
     }
 
@@ -241,6 +255,7 @@ WRITERS: dict[str, Callable[[], tuple[str, dict[str, bytes]]]] = {
     "message": message,
     "message_inner": message_inner,
     "sandbox": sandbox,
+    "signed": signed,
     "jose_compact": jose_compact,
     "jose_header": jose_header,
     "jws": jws,
