@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 import pushprov
+from pushprov import GOOGLE_PROFILE
 from pushprov.openpgp._packets import Tag, checksum16, encode_packet, mpi
 from pushprov.openpgp._rsa import encrypt_block
 
@@ -21,7 +22,7 @@ _AES256 = 9
 
 
 def _pkesk() -> bytes:
-    key = _KEYS.ours.certificate.encryption_key(AT)
+    key = _KEYS.ours.certificate.encryption_key(GOOGLE_PROFILE, AT)
     assert key.public is not None
     block = bytes([_AES256]) + _SESSION_KEY + checksum16(_SESSION_KEY)
     encrypted = encrypt_block(key.public, block)

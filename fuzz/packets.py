@@ -6,7 +6,7 @@ own ``PushprovError`` (so it counts as an expected refusal here too).
 
 from __future__ import annotations
 
-from pushprov.openpgp._keys import _Key
+from pushprov.openpgp._cert import ComponentKey
 from pushprov.openpgp._packets import FramingError, Tag, read_mpi, read_packets
 from pushprov.openpgp._signature import parse_signature
 
@@ -28,7 +28,7 @@ def _body(tag: int, body: bytes) -> None:
         if tag == Tag.SIGNATURE:
             parse_signature(body)
         elif tag in _KEY_TAGS:
-            _Key(body)
+            ComponentKey(body)
         elif tag == Tag.PKESK and len(body) >= 10:
             read_mpi(body, 10)
     except (FramingError, expected):

@@ -16,8 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import pushprov
 from fuzz import load
-from pushprov import PushprovError, UsageError, jose
+from pushprov import GOOGLE_PROFILE, PushprovError, UsageError, jose, openpgp
 from pushprov.jose._compact import b64u_decode, b64u_encode
+from pushprov.openpgp._algorithms import new_hash
+from pushprov.openpgp._packets import Tag, encode_packet, mpi, read_packets
+from pushprov.openpgp._signature import SigType, Sub, make_signature
 from pushprov.service import ServiceConfig
 
 FOUND = Path(__file__).resolve().parent / "fuzz_regressions"
@@ -100,3 +103,94 @@ def test_pem_key_over_the_jwk_size_bound_is_refused() -> None:
     )
     with pytest.raises(PushprovError):
         _seal_jwe_to(pem)
+
+
+def _certificate_with_subkey(n: int, e: int) -> bytes:
+    """A certificate whose primary key validly binds an encryption subkey with modulus ``n``.
+
+    A key's owner can bind any subkey to it (encryption subkeys need no back-signature), so a
+    stranger can make this; the fuzzer cannot, as it cannot sign.
+    """
+    secret = openpgp.generate_key("s <s@x.example>", bits=2048, at=AT)
+    primary, ops = secret.signer(GOOGLE_PROFILE, AT)
+    created = int(AT.timestamp())
+    body = b"\x04" + created.to_bytes(4, "big") + b"\x01" + mpi(n) + mpi(e)
+    hasher = new_hash(10)
+    hasher.update(primary.hash_prefix() + b"\x99" + len(body).to_bytes(2, "big") + body)
+    binding = make_signature(
+        ops,
+        fingerprint=primary.fingerprint,
+        sig_type=SigType.SUBKEY_BINDING,
+        hash_algo=10,
+        data_hash=hasher,
+        created=created,
+        subpackets=[
+            (Sub.KEY_FLAGS, b"\x0c"),
+            (Sub.KEY_EXPIRATION, (86400 * 30).to_bytes(4, "big")),
+        ],
+    )
+    packets = [
+        (t, b) for t, b in read_packets(secret.certificate.to_bytes()) if t != Tag.PUBLIC_SUBKEY
+    ]
+    primary_and_uid = b"".join(encode_packet(t, b) for t, b in packets[:3])
+    return (
+        primary_and_uid
+        + encode_packet(Tag.PUBLIC_SUBKEY, body)
+        + encode_packet(Tag.SIGNATURE, binding)
+    )
+
+
+@pytest.mark.parametrize(
+    "n, e",
+    [
+        (_odd_modulus(2048) - 1, 65537),  # even modulus
+        (_odd_modulus(4096), 2**100 + 1),  # exponent OpenSSL refuses
+        (_odd_modulus(20000), 65537),  # modulus over OpenSSL's 16384 bits
+    ],
+    ids=["even-n", "huge-e", "20000-bit-n"],
+)
+def test_certificate_with_an_unusable_subkey_is_refused(n: int, e: int) -> None:
+    data = _certificate_with_subkey(n, e)
+    signer = openpgp.generate_key("i <i@x.example>", bits=2048, at=AT)
+    with pytest.raises(PushprovError):
+        (certificate,) = openpgp.read_certificates(data)
+        pushprov.seal_message(b"{}", sign_with=[signer], encrypt_to=[certificate], at=AT)
+
+
+def test_sandbox_refuses_an_unusable_issuer_certificate_with_400(tmp_path: Path) -> None:
+    """Unauthenticated POST /v1/issuer-keys with the even-modulus certificate: 400, not 500."""
+    import asyncio
+
+    import httpx
+
+    from pushprov.keys import Environment, Keystore, SecretCache, StoreKeySource
+    from pushprov.sandbox import SessionBook, create_sandbox_app
+    from pushprov.store import SqliteStore
+
+    path = tmp_path / "keystore.db"
+
+    def open_keystore(cache: SecretCache | None = None) -> Keystore:
+        store = SqliteStore.open(path, passphrase=b"p" * 16, create=True, kdf_log2n=10)
+        return Keystore(store, actor="fuzz-regression", secret_cache=cache)
+
+    own = openpgp.generate_key("g <g@x.example>", bits=2048, at=AT)
+    keystore = open_keystore()
+    record = keystore.import_key(
+        Environment.SANDBOX, own.armor(b"p").encode(), passphrase=b"p", at=AT
+    )
+    keystore.promote(Environment.SANDBOX, record.key_id, at=AT)
+    app = create_sandbox_app(
+        keys=StoreKeySource(open_keystore, Environment.SANDBOX, refresh=0),
+        keystore=open_keystore,
+        sessions=SessionBook(),
+        clock=lambda: AT,
+    )
+    hostile = _certificate_with_subkey(_odd_modulus(2048) - 1, 65537)
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+            return await client.post("/v1/issuer-keys", content=hostile)
+
+    response = asyncio.run(post())
+    assert response.status_code == 400, response.text
