@@ -194,3 +194,12 @@ def test_sandbox_refuses_an_unusable_issuer_certificate_with_400(tmp_path: Path)
 
     response = asyncio.run(post())
     assert response.status_code == 400, response.text
+
+
+def test_key_packet_over_65535_octets_is_refused() -> None:
+    """A non-RSA key packet (not cut at its exponent) over 65,535 octets: OverflowError while
+    computing its fingerprint (issue 14, finding 9), through the certificate harness."""
+    body = b"\x04" + (1).to_bytes(4, "big") + b"\x16" + bytes(70_000)  # algorithm 22, EdDSA
+    load("certificate")(encode_packet(Tag.PUBLIC_KEY, body))
+    with pytest.raises(PushprovError):
+        openpgp.read_certificates(encode_packet(Tag.PUBLIC_KEY, body))

@@ -79,6 +79,9 @@ class ComponentKey:
             except ValueError:
                 raise KeyInvalidError("RSA public key is invalid") from None
             self.bits = n_int.bit_length()
+        if len(body) > 0xFFFF:
+            # The v4 fingerprint hashes a two-octet length: such a key has no fingerprint.
+            raise FramingError("key packet over 65535 octets")
         self.body = body
         # The v4 fingerprint is defined as SHA-1.
         self.fingerprint = hashlib.sha1(self.hash_prefix()).digest()  # noqa: S324
