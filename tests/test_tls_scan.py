@@ -59,7 +59,7 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[st
         targets: dict[str, str] = {}
         for kind in KINDS:
             directory = tmp / kind
-            directory.mkdir()
+            directory.mkdir(mode=0o700)  # the service refuses a data directory others can read
             overrides = {}
             if kind == "rsa":  # the default development certificate is ECDSA P-256
                 cert, private = _rsa_certificate(directory)
