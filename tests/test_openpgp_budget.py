@@ -464,21 +464,34 @@ def test_self_signature_checks_are_budgeted(keys: Keys, verifications: list[int]
     assert verifications[0] == 3 + 5
 
 
+def _unchecked_key(body: bytes) -> ComponentKey:
+    """The key of ``body`` as a signer would see it, without ComponentKey's bounds."""
+    key = ComponentKey.__new__(ComponentKey)
+    key.body = body
+    return key
+
+
 def test_rsa_numbers_are_bounded_before_any_signature_work(
     keys: Keys, hashed: list[int], verifications: list[int]
 ) -> None:
     """A 3072-bit public exponent with ~2,600 signatures took 17.8 s of RSA checks."""
     real = keys.google_1.certificate
     n = real._primary.public.public_numbers().n  # type: ignore[union-attr]
-    for e in (2**32 + 1, (1 << 1500) | 1):
+    # Beyond what any policy may allow (ComponentKey's ceiling) and beyond this policy's bound.
+    tight_e = dataclasses.replace(GOOGLE_PROFILE, max_rsa_exponent=65537)
+    for e, policy, match in (
+        ((1 << 1500) | 1, GOOGLE_PROFILE, "RSA public key is invalid"),
+        (2**32 + 1, GOOGLE_PROFILE, "RSA public key is invalid"),
+        (65539, tight_e, "exceeds the policy's limits"),
+    ):
         body = public_body(as_unix(T0), rsa.RSAPublicNumbers(e, n).public_key())
         data = (
             encode_packet(Tag.PUBLIC_KEY, body)
             + encode_packet(Tag.USER_ID, b"u")
-            + _certification(ComponentKey(body), b"u", left16_ok=True) * 50
+            + _certification(_unchecked_key(body), b"u", left16_ok=True) * 50
         )
-        with pytest.raises(KeyInvalidError, match="exceeds the policy's limits"):
-            openpgp.read_certificates(data)
+        with pytest.raises(KeyInvalidError, match=match):
+            openpgp.read_certificates(data, policy=policy)
     small_n = dataclasses.replace(GOOGLE_PROFILE, min_rsa_bits=1024, max_rsa_bits=2047)
     with pytest.raises(KeyInvalidError, match="exceeds the policy's limits"):
         openpgp.read_certificates(real.to_bytes(), policy=small_n)

@@ -23,6 +23,11 @@ from ._signature import KeyFlags
 
 __all__ = ["Certificate", "ComponentKey", "KeyInfo", "public_body", "uid_data"]
 
+# What OpenSSL's RSA will still run: moduli up to 16384 bits, exponents up to 64 bits (over a
+# 3072-bit modulus); 2^32 keeps every public operation cheap.
+_MAX_RSA_BITS = 16384
+_MAX_RSA_EXPONENT = 2**32
+
 
 class ComponentKey:
     """One key of a certificate, its primary key or a subkey (Sequoia's "component key"), with
@@ -64,11 +69,16 @@ class ComponentKey:
             raise UnsupportedError(f"only RSA keys are supported (algorithm {self.algo})")
         n, pos = read_mpi(body, 6)
         e, pos = read_mpi(body, pos)
-        # The public part ends here (a secret-key packet goes on); so does what we hash. Two
-        # MPIs of at most 8 KiB each: always within the two-octet length the fingerprint hashes.
+        # The public part ends here (a secret-key packet goes on); so does what we hash: two
+        # MPIs, within the two-octet length the fingerprint hashes.
         body = body[:pos]
         n_int = int.from_bytes(n, "big")
         self.exponent = int.from_bytes(e, "big")
+        # pyca builds these, then OpenSSL refuses to encrypt with them (ValueError): a key that
+        # reads fine would break whoever seals to it. Real keys use e = 65537. (The Policy may
+        # bound n and e tighter still; _parse checks that before any signature work.)
+        if not n_int & 1 or n_int.bit_length() > _MAX_RSA_BITS or self.exponent > _MAX_RSA_EXPONENT:
+            raise KeyInvalidError("RSA public key is invalid")
         try:
             self.public: rsa.RSAPublicKey | None = rsa.RSAPublicNumbers(
                 self.exponent, n_int
