@@ -1,7 +1,9 @@
 """GET /dashboard, a small read-only page: key inventory, a timeline of each key's states, the
 warnings `keys check` would give, and live counters. Server-rendered HTML with inline SVG; no
 scripts, no external assets (so a strict Content-Security-Policy holds). Every value is escaped.
-A browser signs in with Basic auth, any user, the API key as password."""
+A browser signs in with Basic auth, any user, the API key as password; the sign-in prompt (a
+401) goes to a peer on loopback only (an operator through an SSH tunnel), everyone else unknown
+gets the service's silent 404 from the transport's gate (``_callers``)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request, Response
 
 from ..keys import KeyStatus, ServiceKeys
+from ._answers import not_found
+from ._callers import from_loopback
 from ._context import Context
 
 __all__ = ["counters_from_metrics", "dashboard_router", "render_dashboard"]
@@ -31,11 +35,16 @@ def dashboard_router(context: Context) -> APIRouter:
         "/dashboard",
         summary="Read-only dashboard: keys, their timeline, warnings, counters",
         response_class=Response,
-        responses={401: {"description": "sign in: Basic auth, any user, the API key as password"}},
+        responses={
+            401: {"description": "sign in (loopback only): Basic auth, the API key as password"},
+            404: {"description": "unknown caller (empty body)"},
+        },
     )
     async def dashboard(request: Request) -> Response:
         if context.callers.identify(request.scope) is None:
-            # A person in a browser: ask for credentials instead of the API's silent 404.
+            if not from_loopback(request.scope):
+                raise not_found()
+            # A person in a browser on this host: ask for credentials.
             return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="pushprov"'})
         at = context.clock()
         page = render_dashboard(
