@@ -17,6 +17,7 @@ from .. import jose, openpgp
 from .._clock import from_unix, now, parse_duration, parse_time
 from .._errors import KeyUnusableError, UsageError
 from .._policy import Policy
+from .._text import printable_lines
 from ..keys import (
     DEFAULT_DRAIN_WINDOW,
     AttentionNeededError,
@@ -327,7 +328,7 @@ def _audit(ks: Keystore, env: Environment, verify: bool, as_json: bool) -> bytes
         + (f"  ({e.reason})" if e.reason else "")
         for e in entries
     ]
-    return ("\n".join(lines) + "\n").encode() if lines else b""
+    return printable_lines(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,7 +509,7 @@ def _render_list(
             f"created {r.created.date().isoformat()}  expires {expires}"
             + (f"  ! {notes}" if notes else "")
         )
-    return ("\n".join(lines) + "\n").encode()
+    return printable_lines(lines)
 
 
 def _render_record(
@@ -556,4 +557,4 @@ def _render_record(
             f"thumbprint {jwk['thumbprint']}"
         )
     lines += [f"  ! {w['message']}" for w in data["warnings"]]
-    return ("\n".join(lines) + "\n").encode()
+    return printable_lines(lines)

@@ -24,6 +24,7 @@ from .._encoding import Encoding
 from .._errors import UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
+from .._text import printable_lines
 from ..keys._selftest import jwk_policy_problems
 from ._demo import run_demo
 from ._exits import exit_status_epilog, report_failure
@@ -508,7 +509,7 @@ def _key_inspect(args: argparse.Namespace, at: _dt.datetime, policy: Policy) -> 
                 "policy": {"ok": not problems, "problems": problems},
             }
         )
-    return json_output(report) if args.json else _render_inspect(report).encode()
+    return json_output(report) if args.json else _render_inspect(report)
 
 
 def _jwk_inspect(
@@ -545,10 +546,12 @@ def _jwk_inspect(
         assert isinstance(policy_report, dict)
         verdict = "ok" if policy_report["ok"] else "NOT OK: " + "; ".join(policy_report["problems"])
         lines.append(f"  policy   {verdict}")
-    return ("\n".join(lines) + "\n").encode()
+    return printable_lines(lines)
 
 
-def _render_inspect(report: list[dict[str, Any]]) -> str:
+def _render_inspect(report: list[dict[str, Any]]) -> bytes:
+    # Every value goes out through printable_lines: a user ID's newline or ESC[8m must not
+    # forge or hide a line (issue 14, finding 8).
     lines = []
     for cert in report:
         kind = "secret key" if cert["secret"] else "certificate"
@@ -565,4 +568,4 @@ def _render_inspect(report: list[dict[str, Any]]) -> str:
         policy = cert["policy"]
         verdict = "ok" if policy["ok"] else "NOT OK: " + "; ".join(policy["problems"])
         lines.append(f"  policy   {verdict}")
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from .._clock import now as _now
 from .._errors import PushprovError
+from .._text import printable
 from ..keys import Environment, KeySource, Keystore
 from ._core import Sandbox, SessionBook
 
@@ -74,7 +75,8 @@ def create_sandbox_app(
             record = store.import_key(Environment.SANDBOX, body, at=at, owner=ISSUER)
             store.promote(Environment.SANDBOX, record.key_id, at=at, reason="trusted by API")
         except PushprovError as error:
-            return JSONResponse({"error": error.code, "message": error.message}, status_code=400)
+            message = printable(error.message)  # read by a person in a rehearsal
+            return JSONResponse({"error": error.code, "message": message}, status_code=400)
         finally:
             store.close()
         return JSONResponse({"keyId": record.key_id, "state": "active"})
