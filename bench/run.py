@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 import jose_cases  # bench/ is on sys.path when this file runs as a script
 import pushprov
-from pushprov import openpgp
+from pushprov import GOOGLE_PROFILE, openpgp
 
 AT = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SESSION = "c2FuZGJveC1zZXNzaW9uLWlkLWZyb20tdGhlLWdvb2dsZS1wYXktc2Rr"
@@ -116,7 +116,9 @@ def pgp_cases(bits: int, seconds: float) -> list[tuple[str, float, float]]:
     gopc = _gopc()
     payload = gopc.to_json()
     signer = _private(issuer, issuer.fingerprint)
-    google_encryption = google.certificate.encryption_key(AT).fingerprint.hex().upper()
+    google_encryption = (
+        google.certificate.encryption_key(GOOGLE_PROFILE, AT).fingerprint.hex().upper()
+    )
     decryptor = _private(google, google_encryption)
 
     def seal() -> bytes:

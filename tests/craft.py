@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers import Cipher
 
-from pushprov import openpgp
+from pushprov import GOOGLE_PROFILE, openpgp
+from pushprov.openpgp import SecretKey
 from pushprov.openpgp._algorithms import CFB, cipher_spec
-from pushprov.openpgp._keys import SecretKey
 from pushprov.openpgp._message import _decrypt, _split_envelope
 from pushprov.openpgp._packets import Tag, encode_packet, mpi, read_packets
 from pushprov.openpgp._rsa import encrypt_block
@@ -38,7 +38,7 @@ def encrypt_packets(
     block = bytes([cipher_algo]) + session_key + (sum(session_key) & 0xFFFF).to_bytes(2, "big")
     out = []
     for cert in recipients:
-        key = cert.encryption_key(T0)
+        key = cert.encryption_key(GOOGLE_PROFILE, T0)
         assert key.public is not None
         kid = key.key_id if key_id is None else key_id
         out.append(

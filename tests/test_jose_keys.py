@@ -248,3 +248,29 @@ def test_jwk_times_end_with_year_9999(member: str) -> None:
     for value in (END_OF_TIME + 1, 2**40 - 1):
         with pytest.raises(KeyInvalidError, match="Unix seconds"):
             load_jwk(_jwk(**{member: value, other: None}))
+
+
+def test_policy_problems_of_a_jwk() -> None:
+    signer = fixed_key("policy-sig", use="sig")  # made at NOW, valid for the default year
+    assert signer.policy_problems(GOOGLE_PROFILE, NOW) == []
+    assert signer.policy_problems(GOOGLE_PROFILE, NOW, use="enc") == ['its use is not "enc"']
+    assert signer.policy_problems(GOOGLE_PROFILE, NOW + dt.timedelta(days=366)) == ["it is expired"]
+    strict = dataclasses.replace(GOOGLE_PROFILE, min_rsa_bits=3072)
+    assert signer.policy_problems(strict, NOW) == ["it has 2048 bits (< 3072)"]
+
+    doc = json.loads(signer.public().to_json())
+    # Pinned to an encryption algorithm while its use is signing: which algorithms are allowed
+    # follows the key's own use, or the one asked for.
+    pinned = load_jwk(json.dumps({**doc, "alg": "RSA1_5"}))
+    assert pinned.policy_problems(GOOGLE_PROFILE, NOW) == [
+        "it is pinned to an algorithm the policy does not allow for its use"
+    ]
+    assert pinned.policy_problems(GOOGLE_PROFILE, NOW, use="enc") == ['its use is not "enc"']
+    undated = load_jwk(json.dumps({key: doc[key] for key in ("kty", "n", "e")}))
+    assert undated.policy_problems(GOOGLE_PROFILE, NOW) == [
+        "it records no creation time (iat) or no expiry (exp)"
+    ]
+    long_lived = {**doc, "exp": doc["iat"] + 800 * 86400}
+    loose = dataclasses.replace(GOOGLE_PROFILE, max_key_lifetime=dt.timedelta(days=1000))
+    key = load_jwk(json.dumps(long_lived), policy=loose)
+    assert key.policy_problems(GOOGLE_PROFILE, NOW) == ["its lifetime exceeds 730 days"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -17,14 +18,16 @@ from pushprov import (
 )
 from pushprov._clock import as_unix
 from pushprov.openpgp._algorithms import new_hash
-from pushprov.openpgp._keys import _Key, _public_body
-from pushprov.openpgp._packets import Tag, encode_packet
+from pushprov.openpgp._cert import ComponentKey, public_body
+from pushprov.openpgp._packets import Tag, encode_packet, read_packets
 from pushprov.openpgp._rsa import SoftwareRsaKey
 from pushprov.openpgp._signature import (
     KeyFlags,
     SigType,
     Sub,
+    _subpackets,
     make_signature,
+    parse_signature,
 )
 
 from .conftest import T0, Keys
@@ -33,7 +36,7 @@ from .gpg import Gpg
 
 def _sign(
     signer: SoftwareRsaKey,
-    issuer: _Key,
+    issuer: ComponentKey,
     sig_type: int,
     data: bytes,
     subpackets: list[tuple[int, bytes]],
@@ -52,7 +55,7 @@ def _with_signing_subkey(key: openpgp.SecretKey, *, back_signed: bool) -> bytes:
     primary_ops = key._backends[primary.fingerprint]
     assert isinstance(primary_ops, SoftwareRsaKey)
     sub_private = rsa.generate_private_key(65537, 2048)
-    sub = _Key(_public_body(as_unix(T0), sub_private.public_key()))
+    sub = ComponentKey(public_body(as_unix(T0), sub_private.public_key()))
     data = primary.hash_prefix() + sub.hash_prefix()
     subpackets = [(Sub.KEY_FLAGS, bytes([KeyFlags.SIGN]))]
     if back_signed:
@@ -79,7 +82,7 @@ def test_tampered_subkey_binding_drops_the_subkey(keys: Keys) -> None:
     cert = openpgp.read_certificates(bytes(data))[0]
     assert [info.capabilities for info in cert.key_infos()] == ["cs"]
     with pytest.raises(KeyUnusableError, match="no valid encryption key"):
-        cert.encryption_key(T0)
+        cert.encryption_key(GOOGLE_PROFILE, T0)
 
 
 def test_tampered_user_id_certification_invalidates_the_key(keys: Keys) -> None:
@@ -139,3 +142,55 @@ def test_policy_verdict_on_gpg_keys(gpg: Gpg) -> None:
     assert "primary key never expires" in forever_cert.policy_problems(GOOGLE_PROFILE, now)
     problems = long_cert.policy_problems(GOOGLE_PROFILE, now)
     assert "primary key lifetime exceeds 730 days" in problems
+
+
+def _preferences(key: openpgp.SecretKey) -> dict[int, bytes]:
+    """The preference subpackets of the key's user ID certification."""
+    certifications = [
+        parse_signature(body)
+        for tag, body in read_packets(key.certificate.to_bytes())
+        if tag == Tag.SIGNATURE and body[1] == SigType.POSITIVE_CERT
+    ]
+    (certification,) = certifications
+    wanted = (Sub.PREFERRED_CIPHERS, Sub.PREFERRED_HASHES, Sub.PREFERRED_COMPRESSION)
+    return {
+        kind: data
+        for kind, _critical, data in _subpackets(certification.hashed_area)
+        if kind in wanted
+    }
+
+
+def test_generated_preferences_come_from_the_policy(keys: Keys) -> None:
+    # Google's profile writes what generation always wrote: AES-256/192/128,
+    # SHA-384/512/256, ZLIB/ZIP/uncompressed.
+    assert _preferences(keys.issuer_a) == {
+        Sub.PREFERRED_CIPHERS: bytes([9, 8, 7]),
+        Sub.PREFERRED_HASHES: bytes([9, 10, 8]),
+        Sub.PREFERRED_COMPRESSION: bytes([2, 1, 0]),
+    }
+    other = dataclasses.replace(
+        GOOGLE_PROFILE,
+        preferred_ciphers=("AES128",),
+        preferred_hashes=("SHA512", "SHA384"),
+        preferred_compression=("UNCOMPRESSED", "BZIP2"),
+    )
+    key = openpgp.generate_key("Prefs <p@x.example>", bits=2048, at=T0, policy=other)
+    assert _preferences(key) == {
+        Sub.PREFERRED_CIPHERS: bytes([7]),
+        Sub.PREFERRED_HASHES: bytes([10, 9]),
+        Sub.PREFERRED_COMPRESSION: bytes([0, 3]),
+    }
+    assert openpgp.read_certificates(key.certificate.to_bytes()) == [key.certificate]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"preferred_ciphers": ()},
+        {"preferred_hashes": ("SHA384", "SHA384")},
+        {"preferred_compression": ("ZLIB", "ZLIB")},
+    ],
+)
+def test_policy_refuses_empty_or_repeated_preferences(change: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="distinct names, at least one"):
+        dataclasses.replace(GOOGLE_PROFILE, **change)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ import pytest
 
 import pushprov
 from pushprov import (
+    GOOGLE_PROFILE,
     KeyUnusableError,
     PassphraseError,
     Policy,
@@ -508,7 +509,7 @@ def _secret_needles(key: openpgp.SecretKey) -> dict[str, bytes]:
     lines = [line for line in armored.splitlines() if line and not line.startswith(("-", "="))]
     body = "".join(lines[1:] if ":" in lines[0] else lines)
     binary = base64.b64decode(body + "=" * (-len(body) % 4))
-    for index, (_, backend) in enumerate([*key.decryptors(), key.signer(T0)]):
+    for index, (_, backend) in enumerate([*key.decryptors(), key.signer(GOOGLE_PROFILE, T0)]):
         numbers = backend.private_numbers()  # type: ignore[attr-defined]
         for name in ("d", "p", "q"):
             value: int = getattr(numbers, name)

@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 )
 
 from pushprov import (
+    GOOGLE_PROFILE,
     DecryptionFailedError,
     PushprovError,
     SignatureInvalidError,
@@ -255,7 +256,7 @@ class Lifecycle(RuleBasedStateMachine):
         for key_id in expected_signers:
             self.last_used[key_id] = self.at
         pkesk_ids = {body[1:9] for tag, body in read_packets(sealed) if tag == Tag.PKESK}
-        assert pkesk_ids == {c.encryption_key(self.at).key_id for c in recipients}
+        assert pkesk_ids == {c.encryption_key(GOOGLE_PROFILE, self.at).key_id for c in recipients}
         for partner in expected_recipients:  # each of Google's active keys opens it alone
             opened = openpgp.open_message(
                 sealed,

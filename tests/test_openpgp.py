@@ -75,6 +75,26 @@ def test_two_signers_two_recipients_any_decrypts_any_signature_suffices(keys: Ke
     assert set(both.signers) == {keys.issuer_a.fingerprint, keys.issuer_b.fingerprint}
 
 
+def test_message_recipients_name_the_encryption_subkeys(keys: Keys) -> None:
+    message = seal(keys, encrypt_to=[keys.google_1.certificate, keys.google_2.certificate])
+    subkeys = [
+        key.certificate.encryption_key(GOOGLE_PROFILE, T0).key_id.hex().upper()
+        for key in (keys.google_1, keys.google_2)
+    ]
+    assert openpgp.message_recipients(message) == tuple(subkeys)
+    # Armored or base64 as open_message takes it; a hidden recipient reads as zeros.
+    armored = openpgp.encode_message(message, Encoding.ARMOR)
+    assert openpgp.message_recipients(armored) == tuple(subkeys)
+    hidden = craft.encrypt_packets(
+        craft.inner_packets(message, keys.google_1), [keys.google_1.certificate], key_id=bytes(8)
+    )
+    assert openpgp.message_recipients(hidden) == ("0000000000000000",)
+    with pytest.raises(PolicyViolationError, match="not encrypted"):
+        openpgp.message_recipients(craft.literal(PAYLOAD))
+    with pytest.raises(DecryptionFailedError):
+        openpgp.message_recipients(message[:40])
+
+
 def test_a_key_named_twice_signs_and_is_encrypted_to_once(keys: Keys) -> None:
     # A certificate and its re-read copy are different objects with the same keys.
     copy = openpgp.read_certificates(keys.google_1.certificate.armor().encode())[0]
@@ -105,7 +125,7 @@ def test_one_pass_order_and_nesting_flags(keys: Keys) -> None:
 def test_encrypts_to_the_encryption_subkey(keys: Keys) -> None:
     message = seal(keys)
     pkesk = craft.packets(message)[0][1]
-    subkey = keys.google_1.certificate.encryption_key(T0)
+    subkey = keys.google_1.certificate.encryption_key(GOOGLE_PROFILE, T0)
     assert pkesk[1:9] == subkey.key_id
     assert subkey.fingerprint.hex().upper() != keys.google_1.fingerprint
 
@@ -227,6 +247,9 @@ def test_sha1_signature_is_refused(keys: Keys) -> None:
         {"signing_hash": "RIPEMD160", "signature_hashes": frozenset({"RIPEMD160"})},
         {"signing_hash": "SHA3-256", "signature_hashes": frozenset({"SHA3-256"})},
         {"signature_hashes": frozenset({"SHA384", "sha256"})},
+        {"preferred_ciphers": ("AES256", "TWOFISH")},
+        {"preferred_hashes": ("SHA384", "SHA3-256")},
+        {"preferred_compression": ("ZLIB", "LZMA")},
     ],
 )
 def test_policy_refuses_openpgp_algorithms_outside_the_implementation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pushprov import (
+    GOOGLE_PROFILE,
     Encoding,
     MalformedInputError,
     PolicyViolationError,
@@ -72,8 +73,8 @@ def test_inline_signed_message(keys: Keys) -> None:
 
 
 def test_inline_refusals(keys: Keys) -> None:
-    sha1 = signed_literal(PAYLOAD, [keys.issuer_a.signer(T0)], created=int(T0.timestamp()),
-                          hash_algo=2)  # fmt: skip
+    signer = keys.issuer_a.signer(GOOGLE_PROFILE, T0)
+    sha1 = signed_literal(PAYLOAD, [signer], created=int(T0.timestamp()), hash_algo=2)
     with pytest.raises(PolicyViolationError, match="SHA1"):
         openpgp.verify_inline(sha1, verify_with=[keys.issuer_a.certificate], at=T0)
     sealed = openpgp.seal(

@@ -23,7 +23,7 @@ from pushprov import (
 )
 from pushprov._clock import as_unix
 from pushprov.openpgp._algorithms import new_hash
-from pushprov.openpgp._keys import _Key, _public_body
+from pushprov.openpgp._cert import ComponentKey, public_body
 from pushprov.openpgp._packets import (
     FramingError,
     Tag,
@@ -74,7 +74,7 @@ def test_signer_key_not_yet_valid_is_refused_on_open(keys: Keys) -> None:
 def test_signature_older_than_its_key_is_refused(keys: Keys) -> None:
     later = T0 + dt.timedelta(days=30)
     young = openpgp.generate_key("Young <y@x.example>", bits=2048, at=later)
-    key, backend = young.signer(later)
+    key, backend = young.signer(GOOGLE_PROFILE, later)
     hasher = new_hash(9)
     hasher.update(PAYLOAD)
     signature = make_signature(
@@ -91,7 +91,7 @@ def _with_small_encryption_subkey(key: openpgp.SecretKey, bits: int) -> bytes:
     primary = key.certificate._primary
     primary_ops = key._backends[primary.fingerprint]
     small = rsa.generate_private_key(65537, bits)
-    sub = _Key(_public_body(as_unix(T0) + 60, small.public_key()))
+    sub = ComponentKey(public_body(as_unix(T0) + 60, small.public_key()))
     hasher = new_hash(10)
     hasher.update(primary.hash_prefix() + sub.hash_prefix())
     binding = make_signature(
@@ -112,10 +112,10 @@ def test_undersized_subkeys_are_never_used(keys: Keys) -> None:
     assert [info.bits for info in strict.key_infos()] == [2048, 2048]  # the 1024-bit one dropped
     lax_policy = dataclasses.replace(GOOGLE_PROFILE, min_rsa_bits=1024)
     lax = openpgp.read_certificates(data, policy=lax_policy)[0]
-    newest = lax.encryption_key(T0 + dt.timedelta(hours=1), lax_policy)
+    newest = lax.encryption_key(lax_policy, T0 + dt.timedelta(hours=1))
     assert newest.bits == 1024  # newest wins where the policy allows it...
     # ...but sealing under Google's profile skips it for the older, big enough subkey.
-    assert lax.encryption_key(T0 + dt.timedelta(hours=1)).bits == 2048
+    assert lax.encryption_key(GOOGLE_PROFILE, T0 + dt.timedelta(hours=1)).bits == 2048
 
 
 def test_truncated_s2k_is_a_key_error_not_a_crash(keys: Keys) -> None:

@@ -61,6 +61,7 @@ def test_top_level_exports_are_pinned() -> None:
 def test_openpgp_exports_are_pinned() -> None:
     assert sorted(openpgp.__all__) == [
         "Certificate",
+        "ComponentKey",  # the key type Certificate.encryption_key/signing_key return
         "KeyInfo",
         "PrivateKeyOps",
         "SecretKey",
@@ -70,6 +71,7 @@ def test_openpgp_exports_are_pinned() -> None:
         "decode_message",
         "encode_message",
         "generate_key",
+        "message_recipients",  # whom a message is sealed to, for the key self-test
         "open_message",
         "read_certificates",
         "read_secret_keys",

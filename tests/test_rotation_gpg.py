@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pushprov import (
+    GOOGLE_PROFILE,
     Card,
     DecryptionFailedError,
     Gopc,
@@ -112,7 +113,10 @@ class Rotation:
         assert len(result.good_signatures) == len(signers)
         assert not (result.badsig or result.errsig or result.expkeysig or result.revkeysig)
         expected_ids = {
-            ring.certificate(ring.record(k)).encryption_key(self.at).key_id.hex().upper()
+            ring.certificate(ring.record(k))
+            .encryption_key(GOOGLE_PROFILE, self.at)
+            .key_id.hex()
+            .upper()
             for k in recipients
         }
         assert {k.upper() for k in result.enc_to} == expected_ids, change

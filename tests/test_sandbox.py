@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pushprov import Card, Gopc, Pan, jose, openpgp, seal_gopc, seal_message
+from pushprov import GOOGLE_PROFILE, Card, Gopc, Pan, jose, openpgp, seal_gopc, seal_message
 from pushprov.keys import Environment, Keystore, SecretCache, StoreKeySource
 from pushprov.sandbox import Reason, Sandbox, SessionBook
 from pushprov.store import SqliteStore
@@ -167,7 +167,9 @@ def test_sandbox_http_endpoints(tmp_path: Path, keys: Keys) -> None:
         keys=source, keystore=open_keystore, sessions=SessionBook(), clock=lambda: T0
     )
 
-    encryption_subkey = keys.google_1.certificate.encryption_key(T0).fingerprint.hex().upper()
+    encryption_subkey = (
+        keys.google_1.certificate.encryption_key(GOOGLE_PROFILE, T0).fingerprint.hex().upper()
+    )
     assert encryption_subkey != keys.google_1.fingerprint  # a subkey, not the primary key
 
     async def exercise() -> None:

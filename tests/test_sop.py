@@ -383,8 +383,8 @@ def test_refused_ciphers_cannot_decrypt(files: Files, cipher_algo: int, mdc: boo
 
 
 def test_refused_hash_is_no_signature(files: Files) -> None:
-    sha1 = signed_literal(DATA, [files.alice_key.signer(now())], created=int(now().timestamp()),
-                          hash_algo=2)  # fmt: skip
+    signer = files.alice_key.signer(GOOGLE_PROFILE, now())
+    sha1 = signed_literal(DATA, [signer], created=int(now().timestamp()), hash_algo=2)
     message = craft.encrypt_packets(sha1, [files.t0_key.certificate])
     status, _out, err = _decrypt(files, message, "v-sha1", files.t0)
     assert status == SopFailure.NO_SIGNATURE

@@ -15,7 +15,7 @@ from pushprov._text import printable, printable_lines
 from pushprov.cli._main import main
 from pushprov.keys import KeyStatus, ServiceKeys
 from pushprov.openpgp._algorithms import HASH_IDS, new_hash
-from pushprov.openpgp._keys import Certificate, _uid_data
+from pushprov.openpgp._cert import Certificate, uid_data
 from pushprov.openpgp._packets import Tag, encode_packet
 from pushprov.openpgp._signature import KeyFlags, SigType, Sub, make_signature
 from pushprov.service._dashboard import render_dashboard
@@ -57,7 +57,7 @@ def _certificate_with_user_id(uid: str) -> str:
     key = openpgp.generate_key("placeholder <p@x.example>", bits=2048, at=NOW)
     primary = key.certificate._primary
     hasher = new_hash(HASH_IDS["SHA384"])
-    hasher.update(_uid_data(primary, uid.encode()))
+    hasher.update(uid_data(primary, uid.encode()))
     body = make_signature(
         key._backends[primary.fingerprint],
         fingerprint=primary.fingerprint,
@@ -72,7 +72,7 @@ def _certificate_with_user_id(uid: str) -> str:
     )
     signature = encode_packet(Tag.SIGNATURE, body)
     hostile = Certificate(primary, [(uid.encode(), [signature])], key.certificate._subkeys)
-    return hostile.armor()
+    return str(hostile.armor())
 
 
 def test_key_inspect_shows_a_hostile_user_id_escaped_on_one_line(

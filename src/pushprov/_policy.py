@@ -17,6 +17,7 @@ __all__ = [
     "JWE_ENCS",
     "JWS_ALGS",
     "OPENPGP_CIPHERS",
+    "OPENPGP_COMPRESSIONS",
     "OPENPGP_HASHES",
     "Policy",
 ]
@@ -27,6 +28,7 @@ OPENPGP_CIPHERS = frozenset(
     {"IDEA", "TRIPLEDES", "CAST5", "BLOWFISH", "AES128", "AES192", "AES256"}
 )
 OPENPGP_HASHES = frozenset({"MD5", "SHA1", "SHA224", "SHA256", "SHA384", "SHA512"})
+OPENPGP_COMPRESSIONS = frozenset({"UNCOMPRESSED", "ZIP", "ZLIB", "BZIP2"})
 # What pushprov.jose implements (jose._content asserts its tag table matches JWE_ENCS).
 # RSA-OAEP (SHA-1), "none", "dir", key wrap, PBES2 and ECDH-ES are outside it on purpose.
 JWE_ALGS = frozenset({"RSA-OAEP-256", "RSA1_5"})
@@ -46,6 +48,10 @@ class Policy:
     # OpenPGP symmetric encryption: what we write, and what we accept (AES128 only by choice).
     cipher: str = "AES256"
     ciphers: frozenset[str] = frozenset({"AES256"})
+    # What keys we generate announce they prefer to receive, most preferred first (§5.2.3.14-16).
+    preferred_ciphers: tuple[str, ...] = ("AES256", "AES192", "AES128")
+    preferred_hashes: tuple[str, ...] = ("SHA384", "SHA512", "SHA256")
+    preferred_compression: tuple[str, ...] = ("ZLIB", "ZIP", "UNCOMPRESSED")
     # Keys.
     min_rsa_bits: int = 2048
     default_rsa_bits: int = 3072
@@ -80,6 +86,16 @@ class Policy:
             raise ValueError(f"ciphers allow {', '.join(sorted(OPENPGP_CIPHERS))} only")
         if self.cipher not in self.ciphers:
             raise ValueError("cipher must be one of ciphers")
+        for name, preferences, known in (
+            ("preferred_ciphers", self.preferred_ciphers, OPENPGP_CIPHERS),
+            ("preferred_hashes", self.preferred_hashes, OPENPGP_HASHES),
+            ("preferred_compression", self.preferred_compression, OPENPGP_COMPRESSIONS),
+        ):
+            # An unknown name would fail only when generating a key, as a crash.
+            if not preferences or len(set(preferences)) != len(preferences):
+                raise ValueError(f"{name} must list distinct names, at least one")
+            if not set(preferences) <= known:
+                raise ValueError(f"{name} allow {', '.join(sorted(known))} only")
         if self.default_key_validity > self.max_key_lifetime:
             raise ValueError("default_key_validity exceeds max_key_lifetime")
         if min(self.max_message_bytes, self.max_plaintext_bytes, self.min_rsa_bits) <= 0:

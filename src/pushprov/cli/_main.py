@@ -25,7 +25,6 @@ from .._errors import UsageError
 from .._opened import Opened
 from .._policy import GOOGLE_PROFILE, Policy
 from .._text import printable_lines
-from ..keys._selftest import jwk_policy_problems
 from ._demo import run_demo
 from ._exits import exit_status_epilog, report_failure
 from ._init import add_init_command, run_init
@@ -518,7 +517,7 @@ def _jwk_inspect(
     report = []
     for key in keys:
         # The keystore's own check, so inspect agrees with what an import would refuse.
-        problems = jwk_policy_problems(key, None, policy, at)
+        problems = key.policy_problems(policy, at)
         report.append(
             {
                 "kid": key.kid,

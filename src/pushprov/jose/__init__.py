@@ -14,7 +14,17 @@ key can never reach OAEP tokens. A key is unusable before its ``iat`` and, excep
 decryption, from its ``exp``; JWK and JWS times end at 9999-12-31T23:59:59Z.
 """
 
+from ._describe import JweInfo, describe_jwe
 from ._jwe import open_jwe, seal_jwe
 from ._keys import JwkKey, generate_jwk, load_jwk, load_jwks
 
-__all__ = ["JwkKey", "generate_jwk", "load_jwk", "load_jwks", "open_jwe", "seal_jwe"]
+__all__ = [
+    "JweInfo",
+    "JwkKey",
+    "describe_jwe",
+    "generate_jwk",
+    "load_jwk",
+    "load_jwks",
+    "open_jwe",
+    "seal_jwe",
+]

@@ -222,6 +222,35 @@ class JwkKey:
         """True when ``at`` is at or after the key's ``exp``."""
         return self._expires is not None and at >= self._expires
 
+    def policy_problems(
+        self, policy: Policy, at: _dt.datetime, *, use: str | None = None
+    ) -> list[str]:
+        """What keeps this key from the profile (empty: it complies). Like an OpenPGP key, it
+        must record when it was made (``iat``) and when it expires (``exp``). ``use`` ("sig" or
+        "enc") is the job it is wanted for; without it (a key file inspected on its own) the
+        key's own ``use`` decides which algorithms are allowed."""
+        problems: list[str] = []
+        if self.bits < policy.min_rsa_bits:
+            problems.append(f"it has {self.bits} bits (< {policy.min_rsa_bits})")
+        if use is not None and self._use != use:
+            problems.append(f'its use is not "{use}"')
+        use = self._use if use is None else use
+        if use == "sig":
+            allowed = policy.jws_algs
+        elif use == "enc":
+            allowed = policy.jwe_algs
+        else:  # no use recorded: any algorithm the policy allows for either
+            allowed = policy.jws_algs | policy.jwe_algs
+        if self._alg is not None and self._alg not in allowed:
+            problems.append("it is pinned to an algorithm the policy does not allow for its use")
+        if self._created is None or self._expires is None:
+            problems.append("it records no creation time (iat) or no expiry (exp)")
+        elif self._expires - self._created > policy.max_key_lifetime:
+            problems.append(f"its lifetime exceeds {policy.max_key_lifetime.days} days")
+        elif self.expired_at(at):
+            problems.append("it is expired")
+        return problems
+
     def _unusable(self, operation: str, alg: str, at: _dt.datetime, policy: Policy) -> str | None:
         """Why this key may not do ``operation`` ("sign", "verify", "encrypt", "decrypt") with
         ``alg`` at ``at`` under ``policy``, or None when it may.
@@ -303,8 +332,8 @@ def generate_jwk(
     *,
     bits: int | None = None,
     validity: _dt.timedelta | None = None,
-    at: _dt.datetime,
     policy: Policy = GOOGLE_PROFILE,
+    at: _dt.datetime,
     use: str | None = None,
     alg: str | None = None,
     kid: str | None = None,

@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from .. import jose, openpgp
 from .._errors import PushprovError
 from .._policy import Policy
-from ..jose._compact import b64u_decode, parse_json_object
-from ..openpgp._packets import FramingError, Tag, read_packets
 from ._errors import SelfTestFailedError
 from ._model import Role
 
@@ -39,8 +37,8 @@ def _policy_ok(cert: openpgp.Certificate, policy: Policy, at: _dt.datetime) -> N
 def self_test_ours(
     key: openpgp.SecretKey,
     *,
-    at: _dt.datetime,
     policy: Policy,
+    at: _dt.datetime,
     test_message: bytes | None = None,
     partner_certs: Sequence[openpgp.Certificate] = (),
 ) -> None:
@@ -80,62 +78,38 @@ def self_test_ours(
 
 
 def self_test_partner(
-    cert: openpgp.Certificate, *, signer: openpgp.SecretKey, at: _dt.datetime, policy: Policy
+    cert: openpgp.Certificate, *, signer: openpgp.SecretKey, policy: Policy, at: _dt.datetime
 ) -> None:
     """Seal to the certificate; the message must parse and name exactly its encryption subkey."""
     _policy_ok(cert, policy, at)
     try:
-        target = cert.encryption_key(at, policy).key_id
+        target = cert.encryption_key(policy, at).key_id.hex().upper()
         sealed = openpgp.seal(
-            _probe(cert.fingerprint), sign_with=[signer], encrypt_to=[cert], at=at, policy=policy
+            _probe(cert.fingerprint), sign_with=[signer], encrypt_to=[cert], policy=policy, at=at
         )
-        packets = list(read_packets(sealed))
-    except (PushprovError, FramingError):
+        recipients = openpgp.message_recipients(sealed, policy=policy)
+    except PushprovError:
         raise SelfTestFailedError(f"sealing to {cert.fingerprint} failed") from None
-    tags = [tag for tag, _ in packets]
-    key_ids = [body[1:9] for tag, body in packets if tag == Tag.PKESK]
-    if tags != [Tag.PKESK, Tag.SEIPD] or key_ids != [target]:
+    if recipients != (target,):
         raise SelfTestFailedError(
             f"a message sealed to {cert.fingerprint} does not target its encryption subkey"
         )
 
 
 def jwk_policy_problems(
-    key: jose.JwkKey, role: Role | None, policy: Policy, at: _dt.datetime
+    key: jose.JwkKey, role: Role, policy: Policy, at: _dt.datetime
 ) -> list[str]:
-    """What keeps a JWK from the profile for ``role`` (empty: it complies). Like an OpenPGP
-    key, it must record when it was made (``iat``) and when it expires (``exp``). Without a
-    role (a key file inspected on its own) the key's own ``use`` decides which algorithms
-    are allowed."""
-    problems: list[str] = []
-    if key.bits < policy.min_rsa_bits:
-        problems.append(f"it has {key.bits} bits (< {policy.min_rsa_bits})")
-    use = key.use if role is None else _USE[role]
-    if role is not None and key.use != use:
-        problems.append(f'its use is not "{use}" (role {role.value})')
-    if use == "sig":
-        allowed = policy.jws_algs
-    elif use == "enc":
-        allowed = policy.jwe_algs
-    else:  # no use recorded: any algorithm the policy allows for either
-        allowed = policy.jws_algs | policy.jwe_algs
-    if key.alg is not None and key.alg not in allowed:
-        problems.append("it is pinned to an algorithm the policy does not allow for its use")
-    if key.created is None or key.expires is None:
-        problems.append("it records no creation time (iat) or no expiry (exp)")
-    elif key.expires - key.created > policy.max_key_lifetime:
-        problems.append(f"its lifetime exceeds {policy.max_key_lifetime.days} days")
-    elif key.expired_at(at):
-        problems.append("it is expired")
-    return problems
+    """What keeps a JWK from the profile in ``role``: the JWK's own checks for the JOSE use
+    the role needs (empty: it complies)."""
+    return key.policy_problems(policy, at, use=_USE[role])
 
 
 def self_test_jwk(
     public: jose.JwkKey,
     role: Role,
     *,
-    at: _dt.datetime,
     policy: Policy,
+    at: _dt.datetime,
     secret: jose.JwkKey | None = None,
     test_message: bytes | None = None,
     partner_keys: Sequence[jose.JwkKey] = (),
@@ -150,14 +124,14 @@ def self_test_jwk(
         raise SelfTestFailedError(f"key {public.kid}: " + "; ".join(problems))
     if role is Role.SIGN:
         assert secret is not None  # the keystore passes our secret for our roles
-        _signs(secret, public, at, policy)
+        _signs(secret, public, policy, at)
     elif role is Role.DECRYPT:
         assert secret is not None
-        _opens(secret, public, at, policy)
+        _opens(secret, public, policy, at)
         if test_message is not None:
-            _opens_partner_message(test_message, [secret], partner_keys, at, policy)
+            _opens_partner_message(test_message, [secret], partner_keys, policy, at)
     elif role is Role.ENCRYPT:
-        _is_sealed_to(public, at, policy)
+        _is_sealed_to(public, policy, at)
     elif test_message is not None:
         # A partner's signing key: we cannot sign with it, so without a message it signed the
         # policy checks above are all there is.
@@ -166,20 +140,20 @@ def self_test_jwk(
                 "opening the partner's test message needs one of our JWK decryption keys"
             )
         # Verified against this key alone: opening proves the partner signed with it.
-        _opens_partner_message(test_message, our_keys, [public], at, policy)
+        _opens_partner_message(test_message, our_keys, [public], policy, at)
 
 
-def _throwaway(use: str, at: _dt.datetime, policy: Policy) -> jose.JwkKey:
+def _throwaway(use: str, policy: Policy, at: _dt.datetime) -> jose.JwkKey:
     """A key made for one probe and dropped: the other end of a round trip we cannot close
     with keys we hold (a partner never gives us its private keys)."""
     bits = -(-policy.min_rsa_bits // 256) * 256
     return jose.generate_jwk(bits=bits, at=at, policy=policy, use=use)
 
 
-def _signs(secret: jose.JwkKey, public: jose.JwkKey, at: _dt.datetime, policy: Policy) -> None:
+def _signs(secret: jose.JwkKey, public: jose.JwkKey, policy: Policy, at: _dt.datetime) -> None:
     """Sign a probe with our key, sealed to a throwaway recipient; the stored public half must
     verify it."""
-    recipient = _throwaway("enc", at, policy)
+    recipient = _throwaway("enc", policy, at)
     probe = _probe(public.kid)
     try:
         token = jose.seal_jwe(
@@ -194,9 +168,9 @@ def _signs(secret: jose.JwkKey, public: jose.JwkKey, at: _dt.datetime, policy: P
         raise SelfTestFailedError(f"signing with {public.kid} gave a wrong result")
 
 
-def _opens(secret: jose.JwkKey, public: jose.JwkKey, at: _dt.datetime, policy: Policy) -> None:
+def _opens(secret: jose.JwkKey, public: jose.JwkKey, policy: Policy, at: _dt.datetime) -> None:
     """Seal a probe to the stored public half (signed by a throwaway key); ours must open it."""
-    signer = _throwaway("sig", at, policy)
+    signer = _throwaway("sig", policy, at)
     probe = _probe(public.kid)
     try:
         token = jose.seal_jwe(probe, sign_with=signer, encrypt_to=public, at=at, policy=policy)
@@ -213,8 +187,8 @@ def _opens_partner_message(
     token: bytes,
     decrypt_with: Sequence[jose.JwkKey],
     verify_with: Sequence[jose.JwkKey],
-    at: _dt.datetime,
     policy: Policy,
+    at: _dt.datetime,
 ) -> None:
     try:
         jose.open_jwe(
@@ -226,22 +200,20 @@ def _opens_partner_message(
         ) from None
 
 
-def _is_sealed_to(public: jose.JwkKey, at: _dt.datetime, policy: Policy) -> None:
+def _is_sealed_to(public: jose.JwkKey, policy: Policy, at: _dt.datetime) -> None:
     """Seal a probe to the partner's key (signed by a throwaway key): the RSA work must succeed
     and the token must name the key and its algorithm, with a key wrapped to its modulus."""
-    signer = _throwaway("sig", at, policy)
+    signer = _throwaway("sig", policy, at)
     try:
         token = jose.seal_jwe(
             _probe(public.kid), sign_with=signer, encrypt_to=public, at=at, policy=policy
         )
-        header_b64, encrypted_key, *_ = token.split(b".")
-        header = parse_json_object(b64u_decode(header_b64), "JWE header")
-        wrapped = b64u_decode(encrypted_key)
+        info = jose.describe_jwe(token, policy=policy)
     except PushprovError as error:
         raise SelfTestFailedError(f"sealing to {public.kid} failed ({error.code})") from None
     if (
-        header.get("kid") != public.kid
-        or header.get("alg") != (public.alg or policy.jwe_alg)
-        or len(wrapped) != (public.bits + 7) // 8
+        info.kid != public.kid
+        or info.alg != (public.alg or policy.jwe_alg)
+        or info.encrypted_key_bytes != (public.bits + 7) // 8
     ):
         raise SelfTestFailedError(f"a message sealed to {public.kid} does not target it")

@@ -6,13 +6,14 @@ from cryptography.hazmat.decrepit.ciphers import algorithms as decrepit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import algorithms
 
-from .._policy import OPENPGP_CIPHERS, OPENPGP_HASHES
+from .._policy import OPENPGP_CIPHERS, OPENPGP_COMPRESSIONS, OPENPGP_HASHES
 
 __all__ = [
     "AES256",
     "CFB",
     "CIPHERS",
     "CIPHER_IDS",
+    "COMPRESSION_IDS",
     "HASHES",
     "HASH_IDS",
     "PK_RSA",
@@ -98,6 +99,10 @@ CIPHERS: dict[int, CipherSpec] = {
 assert {_HASH_NAMES[algo] for algo in HASHES} == OPENPGP_HASHES
 assert {spec.name for spec in CIPHERS.values()} == OPENPGP_CIPHERS
 assert all(CIPHER_IDS[spec.name] == algo for algo, spec in CIPHERS.items())
+
+# Compression algorithms the opener inflates (§9.4), so all a key may announce it prefers.
+COMPRESSION_IDS: dict[str, int] = {"UNCOMPRESSED": 0, "ZIP": 1, "ZLIB": 2, "BZIP2": 3}
+assert set(COMPRESSION_IDS) == OPENPGP_COMPRESSIONS
 
 AES256 = CIPHERS[9]  # what we write (Google's profile) and key-protection cipher
 

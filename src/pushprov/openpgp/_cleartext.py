@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from .._errors import MalformedInputError
 from .._opened import VerifiedSignature
 from .._policy import GOOGLE_PROFILE, Policy
+from ._cert import Certificate
 from ._detached import sign_detached, verify_detached
-from ._keys import Certificate, SecretKey
 from ._packets import FramingError, armor, dearmor, read_packets
+from ._secret import SecretKey
 
 __all__ = ["sign_cleartext", "verify_cleartext"]
 

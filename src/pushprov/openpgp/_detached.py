@@ -20,7 +20,7 @@ from .._errors import (
 from .._opened import VerifiedSignature
 from .._policy import GOOGLE_PROFILE, Policy
 from ._algorithms import HASH_IDS, new_hash
-from ._keys import Certificate, SecretKey, _Key
+from ._cert import Certificate, ComponentKey
 from ._message import (
     _Literal,
     _parse_signed_literal,
@@ -32,6 +32,7 @@ from ._message import (
 )
 from ._packets import FramingError, Tag, dearmor, encode_packet, is_armored, read_packets
 from ._rsa import PrivateKeyOps
+from ._secret import SecretKey
 from ._signature import SigType, make_signature
 
 __all__ = ["sign_detached", "sign_inline", "verify_detached", "verify_inline"]
@@ -39,12 +40,12 @@ __all__ = ["sign_detached", "sign_inline", "verify_detached", "verify_inline"]
 
 def _signers(
     sign_with: Sequence[SecretKey], at: _dt.datetime, policy: Policy
-) -> list[tuple[_Key, PrivateKeyOps]]:
+) -> list[tuple[ComponentKey, PrivateKeyOps]]:
     if not sign_with:
         raise UsageError("at least one signing key is required")
-    chosen: dict[bytes, tuple[_Key, PrivateKeyOps]] = {}
+    chosen: dict[bytes, tuple[ComponentKey, PrivateKeyOps]] = {}
     for secret in sign_with:
-        key, backend = secret.signer(at, policy)
+        key, backend = secret.signer(policy, at)
         chosen.setdefault(key.fingerprint, (key, backend))
     return list(chosen.values())
 
@@ -105,7 +106,7 @@ def verify_detached(
         raise SignatureInvalidError("no readable signature")
     # A literal with an empty name and time: only its data is hashed for a document signature.
     literal = _Literal(b"b\x00\x00\x00\x00\x00" + data)
-    return _verify(literal, parsed, verify_with, at, policy)
+    return _verify(literal, parsed, verify_with, policy, at)
 
 
 def sign_inline(
@@ -141,7 +142,7 @@ def verify_inline(
         literal, signatures = _parse_signed_literal(binary, policy)
     except FramingError:
         raise MalformedInputError("not an inline-signed message") from None
-    return literal.data, _verify(literal, signatures, verify_with, at, policy)
+    return literal.data, _verify(literal, signatures, verify_with, policy, at)
 
 
 def _dearmored(data: bytes, policy: Policy) -> bytes:

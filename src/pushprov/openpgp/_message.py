@@ -45,7 +45,7 @@ from ._algorithms import (
     hash_name,
     new_hash,
 )
-from ._keys import Certificate, SecretKey, _Key
+from ._cert import Certificate, ComponentKey
 from ._packets import (
     FramingError,
     Tag,
@@ -59,6 +59,7 @@ from ._packets import (
 )
 from ._packets import read_packets as _read_packets
 from ._rsa import PrivateKeyOps, encrypt_block, modulus_octets, verify_digest
+from ._secret import SecretKey
 from ._signature import (
     Signature,
     SigType,
@@ -67,7 +68,7 @@ from ._signature import (
     parse_signature,
 )
 
-__all__ = ["decode_message", "encode_message", "open_message", "seal"]
+__all__ = ["decode_message", "encode_message", "message_recipients", "open_message", "seal"]
 
 _MDC_HEADER = b"\xd3\x14"
 _MAX_NESTING = 3
@@ -83,8 +84,8 @@ def seal(
     *,
     sign_with: Sequence[SecretKey],
     encrypt_to: Sequence[Certificate],
-    at: _dt.datetime,
     policy: Policy = GOOGLE_PROFILE,
+    at: _dt.datetime,
     text: bool = False,
 ) -> bytes:
     """Sign with every key in ``sign_with``, encrypt to every certificate; return binary OpenPGP.
@@ -103,13 +104,13 @@ def seal(
     spec = CIPHERS[cipher_algo]  # Policy admits only ciphers listed there
 
     # One signature and one PKESK per key, however often a key is named (first one kept).
-    signers: dict[bytes, tuple[_Key, PrivateKeyOps]] = {}
+    signers: dict[bytes, tuple[ComponentKey, PrivateKeyOps]] = {}
     for secret in sign_with:
-        key, backend = secret.signer(at, policy)
+        key, backend = secret.signer(policy, at)
         signers.setdefault(key.fingerprint, (key, backend))
-    recipients: dict[bytes, _Key] = {}
+    recipients: dict[bytes, ComponentKey] = {}
     for cert in encrypt_to:
-        key = cert.encryption_key(at, policy)
+        key = cert.encryption_key(policy, at)
         recipients.setdefault(key.fingerprint, key)
 
     inner = signed_literal(
@@ -136,7 +137,7 @@ def seal(
 
 def signed_literal(
     plaintext: bytes,
-    signers: Sequence[tuple[_Key, PrivateKeyOps]],
+    signers: Sequence[tuple[ComponentKey, PrivateKeyOps]],
     *,
     created: int,
     hash_algo: int,
@@ -213,6 +214,18 @@ def decode_message(data: bytes, policy: Policy = GOOGLE_PROFILE) -> bytes:
     return b64decode_any(data)
 
 
+def message_recipients(message: bytes, *, policy: Policy = GOOGLE_PROFILE) -> tuple[str, ...]:
+    """The key IDs (hex) a message is encrypted to, in order, from its envelope as
+    ``open_message`` reads it; ``0000000000000000`` stands for a hidden recipient.
+
+    Nothing is decrypted. Raises what ``open_message`` raises for a malformed envelope.
+    """
+    pkesks, _seipd = _split_envelope(decode_message(message, policy))
+    if any(len(body) < 9 for body in pkesks):
+        raise DecryptionFailedError  # truncated, as _split_envelope treats truncation
+    return tuple(body[1:9].hex().upper() for body in pkesks)
+
+
 # ---------------------------------------------------------------------------------------------
 # Opening
 
@@ -222,8 +235,8 @@ def open_message(
     *,
     decrypt_with: Sequence[SecretKey],
     verify_with: Sequence[Certificate],
-    at: _dt.datetime,
     policy: Policy = GOOGLE_PROFILE,
+    at: _dt.datetime,
 ) -> Opened:
     """Decrypt with any of ``decrypt_with``; require a valid signature by one of ``verify_with``."""
     binary = decode_message(message, policy)
@@ -239,7 +252,7 @@ def open_message(
         literal, signatures = _parse_signed_literal(inner, policy)
     except FramingError:
         raise DecryptionFailedError from None
-    verified = _verify(literal, signatures, verify_with, at, policy)
+    verified = _verify(literal, signatures, verify_with, policy, at)
     return Opened(
         plaintext=literal.data,
         format="pgp",
@@ -297,9 +310,9 @@ def _split_envelope(binary: bytes) -> tuple[list[bytes], bytes]:
 
 def _decrypt(
     pkesks: list[bytes], seipd: bytes, decrypt_with: Sequence[SecretKey]
-) -> tuple[_Key, CipherSpec, bytes] | None:
+) -> tuple[ComponentKey, CipherSpec, bytes] | None:
     ours = [pair for secret in decrypt_with for pair in secret.decryptors()]
-    by_id: dict[bytes, list[tuple[_Key, PrivateKeyOps]]] = {}
+    by_id: dict[bytes, list[tuple[ComponentKey, PrivateKeyOps]]] = {}
     for key, backend in ours:
         by_id.setdefault(key.key_id, []).append((key, backend))
     for body in pkesks:
@@ -493,13 +506,13 @@ def _verify(
     literal: _Literal,
     signatures: list[Signature],
     verify_with: Sequence[Certificate],
-    at: _dt.datetime,
     policy: Policy,
+    at: _dt.datetime,
 ) -> tuple[VerifiedSignature, ...]:
     if not signatures:
         raise SignatureInvalidError("the message is not signed")
-    by_fingerprint: dict[bytes, tuple[Certificate, _Key]] = {}
-    by_key_id: dict[bytes, list[tuple[Certificate, _Key]]] = {}
+    by_fingerprint: dict[bytes, tuple[Certificate, ComponentKey]] = {}
+    by_key_id: dict[bytes, list[tuple[Certificate, ComponentKey]]] = {}
     for cert in verify_with:
         for key in cert._verifying_keys():
             by_fingerprint[key.fingerprint] = (cert, key)
@@ -513,7 +526,7 @@ def _verify(
         if not candidates and not sig.issuer_fingerprints:
             candidates = [c for k in sig.issuer_key_ids for c in by_key_id.get(k, [])]
         for cert, key in candidates:
-            verdict, reason = _check(sig, cert, key, literal, now, policy, digests)
+            verdict, reason = _check(sig, cert, key, literal, policy, now, digests)
             if verdict == _OK:
                 verified.append(
                     VerifiedSignature(
@@ -536,10 +549,10 @@ def _verify(
 def _check(
     sig: Signature,
     cert: Certificate,
-    key: _Key,
+    key: ComponentKey,
     literal: _Literal,
-    now: int,
     policy: Policy,
+    now: int,
     digests: dict[tuple[int, int], hashes.Hash],
 ) -> tuple[int, str]:
     if sig.sig_type not in (SigType.BINARY, SigType.TEXT) or sig.critical_unknown:

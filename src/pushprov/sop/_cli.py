@@ -320,7 +320,7 @@ def _encrypt(args: argparse.Namespace, data: bytes) -> bytes:
     at = now()
     for cert in certs:
         try:
-            cert.encryption_key(at)
+            cert.encryption_key(GOOGLE_PROFILE, at)
         except KeyUnusableError as error:
             raise SopError(SopFailure.CERT_CANNOT_ENCRYPT, error.message) from None
     sealed = _signing(
@@ -477,7 +477,7 @@ def _signing_keys(names: Sequence[str], passwords: Sequence[str]) -> list[openpg
     at = now()
     for key in keys:
         try:
-            key.signer(at)
+            key.signer(GOOGLE_PROFILE, at)
         except KeyUnusableError as error:
             raise SopError(SopFailure.KEY_CANNOT_SIGN, error.message) from None
     return keys

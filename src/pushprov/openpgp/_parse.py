@@ -1,0 +1,274 @@
+"""Reading keys: packets to certificates, with every self-signature checked against the policy.
+
+Only verified self-signatures count: key flags, expiry and revocation come from their hashed
+subpackets alone, and a subkey without a valid binding (a signing one also without its
+back-signature) is left out. Secret parts are unlocked (``_s2k``) only where secret keys are read.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from .._errors import KeyInvalidError, UnsupportedError
+from .._policy import GOOGLE_PROFILE, Policy
+from ._algorithms import PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY, hash_name, new_hash
+from ._cert import Certificate, ComponentKey, uid_data
+from ._packets import FramingError, Tag, dearmor, encode_packet, is_armored, read_packets
+from ._rsa import PrivateKeyOps, verify_digest
+from ._s2k import unlock
+from ._secret import SecretKey, new_secret_key
+from ._signature import (
+    CERTIFICATIONS,
+    KeyFlags,
+    Signature,
+    SigType,
+    UnsupportedSignatureError,
+    parse_signature,
+)
+
+__all__ = ["contains_secret_key", "read_certificates", "read_secret_keys"]
+
+# Superseded, retired, user ID no longer valid: effective from the revocation's time. Every
+# other reason (none, compromised, unknown) revokes the key for all time (§5.2.3.31).
+_SOFT_REASONS = frozenset({1, 3, 32})
+
+
+def contains_secret_key(data: bytes) -> bool:
+    """True when ``data`` holds secret-key packets (so a file can be told apart for display)."""
+    try:
+        if is_armored(data):
+            _kind, data = dearmor(data)
+        return any(tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY) for tag, _ in read_packets(data))
+    except FramingError:
+        return False
+
+
+def read_certificates(data: bytes, *, policy: Policy = GOOGLE_PROFILE) -> list[Certificate]:
+    """Parse one or more certificates (armored or binary). Secret keys give their public part."""
+    return [cert for cert, _ in _read_keys(data, policy=policy, passphrase=None, secret=False)]
+
+
+def read_secret_keys(
+    data: bytes, *, passphrase: bytes | None = None, policy: Policy = GOOGLE_PROFILE
+) -> list[SecretKey]:
+    """Parse one or more transferable secret keys (as GnuPG exports them or we write them)."""
+    keys = []
+    for cert, backends in _read_keys(data, policy=policy, passphrase=passphrase, secret=True):
+        if not backends:
+            raise KeyInvalidError(f"key {cert.fingerprint} has no secret key material")
+        keys.append(new_secret_key(cert, backends))
+    return keys
+
+
+def _read_keys(
+    data: bytes, *, policy: Policy, passphrase: bytes | None, secret: bool
+) -> list[tuple[Certificate, dict[bytes, PrivateKeyOps]]]:
+    if len(data) > policy.max_key_file_bytes:
+        raise KeyInvalidError("key file is larger than the policy allows")
+    try:
+        return _read_key_packets(data, policy=policy, passphrase=passphrase, secret=secret)
+    except FramingError:
+        raise KeyInvalidError("not an OpenPGP key (bad framing)") from None
+
+
+def _read_key_packets(
+    data: bytes, *, policy: Policy, passphrase: bytes | None, secret: bool
+) -> list[tuple[Certificate, dict[bytes, PrivateKeyOps]]]:
+    if is_armored(data):
+        _kind, data = dearmor(data)
+    packets = list(read_packets(data))
+    groups: list[list[tuple[int, bytes]]] = []
+    for tag, body in packets:
+        if tag in (Tag.PUBLIC_KEY, Tag.SECRET_KEY):
+            groups.append([])
+        elif not groups:
+            if tag in (Tag.MARKER, Tag.PADDING, Tag.TRUST):
+                continue
+            raise KeyInvalidError("key data does not start with a primary key")
+        groups[-1].append((tag, body))
+    if not groups:
+        raise KeyInvalidError("no key found")
+    return [_build(group, policy, passphrase, secret) for group in groups]
+
+
+def _build(
+    packets: list[tuple[int, bytes]], policy: Policy, passphrase: bytes | None, secret: bool
+) -> tuple[Certificate, dict[bytes, PrivateKeyOps]]:
+    backends: dict[bytes, PrivateKeyOps] = {}
+
+    def key_from(tag: int, body: bytes) -> ComponentKey:
+        key = ComponentKey(body)  # the public part only, also of a secret-key packet
+        public_packet = tag in (Tag.PUBLIC_KEY, Tag.PUBLIC_SUBKEY)
+        if public_packet and key.public is not None and len(key.body) != len(body):
+            # Nothing may follow the exponent: it would drop out of the fingerprint unseen.
+            raise FramingError("trailing data in a public-key packet")
+        # Where a certificate is wanted, a secret key's secret part is never read.
+        if secret and key.public is not None and tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY):
+            backend = unlock(key, body[len(key.body) :], passphrase)
+            if backend is not None:
+                backends[key.fingerprint] = backend
+        return key
+
+    tag, body = packets[0]
+    primary = key_from(tag, body)
+    if primary.public is None:
+        raise UnsupportedError("only RSA primary keys are supported")
+    if primary.bits < policy.min_rsa_bits:
+        raise KeyInvalidError(f"RSA key of {primary.bits} bits is below the policy minimum")
+
+    # Each signature with its packet as it came, which export writes back once it verified.
+    direct: list[tuple[Signature, bytes]] = []
+    user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]] = []
+    subkeys: list[tuple[ComponentKey, list[tuple[Signature, bytes]]]] = []
+    current: list[tuple[Signature, bytes]] | None = direct
+    for tag, body in packets[1:]:
+        if tag == Tag.SIGNATURE:
+            if current is None:
+                continue  # signatures on a skipped component (user attribute, unknown subkey)
+            try:
+                sig = parse_signature(body)
+            except UnsupportedSignatureError:
+                continue
+            current.append((sig, encode_packet(Tag.SIGNATURE, body)))
+        elif tag == Tag.USER_ID:
+            user_ids.append((body, []))
+            current = user_ids[-1][1]
+        elif tag in (Tag.PUBLIC_SUBKEY, Tag.SECRET_SUBKEY):
+            try:
+                sub = key_from(tag, body)
+            except UnsupportedError:
+                current = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
+                continue
+            if sub.public is None or sub.bits < policy.min_rsa_bits:
+                current = None  # not usable under this policy: leave it out entirely
+                continue
+            subkeys.append((sub, []))
+            current = subkeys[-1][1]
+        elif tag in (Tag.USER_ATTRIBUTE,):
+            current = None
+        elif tag in (Tag.TRUST, Tag.MARKER, Tag.PADDING):
+            continue
+        else:
+            raise KeyInvalidError(f"unexpected packet (tag {tag}) in key data")
+
+    valid_uids = _apply_primary_signatures(primary, direct, user_ids, policy)
+    valid_subkeys = []
+    for sub, sigs in subkeys:
+        if _apply_subkey_signatures(primary, sub, sigs, policy):
+            valid_subkeys.append(sub)
+        else:
+            backends.pop(sub.fingerprint, None)
+    return Certificate(primary, valid_uids, valid_subkeys), backends
+
+
+def _self_signed(signer: ComponentKey, sig: Signature, data: bytes, policy: Policy) -> bool:
+    """True when ``sig`` is a policy-conformant signature by ``signer`` over ``data``."""
+    if sig.critical_unknown or sig.created is None or signer.public is None:
+        return False
+    if hash_name(sig.hash_algo) not in policy.signature_hashes:
+        return False
+    if sig.issuer_fingerprints and signer.fingerprint not in sig.issuer_fingerprints:
+        return False
+    if sig.issuer_key_ids and signer.key_id not in sig.issuer_key_ids:
+        return False
+    hasher = new_hash(sig.hash_algo)
+    hasher.update(data)
+    hasher.update(sig.trailer())
+    digest = hasher.finalize()
+    if not hmac.compare_digest(digest[:2], sig.left16):
+        return False
+    return verify_digest(signer.public, sig.hash_algo, digest, sig.value)
+
+
+def _apply_primary_signatures(
+    primary: ComponentKey,
+    direct: list[tuple[Signature, bytes]],
+    user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]],
+    policy: Policy,
+) -> list[tuple[bytes, list[bytes]]]:
+    """Apply the verified direct-key and certification signatures to ``primary``; return the
+    user IDs that have one, each with its verified signature packets (RSA work done once)."""
+    key_data = primary.hash_prefix()
+    binding: list[Signature] = []
+    for sig, packet in direct:
+        if sig.sig_type == SigType.KEY_REVOCATION and _self_signed(primary, sig, key_data, policy):
+            _revoke(primary, sig)
+            primary.signatures.append(packet)
+        elif sig.sig_type == SigType.DIRECT_KEY and _self_signed(primary, sig, key_data, policy):
+            binding.append(sig)
+            primary.signatures.append(packet)
+    valid_uids: list[tuple[bytes, list[bytes]]] = []
+    for uid, sigs in user_ids:
+        data = uid_data(primary, uid)
+        good = [
+            (sig, packet)
+            for sig, packet in sigs
+            if sig.sig_type in CERTIFICATIONS and _self_signed(primary, sig, data, policy)
+        ]
+        if good:
+            binding += [sig for sig, _ in good]
+            valid_uids.append((uid, [packet for _, packet in good]))
+    if not binding:
+        raise KeyInvalidError(
+            f"key {primary.fingerprint.hex().upper()} has no valid self-signature"
+        )
+    latest = max(binding, key=lambda s: s.created or 0)
+    primary.flags = (
+        latest.key_flags if latest.key_flags is not None else KeyFlags.CERTIFY | KeyFlags.SIGN
+    )
+    primary.flags |= KeyFlags.CERTIFY
+    if latest.key_expiration:
+        primary.expires = primary.created + latest.key_expiration
+    return valid_uids
+
+
+def _apply_subkey_signatures(
+    primary: ComponentKey, sub: ComponentKey, sigs: list[tuple[Signature, bytes]], policy: Policy
+) -> bool:
+    data = primary.hash_prefix() + sub.hash_prefix()
+    bindings: list[tuple[Signature, bytes]] = []
+    for sig, packet in sigs:
+        if not _self_signed(primary, sig, data, policy):
+            continue
+        if sig.sig_type == SigType.SUBKEY_REVOCATION:
+            _revoke(sub, sig)
+            sub.signatures.append(packet)
+        elif sig.sig_type == SigType.SUBKEY_BINDING:
+            flags = sig.key_flags or 0
+            if flags & KeyFlags.SIGN and not _back_signed(primary, sub, sig, data, policy):
+                # A signing subkey must sign back (§5.2.1): otherwise anyone could claim it.
+                continue
+            bindings.append((sig, packet))
+    if not bindings:
+        return False
+    latest, packet = max(bindings, key=lambda item: item[0].created or 0)
+    sub.signatures.insert(0, packet)
+    sub.flags = latest.key_flags or 0
+    if sub.algo == PK_RSA_SIGN_ONLY:
+        sub.flags &= ~KeyFlags.ENCRYPT
+    if sub.algo == PK_RSA_ENCRYPT_ONLY:
+        sub.flags &= ~(KeyFlags.SIGN | KeyFlags.CERTIFY)
+    if latest.key_expiration:
+        sub.expires = sub.created + latest.key_expiration
+    return True
+
+
+def _back_signed(
+    primary: ComponentKey, sub: ComponentKey, binding: Signature, data: bytes, policy: Policy
+) -> bool:
+    for body in binding.embedded:
+        try:
+            back = parse_signature(body)
+        except FramingError:
+            continue
+        if back.sig_type == SigType.PRIMARY_KEY_BINDING and _self_signed(sub, back, data, policy):
+            return True
+    return False
+
+
+def _revoke(key: ComponentKey, sig: Signature) -> None:
+    if sig.revocation_reason not in _SOFT_REASONS:
+        key.revoked_hard = True
+    elif sig.created is not None:
+        earliest = sig.created if key.revoked_at is None else min(key.revoked_at, sig.created)
+        key.revoked_at = earliest
