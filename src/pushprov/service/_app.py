@@ -36,7 +36,6 @@ from ._dashboard import dashboard_router
 from ._echo import echo_router
 from ._gopc import GopcEndpoint, openapi_path
 from ._health import health_router
-from ._http import flush_writes
 from ._keys import keys_router
 from ._metrics import Metrics
 from ._runtime import CryptoQueue, RateLimiter
@@ -55,9 +54,7 @@ def create_app(
     metrics: Metrics | None = None,
 ) -> ASGIApp:
     metrics = metrics or Metrics()
-    queue = CryptoQueue(
-        config.queue_limit, on_refusal=metrics.overload.inc, before_batch=flush_writes
-    )
+    queue = CryptoQueue(config.queue_limit, on_refusal=metrics.overload.inc)
     callers = Callers(state)
     context = Context(config, keys, state, clock, metrics, queue, callers)
     gopc = GopcEndpoint(context, limiter=RateLimiter(state, config.rate_limit_per_second))
