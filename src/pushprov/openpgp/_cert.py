@@ -23,6 +23,11 @@ from ._signature import KeyFlags
 
 __all__ = ["Certificate", "ComponentKey", "KeyInfo", "public_body", "uid_data"]
 
+# What OpenSSL's RSA will still run: moduli up to 16384 bits, exponents up to 64 bits (over a
+# 3072-bit modulus); 2^32 keeps every public operation cheap.
+_MAX_RSA_BITS = 16384
+_MAX_RSA_EXPONENT = 2**32
+
 
 class ComponentKey:
     """One key of a certificate, its primary key or a subkey (Sequoia's "component key"), with
@@ -64,12 +69,19 @@ class ComponentKey:
             e, pos = read_mpi(body, pos)
             # The public part ends here (a secret-key packet goes on); so does what we hash.
             body = body[:pos]
-            n_int = int.from_bytes(n, "big")
+            n_int, e_int = int.from_bytes(n, "big"), int.from_bytes(e, "big")
+            # pyca builds these, then OpenSSL refuses to encrypt with them (ValueError): a key
+            # that reads fine would break whoever seals to it. Real keys use e = 65537.
+            if not n_int & 1 or n_int.bit_length() > _MAX_RSA_BITS or e_int > _MAX_RSA_EXPONENT:
+                raise KeyInvalidError("RSA public key is invalid")
             try:
-                self.public = rsa.RSAPublicNumbers(int.from_bytes(e, "big"), n_int).public_key()
+                self.public = rsa.RSAPublicNumbers(e_int, n_int).public_key()
             except ValueError:
                 raise KeyInvalidError("RSA public key is invalid") from None
             self.bits = n_int.bit_length()
+        if len(body) > 0xFFFF:
+            # The v4 fingerprint hashes a two-octet length: such a key has no fingerprint.
+            raise FramingError("key packet over 65535 octets")
         self.body = body
         # The v4 fingerprint is defined as SHA-1.
         self.fingerprint = hashlib.sha1(self.hash_prefix()).digest()  # noqa: S324
