@@ -43,6 +43,7 @@ class ComponentKey:
         "body",
         "created",
         "expires",
+        "exponent",
         "fingerprint",
         "flags",
         "key_id",
@@ -62,26 +63,29 @@ class ComponentKey:
             raise FramingError("truncated key packet")
         self.created = int.from_bytes(body[1:5], "big")
         self.algo = body[5]
-        self.public: rsa.RSAPublicKey | None = None
-        self.bits = 0
-        if self.algo in RSA_ALGOS:
-            n, pos = read_mpi(body, 6)
-            e, pos = read_mpi(body, pos)
-            # The public part ends here (a secret-key packet goes on); so does what we hash.
-            body = body[:pos]
-            n_int, e_int = int.from_bytes(n, "big"), int.from_bytes(e, "big")
-            # pyca builds these, then OpenSSL refuses to encrypt with them (ValueError): a key
-            # that reads fine would break whoever seals to it. Real keys use e = 65537.
-            if not n_int & 1 or n_int.bit_length() > _MAX_RSA_BITS or e_int > _MAX_RSA_EXPONENT:
-                raise KeyInvalidError("RSA public key is invalid")
-            try:
-                self.public = rsa.RSAPublicNumbers(e_int, n_int).public_key()
-            except ValueError:
-                raise KeyInvalidError("RSA public key is invalid") from None
-            self.bits = n_int.bit_length()
-        if len(body) > 0xFFFF:
-            # The v4 fingerprint hashes a two-octet length: such a key has no fingerprint.
-            raise FramingError("key packet over 65535 octets")
+        if self.algo not in RSA_ALGOS:
+            # Where another algorithm's public part ends is not ours to know, so neither is its
+            # fingerprint (nor the size limit of what it hashes).
+            raise UnsupportedError(f"only RSA keys are supported (algorithm {self.algo})")
+        n, pos = read_mpi(body, 6)
+        e, pos = read_mpi(body, pos)
+        # The public part ends here (a secret-key packet goes on); so does what we hash: two
+        # MPIs, within the two-octet length the fingerprint hashes.
+        body = body[:pos]
+        n_int = int.from_bytes(n, "big")
+        self.exponent = int.from_bytes(e, "big")
+        # pyca builds these, then OpenSSL refuses to encrypt with them (ValueError): a key that
+        # reads fine would break whoever seals to it. Real keys use e = 65537. (The Policy may
+        # bound n and e tighter still; _parse checks that before any signature work.)
+        if not n_int & 1 or n_int.bit_length() > _MAX_RSA_BITS or self.exponent > _MAX_RSA_EXPONENT:
+            raise KeyInvalidError("RSA public key is invalid")
+        try:
+            self.public: rsa.RSAPublicKey | None = rsa.RSAPublicNumbers(
+                self.exponent, n_int
+            ).public_key()
+        except ValueError:
+            raise KeyInvalidError("RSA public key is invalid") from None
+        self.bits = n_int.bit_length()
         self.body = body
         # The v4 fingerprint is defined as SHA-1.
         self.fingerprint = hashlib.sha1(self.hash_prefix()).digest()  # noqa: S324
