@@ -9,7 +9,6 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 
 import pushprov
@@ -136,7 +135,7 @@ def test_an_echo_in_a_format_we_hold_no_keys_for_is_the_usage_outcome(tmp_path: 
     )
     with (
         running_server(tmp_path, source) as server,  # OpenPGP keys only
-        httpx.Client(base_url=server.url, verify=server.tls()) as client,
+        server.client() as client,
     ):
         response = client.post(
             "/v1/echo", content=token, headers={"content-type": "application/jose"}

@@ -264,7 +264,11 @@ def test_echo_over_pgp(server: Server, live_keys: Keys) -> None:
         ),
         __import__("pushprov").Encoding.BASE64URL,
     )
-    with httpx.Client(base_url=server.url, verify=server.tls()) as google:
+    # Google calls echo as an API client of ours, like any other caller.
+    google_key = server.state.add_client("google-echo", at=NOW)
+    with httpx.Client(
+        base_url=server.url, verify=server.tls(), headers={"authorization": f"Bearer {google_key}"}
+    ) as google:
         response = google.post(
             "/v1/echo", content=sealed, headers={"content-type": "application/octet-stream"}
         )
@@ -313,10 +317,7 @@ def test_echo_over_jwe(tmp_path: Path) -> None:
         encrypt_to=ours.public(),
         at=dt.datetime.now(dt.UTC),
     )
-    with (
-        running_server(tmp_path, source, format="jwe") as srv,
-        httpx.Client(base_url=srv.url, verify=srv.tls()) as client,
-    ):
+    with running_server(tmp_path, source, format="jwe") as srv, srv.client() as client:
         response = client.post(
             "/v1/echo", content=token, headers={"content-type": "application/jose"}
         )
@@ -331,8 +332,7 @@ def test_echo_over_jwe(tmp_path: Path) -> None:
         assert json.loads(opened.plaintext)["clientMessage"] == "ping"
         public = client.get("/v1/keys/public").json()
         assert public["format"] == "jwe" and json.loads(public["keys"][0])["kid"] == ours.kid
-        with srv.client() as backend:
-            gopc = backend.post("/v1/gopc", json=request_body(PAN, request_id="jwe-gopc"))
+        gopc = client.post("/v1/gopc", json=request_body(PAN, request_id="jwe-gopc"))
         assert gopc.status_code == 200
         assert gopc.json()["googleOpaquePaymentCard"].count(".") == 4
 

@@ -8,6 +8,7 @@ import textwrap
 
 from .. import keys, store
 from .._errors import PushprovError, error_classes
+from .._text import printable
 
 __all__ = ["exit_status_epilog", "report_failure"]
 
@@ -30,7 +31,7 @@ def report_failure(error: BaseException) -> int:
 
     Anything not raised on purpose is reported with no details: its text could carry data."""
     if isinstance(error, PushprovError):
-        print(f"error: {error.code}: {error.message}", file=sys.stderr)
+        print(f"error: {error.code}: {printable(error.message)}", file=sys.stderr)
         return error.exit_status
     print(f"error: {PushprovError.code}: unexpected failure", file=sys.stderr)
     return PushprovError.exit_status

@@ -12,6 +12,7 @@ from .. import jose, openpgp
 from .._clock import parse_duration
 from .._errors import UsageError
 from .._policy import GOOGLE_PROFILE, Policy
+from .._text import printable_lines
 from ._io import json_output, read_capped
 from ._keyfiles import jwks
 from ._options import Subparsers, add_passphrase, add_time, passphrase
@@ -114,11 +115,11 @@ def _inspect(args: argparse.Namespace, at: _dt.datetime, _: BinaryIO) -> bytes:
     data = read_capped(args.file, policy.max_key_file_bytes)
     if data.lstrip().startswith(b"{"):
         report = [_jwk_report(key, at, policy) for key in jwks(data, policy)]
-        return json_output(report) if args.json else _render_jwks(report).encode()
+        return json_output(report) if args.json else _render_jwks(report)
     certificates = openpgp.read_certificates(data, policy=policy)
     has_secret = openpgp.contains_secret_key(data)
     report = [_certificate_report(cert, has_secret, at, policy) for cert in certificates]
-    return json_output(report) if args.json else _render_certificates(report).encode()
+    return json_output(report) if args.json else _render_certificates(report)
 
 
 def _certificate_report(
@@ -162,7 +163,7 @@ def _jwk_report(key: jose.JwkKey, at: _dt.datetime, policy: Policy) -> dict[str,
     }
 
 
-def _render_jwks(report: list[dict[str, Any]]) -> str:
+def _render_jwks(report: list[dict[str, Any]]) -> bytes:
     lines = []
     for item in report:
         kind = "private JWK" if item["private"] else "public JWK"
@@ -172,10 +173,12 @@ def _render_jwks(report: list[dict[str, Any]]) -> str:
             f"  expires {expires}"
         )
         lines.append(f"  policy   {_verdict(item['policy'])}")
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)
 
 
-def _render_certificates(report: list[dict[str, Any]]) -> str:
+def _render_certificates(report: list[dict[str, Any]]) -> bytes:
+    # Every value goes out through printable_lines: a user ID's newline or ESC[8m must not
+    # forge or hide a line (issue 14, finding 8).
     lines = []
     for cert in report:
         kind = "secret key" if cert["secret"] else "certificate"
@@ -190,7 +193,7 @@ def _render_certificates(report: list[dict[str, Any]]) -> str:
                 f"{'  REVOKED' if key['revoked'] else ''}  {key['fingerprint']}"
             )
         lines.append(f"  policy   {_verdict(cert['policy'])}")
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)
 
 
 def _verdict(policy: dict[str, Any]) -> str:

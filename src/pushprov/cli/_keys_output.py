@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import jose, openpgp
 from .._clock import from_unix
+from .._text import printable_lines
 from ..keys import Environment, Finding, KeyRecord, Keystore, key_warnings
 from ..store import AuditEntry
 from ._io import json_output
@@ -35,7 +36,7 @@ def render_list(
             f"created {r.created.date().isoformat()}  expires {expires}"
             + (f"  ! {notes}" if notes else "")
         )
-    return ("\n".join(lines) + "\n").encode()
+    return printable_lines(lines)
 
 
 def render_record(
@@ -65,10 +66,10 @@ def render_record(
         }
     if as_json:
         return json_output(data)
-    return _record_text(data).encode()
+    return _record_text(data)
 
 
-def _record_text(data: dict[str, Any]) -> str:
+def _record_text(data: dict[str, Any]) -> bytes:
     lines = [
         f"{data['key_id']}  {data['state']}",
         f"  env {data['env']}  format {data['format']}  owner {data['owner']}  "
@@ -87,7 +88,7 @@ def _record_text(data: dict[str, Any]) -> str:
             f"thumbprint {jwk['thumbprint']}"
         )
     lines += [f"  ! {w['message']}" for w in data["warnings"]]
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)
 
 
 def render_audit(
@@ -108,7 +109,7 @@ def render_audit(
         + (f"  ({e.reason})" if e.reason else "")
         for e in entries
     ]
-    return ("\n".join(lines) + "\n").encode() if lines else b""
+    return printable_lines(lines)
 
 
 def _iso(value: _dt.datetime | int | None) -> str | None:

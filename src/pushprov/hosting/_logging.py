@@ -15,8 +15,12 @@ from typing import Any
 
 __all__ = ["JsonFormatter", "configure_logging", "redact"]
 
-# 12 to 19 digits, optionally grouped by single spaces or dashes, not part of a longer number.
-_CANDIDATE = re.compile(r"(?<![0-9])(?:[0-9][ -]?){11,18}[0-9](?![0-9])")
+# Digit groups joined by up to three separators of any kind (not letters): spaces, ``-``, ``:``
+# (allowed in requestId), ``_``, ``.``, ``/``, quotes... A PAN split by whatever separator is
+# still a run of 12 to 19 digits across consecutive groups. The pattern cannot backtrack: a
+# group of digits always ends at a non-digit.
+_CHAIN = re.compile(r"[0-9]+(?:[^0-9A-Za-z]{1,3}[0-9]+)*")
+_GROUP = re.compile(r"[0-9]+")
 
 
 def _luhn(digits: str) -> bool:
@@ -30,13 +34,46 @@ def _luhn(digits: str) -> bool:
 
 
 def redact(text: str) -> str:
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ -]", "", match.group(0))
-        if 12 <= len(digits) <= 19 and _luhn(digits):
-            return "[PAN " + digits[-4:] + "]"
-        return match.group(0)
+    """``text`` with each run of whole digit groups that holds 12 to 19 digits and passes Luhn
+    replaced by ``[PAN last4]``, whatever separates the groups.
 
-    return _CANDIDATE.sub(mask, text)
+    Runs are tried from every group, longest first, so a PAN stays masked when a stray digit
+    group sits before or after it. A single unseparated group longer than 19 digits is a
+    number, not a card, and is left alone (as are shorter runs failing Luhn).
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        chain = match.group(0)
+        groups = [(found.start(), found.end()) for found in _GROUP.finditer(chain)]
+        pieces, done, first = [], 0, 0
+        while first < len(groups):
+            last = _longest_card(chain, groups, first)
+            if last is None:
+                first += 1
+                continue
+            start, end = groups[first][0], groups[last][1]
+            digits = "".join(chain[a:b] for a, b in groups[first : last + 1])
+            pieces += [chain[done:start], "[PAN " + digits[-4:] + "]"]
+            done, first = end, last + 1
+        return "".join(pieces) + chain[done:] if pieces else chain
+
+    return _CHAIN.sub(mask, text)
+
+
+def _longest_card(chain: str, groups: list[tuple[int, int]], first: int) -> int | None:
+    """The last group of the longest Luhn-valid run of 12-19 digits from group ``first``."""
+    runs, count = [], 0
+    for index in range(first, len(groups)):
+        count += groups[index][1] - groups[index][0]
+        if count > 19:
+            break
+        if count >= 12:
+            runs.append(index)
+    for last in reversed(runs):
+        digits = "".join(chain[a:b] for a, b in groups[first : last + 1])
+        if _luhn(digits):
+            return last
+    return None
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.types import Send
 
 from .._errors import PushprovError
-from ._models import ErrorResponse
+from ._models import CardIn, ErrorResponse, GopcRequest, RequestHeader
 
 __all__ = [
     "ERROR_STATUSES",
@@ -106,10 +106,28 @@ def not_found() -> Answer:
 
 
 def validation_error(errors: Any, at: _dt.datetime) -> Answer:
-    # Field locations only: pydantic's messages can quote the input (a card number).
-    fields = sorted(
-        {".".join(str(part) for part in item.get("loc", ()) if part != "body") for item in errors}
-    )
+    """400 naming the fields at fault by their paths in our models, never the request's own
+    member names or values: an unknown member's name can be a card number (pydantic's messages,
+    too, can quote the input)."""
+    fields = sorted({_known_path(item) for item in errors})
     missing = all(item.get("type") == "missing" for item in errors)
     code = "MISSING_REQUIRED_FIELD" if missing else "INVALID_FIELD_VALUE"
     return error(400, code, "invalid or missing: " + ", ".join(fields)[:300], at, None)
+
+
+def _known_path(item: Any) -> str:
+    """The error's location up to the first part that is not one of our field names."""
+    path = []
+    for part in item.get("loc", ()):
+        if part in ("body", "path", "query", "header"):
+            continue
+        if not (isinstance(part, str) and part in _FIELD_NAMES):
+            break
+        path.append(part)
+    where = ".".join(path) or "body"
+    return f"{where} (unknown member)" if item.get("type") == "extra_forbidden" else where
+
+
+_FIELD_NAMES = frozenset(
+    name for model in (GopcRequest, RequestHeader, CardIn) for name in model.model_fields
+)

@@ -1,8 +1,10 @@
 """The HTTPS face, assembled: the transport, POST /v1/gopc's endpoint and the FastAPI routers.
 
-Every request passes the transport first (``_transport``: request id, body cap before parsing,
-read timeout, HSTS, access log, metrics). POST /v1/gopc is then answered by
-``_gopc.GopcEndpoint`` directly; the other routes by FastAPI, one router per concern:
+Every request passes the transport first (``_transport``: request id, the caller gate, body
+cap before parsing, read timeout, HSTS, access log, metrics). The gate answers an unknown caller
+404 with an empty body on every route but /livez and /readyz (``_callers.PUBLIC``). POST
+/v1/gopc is then answered by ``_gopc.GopcEndpoint`` directly; the other routes by FastAPI, one
+router per concern:
 
     _gopc        POST /v1/gopc                 plain ASGI, the hot path
     _echo        POST /v1/echo
@@ -53,7 +55,8 @@ def create_app(
 ) -> ASGIApp:
     metrics = metrics or Metrics()
     queue = CryptoQueue(config.queue_limit, on_refusal=metrics.overload.inc)
-    context = Context(config, keys, state, clock, metrics, queue, Callers(state))
+    callers = Callers(state)
+    context = Context(config, keys, state, clock, metrics, queue, callers)
     gopc = GopcEndpoint(context, limiter=RateLimiter(state, config.rate_limit_per_second))
     app = FastAPI(
         title="pushprov",
@@ -75,7 +78,7 @@ def create_app(
         return await _answer(request, validation_error(exc.errors(), clock()))
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return Transport(app, gopc=gopc, config=config, metrics=metrics)
+    return Transport(app, gopc=gopc, callers=callers, config=config, metrics=metrics)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

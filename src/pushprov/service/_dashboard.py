@@ -1,7 +1,10 @@
 """GET /dashboard, a small read-only page: key inventory, a timeline of each key's states, the
 warnings `keys check` would give, and live counters. Server-rendered HTML with inline SVG; no
-scripts, no external assets (so a strict Content-Security-Policy holds). Every value is escaped.
-A browser signs in with Basic auth, any user, the API key as password."""
+scripts, no external assets (so a strict Content-Security-Policy holds). Every value is escaped
+(HTML, and control and bidi characters: ``_h``).
+A browser signs in with Basic auth, any user, the API key as password; the sign-in prompt (a
+401) goes to a peer on loopback only (an operator through an SSH tunnel), everyone else unknown
+gets the service's silent 404 from the transport's gate (``_callers``)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response
 
+from .._text import printable
 from ..keys import KeyStatus, ServiceKeys
+from ._answers import not_found
+from ._callers import from_loopback
 from ._context import Context
 
 __all__ = ["counters_from_metrics", "dashboard_router", "render_dashboard"]
@@ -31,11 +37,16 @@ def dashboard_router(context: Context) -> APIRouter:
         "/dashboard",
         summary="Read-only dashboard: keys, their timeline, warnings, counters",
         response_class=Response,
-        responses={401: {"description": "sign in: Basic auth, any user, the API key as password"}},
+        responses={
+            401: {"description": "sign in (loopback only): Basic auth, the API key as password"},
+            404: {"description": "unknown caller (empty body)"},
+        },
     )
     async def dashboard(request: Request) -> Response:
         if context.callers.identify(request.scope) is None:
-            # A person in a browser: ask for credentials instead of the API's silent 404.
+            if not from_loopback(request.scope):
+                raise not_found()
+            # A person in a browser on this host: ask for credentials.
             return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="pushprov"'})
         at = context.clock()
         page = render_dashboard(
@@ -47,6 +58,11 @@ def dashboard_router(context: Context) -> APIRouter:
         return Response(page, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
     return router
+
+
+def _h(text: str) -> str:
+    """Escaped for HTML, with controls and bidi overrides shown, not obeyed (``printable``)."""
+    return html.escape(printable(text))
 
 
 _COLORS = {
@@ -114,14 +130,14 @@ def _key_line(
     key: KeyStatus, y: int, x: Callable[[_dt.datetime], float], at: _dt.datetime
 ) -> list[str]:
     """One key's row of the timeline: its label, a bar per state, a dashed line at expiry."""
-    label = html.escape(f"{_short(key.id)} ({key.owner})")
+    label = _h(f"{_short(key.id)} ({key.owner})")
     parts = [f'<text x="4" y="{y + 15}" font-size="12" font-family="monospace">{label}</text>']
     for state, since, until in _state_spans(key, at):
         left, right = x(since), x(until)
         color = _COLORS.get(state, "#868e96")
         parts.append(
             f'<rect x="{left:.1f}" y="{y + 3}" width="{max(right - left, 2):.1f}" height="18" '
-            f'fill="{color}"><title>{html.escape(state)} from {since:%Y-%m-%d %H:%M}'
+            f'fill="{color}"><title>{_h(state)} from {since:%Y-%m-%d %H:%M}'
             "</title></rect>"
         )
     if key.expires is not None:
@@ -150,19 +166,18 @@ def render_dashboard(
     keys: ServiceKeys, counters: dict[str, float], *, env: str, at: _dt.datetime
 ) -> str:
     rows = [_key_row(key, at) for key in keys.inventory]
-    warnings = "".join(f"<li>{html.escape(text)}</li>" for text in keys.warnings) or (
+    warnings = "".join(f"<li>{_h(text)}</li>" for text in keys.warnings) or (
         "<li class=ok>nothing needs attention</li>"
     )
     counter_rows = (
         "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{value:.0f}</td></tr>"
-            for name, value in counters.items()
+            f"<tr><td>{_h(name)}</td><td>{value:.0f}</td></tr>" for name, value in counters.items()
         )
         or "<tr><td colspan=2>no traffic yet</td></tr>"
     )
     legend = " ".join(f'<span class="state {state}">{state}</span>' for state in _COLORS)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>pushprov · {html.escape(env)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>pushprov · {_h(env)}</title>
 <meta http-equiv="refresh" content="10">
 <style>
 body{{font-family:system-ui,sans-serif;margin:24px;color:#212529}}
@@ -173,8 +188,8 @@ th{{background:#f1f3f5;text-align:left}}.id{{font-family:monospace}}
 {"".join(f".state.{s}{{background:{c}}}" for s, c in _COLORS.items())}
 .ok{{color:#2f9e44}}h2{{font-size:16px;margin-top:24px}}
 </style></head><body>
-<h1>pushprov — {html.escape(env)} keys</h1>
-<p>Keyring version {html.escape(keys.version)} · {at:%Y-%m-%d %H:%M:%S} UTC · read-only</p>
+<h1>pushprov — {_h(env)} keys</h1>
+<p>Keyring version {_h(keys.version)} · {at:%Y-%m-%d %H:%M:%S} UTC · read-only</p>
 <h2>Warnings</h2><ul id="warnings">{warnings}</ul>
 <h2>Keys</h2>
 <table id="keys"><tr><th>key</th><th>owner</th><th>roles</th><th>state</th><th>created</th>
@@ -189,10 +204,10 @@ def _key_row(key: KeyStatus, at: _dt.datetime) -> str:
     days = "" if key.expires is None else f"{(key.expires - at).total_seconds() / 86400:.1f}"
     return (
         "<tr>"
-        f'<td class="id">{html.escape(key.id)}</td><td>{html.escape(key.owner)}</td>'
-        f"<td>{html.escape(', '.join(key.roles))}</td>"
-        f'<td><span class="state {html.escape(key.state)}">{html.escape(key.state)}</span></td>'
-        f"<td>{html.escape(key.created.date().isoformat() if key.created else '')}</td>"
-        f"<td>{html.escape(key.expires.date().isoformat() if key.expires else 'never')}</td>"
+        f'<td class="id">{_h(key.id)}</td><td>{_h(key.owner)}</td>'
+        f"<td>{_h(', '.join(key.roles))}</td>"
+        f'<td><span class="state {_h(key.state)}">{_h(key.state)}</span></td>'
+        f"<td>{_h(key.created.date().isoformat() if key.created else '')}</td>"
+        f"<td>{_h(key.expires.date().isoformat() if key.expires else 'never')}</td>"
         f"<td>{days}</td></tr>"
     )

@@ -1,5 +1,10 @@
 """POST /v1/echo: Google's connectivity test with application-layer security.
 
+Google calls it, as an API client of ours like any other (``pushprov clients add google``; its
+key goes into Google's console with the endpoint), with ``Authorization: Bearer``, and over
+mutual TLS as well when ``tls_client_ca`` is set. The caller is decided before the body is read
+or any crypto runs: an unknown caller costs a header lookup, not an OpenPGP or JOSE open.
+
 The body is a sealed ``{requestHeader, clientMessage}``; the answer seals ``{responseHeader,
 clientMessage, serverMessage}`` back in the same format. A message we cannot decrypt, whose
 signature we do not trust, or that needs a key we may not use, is from an unknown caller:
@@ -61,13 +66,15 @@ def echo_router(context: Context) -> APIRouter:
     @router.post(
         "/v1/echo",
         summary="Google's connectivity test with application-layer security",
-        description="Body: a sealed echo request (application/octet-stream carrying base64url "
-        "OpenPGP, or application/jose). Answer: the sealed {responseHeader, clientMessage, "
-        "serverMessage}, in the same format. Unknown signature or key: 404, empty body.",
+        description="Known callers (Google's API key). Body: a sealed echo request "
+        "(application/octet-stream carrying base64url OpenPGP, or application/jose). Answer: "
+        "the sealed {responseHeader, clientMessage, serverMessage}, in the same format. "
+        "Unknown caller, signature or key: 404, empty body.",
         responses={**TRANSPORT_ERRORS, **UNKNOWN_CALLER},
         openapi_extra={"requestBody": _REQUEST_BODY},
     )
     async def post_echo(request: Request) -> Response:
+        context.callers.require(request.scope)  # the transport's gate asked first; never skip it
         at = context.clock()
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         fmt = _FORMATS.get(content_type)

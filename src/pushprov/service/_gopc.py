@@ -4,9 +4,11 @@ It runs without the framework's routing, dependency and exception layers, which 
 per request than all of our own checks (profiled under bench/load.py). The OpenAPI document
 describes it from the same pydantic models it validates with (``openapi_path``).
 
-Order of checks: caller (``_callers``, the rule every route uses: 404, empty body, when
-unknown) -> rate limit -> JSON -> schema -> requestTimestamp window -> card -> keys -> crypto
-queue (503 when full) -> seal (an error: its class's outcome) -> idempotency.
+Order of checks: caller (``_callers``, the rule every route uses, asked first by the
+transport's gate before the body cap or a byte of the body: 404, empty body, when unknown;
+here it is read back from the request's state) -> rate limit -> JSON -> schema ->
+requestTimestamp window -> card -> keys -> crypto queue (503 when full) -> seal (an error: its
+class's outcome) -> idempotency.
 The idempotency record is looked up only where it decides something: with its insert after
 the seal (a live record wins: the replay, or a 409), and when a check after the timestamp
 refuses (the record, if any, wins over the refusal). A replay costs a seal that is thrown

@@ -1,14 +1,22 @@
-"""What probes and scrapers read: GET /livez, GET /readyz, GET /metrics."""
+"""What probes and scrapers read: GET /livez, GET /readyz, GET /metrics.
+
+/livez and /readyz are public on purpose (``_callers.PUBLIC``): a load balancer probes them
+without credentials. Their bodies say no more than the status does, to an unknown caller:
+readiness problems name keys, so only a known caller reads them. /metrics carries key
+fingerprints and volumes: a known caller only (Prometheus sends the API key of a client made
+for it, ``authorization: {credentials_file: ...}`` in its scrape config).
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from .._errors import PushprovError
 from ..keys import ServiceKeys
+from ._answers import UNKNOWN_CALLER
 from ._context import Context
 
 __all__ = ["health_router"]
@@ -23,16 +31,25 @@ def health_router(context: Context) -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="Store reachable, an active key per role, none expired",
+        summary="Store reachable, an active key per role, none expired (public; problems "
+        "listed for known callers only)",
         responses={503: {"description": "not ready"}},
     )
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         problems = _readiness_problems(context, context.clock())
-        body = {"status": "ready" if not problems else "not ready", "problems": problems}
+        body: dict[str, object] = {"status": "ready" if not problems else "not ready"}
+        if context.callers.identify(request.scope) is not None:
+            body["problems"] = problems
         return JSONResponse(body, status_code=200 if not problems else 503)
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics_endpoint() -> Response:
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics (known callers)",
+        response_class=Response,
+        responses=UNKNOWN_CALLER,
+    )
+    async def metrics_endpoint(request: Request) -> Response:
+        context.callers.require(request.scope)
         return Response(context.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return router

@@ -1,5 +1,9 @@
-"""GET /v1/keys/public (our active public keys, for anyone) and GET /v1/keys (key states and
-days to expiry, for known callers)."""
+"""GET /v1/keys/public (our active public keys) and GET /v1/keys (key states and days to
+expiry), both for known callers.
+
+Our public keys are public, but not published here to strangers: Google gets them out of band
+(the key exchange in its console), and answering an unknown caller would tell the service
+apart. Our backend and tooling, which hold API keys, read them here."""
 
 from __future__ import annotations
 
@@ -21,10 +25,11 @@ def keys_router(context: Context) -> APIRouter:
     @router.get(
         "/v1/keys/public",
         response_model=PublicKeysResponse,
-        responses=TRANSPORT_ERRORS,
+        responses={**TRANSPORT_ERRORS, **UNKNOWN_CALLER},
         summary="Our active public keys",
     )
-    async def public_keys() -> PublicKeysResponse:
+    async def public_keys(request: Request) -> PublicKeysResponse:
+        context.callers.require(request.scope)
         fmt = context.config.format
         published = context.current_keys(context.clock()).public_keys(fmt)
         return PublicKeysResponse(format=fmt, keys=published)  # type: ignore[arg-type]

@@ -1,6 +1,10 @@
-"""The outermost ASGI layer: request id, body cap before parsing, read timeout, HSTS, access
-log, metrics, and a 500 without details for anything unforeseen. Then POST /v1/gopc goes to
-its endpoint, everything else to FastAPI."""
+"""The outermost ASGI layer: request id, the caller gate, body cap before parsing, read timeout,
+HSTS, access log, metrics, and a 500 without details for anything unforeseen. Then POST /v1/gopc
+goes to its endpoint, everything else to FastAPI.
+
+The caller gate (``Callers.admits``) comes before everything that looks at the request beyond
+its headers: an unknown caller gets the silent 404 for any method, path and body, never a 405,
+413, 307 or a framework's own 404 body that would tell this service apart."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._clock import now as _now
-from ._answers import Answer, error
+from ._answers import Answer, error, not_found
+from ._callers import Callers
 from ._config import ServiceConfig
 from ._metrics import Metrics
 
@@ -45,10 +50,17 @@ _ADDED_HEADERS = (
 
 class Transport:
     def __init__(
-        self, app: ASGIApp, *, gopc: ASGIApp, config: ServiceConfig, metrics: Metrics
+        self,
+        app: ASGIApp,
+        *,
+        gopc: ASGIApp,
+        callers: Callers,
+        config: ServiceConfig,
+        metrics: Metrics,
     ) -> None:
         self.app = app
         self.gopc = gopc
+        self.callers = callers
         self.config = config
         self.metrics = metrics
 
@@ -63,6 +75,9 @@ class Transport:
         path = scope["path"]
         exchange = _Exchange(receive, send, trace_id, self.config)
         try:
+            if not self.callers.admits(scope):
+                await not_found().send(exchange.send)
+                return
             _check_declared_length(scope, self.config.max_body_bytes)
             target = self.gopc if path == GOPC_PATH else self.app
             await target(scope, exchange.receive, exchange.send)
