@@ -73,7 +73,8 @@ def main() -> int:
         subprocess.run([util, *init, "--so-pin", "bench-so"], check=True, capture_output=True)
         uri = f"pkcs11:token=bench?module-path={args.module}&pin-source=file:{pin}"
         with hsm.open_token(uri) as token:
-            in_token, primary, _ = hsm.generate_openpgp_key(token, "Bench HSM <b@x>", label="b", at=AT)
+            made = hsm.generate_openpgp_key(token, "Bench HSM <b@x>", label="b", at=AT)
+            in_token, primary, _ = made
             software = openpgp.generate_key("Bench software <s@x>", at=AT)
             google = openpgp.generate_key("Google <g@x>", at=AT)
             gopc = Gopc(server_session_id=SESSION, card=CARD)

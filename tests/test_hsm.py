@@ -301,6 +301,16 @@ def test_wrong_pin_is_bad_passphrase(softhsm: SoftHsm) -> None:
     assert "not-the-pin" not in str(caught.value)
 
 
+def test_wrong_pin_is_refused_while_this_process_holds_the_login(
+    token: hsm.Token, softhsm: SoftHsm
+) -> None:
+    # `token` keeps the login open: the token itself never sees this PIN, pushprov judges it.
+    with pytest.raises(PassphraseError, match="refused the PIN"):
+        hsm.open_token(softhsm.uri(), pin_source=f"file:{softhsm.wrong_pin_file}")
+    with hsm.open_token(softhsm.uri()) as again:
+        assert again.label == token.label
+
+
 def test_missing_pin_source_is_bad_passphrase(softhsm: SoftHsm) -> None:
     with pytest.raises(PassphraseError, match="HSM_TEST_UNSET_PIN"):
         hsm.open_token(softhsm.uri(), pin_source="env:HSM_TEST_UNSET_PIN")
@@ -330,6 +340,22 @@ def test_missing_object_is_token_key_not_found(token: hsm.Token, softhsm: SoftHs
         other.generate_rsa_key("elsewhere", "sign", bits=2048)
     with pytest.raises(hsm.TokenKeyNotFoundError):
         token.rsa_key("pkcs11:object=elsewhere", "sign")
+
+
+def test_destroy_removes_the_pair_and_only_it(token: hsm.Token, token_keys: TokenKeys) -> None:
+    doomed = token.generate_rsa_key("doomed", "sign", bits=2048)
+    uri = doomed.uri()
+    token.destroy(doomed)
+    with pytest.raises(hsm.TokenKeyNotFoundError):
+        token.rsa_key(uri, "sign")
+    assert (
+        token.rsa_key(token_keys.primary.uri(), "sign").public_key == token_keys.primary.public_key
+    )
+
+
+def test_a_uri_for_another_token_is_refused(token: hsm.Token) -> None:
+    with pytest.raises(UsageError, match="another token"):
+        token.rsa_key(f"pkcs11:token={OTHER_LABEL};object=elsewhere", "sign")
 
 
 def test_a_key_without_the_attribute_is_unusable_for_that_role(token_keys: TokenKeys) -> None:

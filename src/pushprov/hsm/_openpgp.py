@@ -30,8 +30,10 @@ def generate_openpgp_key(
     their ``uri()`` is what a store records to reopen them with ``open_openpgp_key``.
     """
     primary = token.generate_rsa_key(f"{label}.sign", "sign", bits=bits)
-    subkey = token.generate_rsa_key(f"{label}.decrypt", "decrypt", bits=bits)
+    made = [primary]
     try:
+        subkey = token.generate_rsa_key(f"{label}.decrypt", "decrypt", bits=bits)
+        made.append(subkey)
         certificate = openpgp.certify_keys(
             user_id,
             primary=primary,
@@ -42,8 +44,8 @@ def generate_openpgp_key(
         )
     except BaseException:
         # A key pair no certificate names is litter in the token: remove it.
-        token.destroy(primary)
-        token.destroy(subkey)
+        for key in made:
+            token.destroy(key)
         raise
     return openpgp.secret_key_from_ops(certificate, [primary, subkey]), primary, subkey
 

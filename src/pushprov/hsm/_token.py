@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import threading
 from typing import Any, NoReturn
@@ -92,6 +94,8 @@ class Token:
             raise UsageError('the pkcs11: URI names no key ("object=" or "id=")')
         if where.type not in (None, "private"):
             raise UsageError('the pkcs11: URI must name a private key ("type=private")')
+        if where.token is not None and where.token != self.label:
+            raise UsageError("the pkcs11: URI names another token than this session's")
         with self._lock, token_errors():
             try:
                 private = self._session.get_key(
@@ -113,9 +117,17 @@ class Token:
 
     def destroy(self, key: TokenRsaKey) -> None:
         """Destroy the key pair's objects in the token (private and public halves)."""
+        if not key.key_id:
+            raise UsageError("a token key without a CKA_ID cannot be destroyed by pushprov")
+        modulus = key.public_key.public_numbers().n
         with self._lock, token_errors():
-            for obj in self._session.get_objects({Attribute.ID: key.key_id}):
-                obj.destroy()
+            found = self._session.get_objects(
+                {Attribute.ID: key.key_id, Attribute.KEY_TYPE: KeyType.RSA}
+            )
+            # The ID picks the pair; the modulus makes sure no other key sharing it goes too.
+            for obj in list(found):
+                if int.from_bytes(obj[Attribute.MODULUS], "big") == modulus:
+                    obj.destroy()
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(p11.PKCS11Error):
@@ -139,6 +151,14 @@ class Token:
 
 
 _BUILT_BY_OPEN = object()
+# The PIN each token accepted in this process, as a keyed MAC under a key that never leaves
+# memory: enough to judge a later PIN when the login is shared, useless to anyone else.
+_LOGINS: dict[tuple[str, bytes], bytes] = {}
+_PIN_MAC_KEY = os.urandom(32)
+
+
+def _pin_mac(pin: str) -> bytes:
+    return hmac.new(_PIN_MAC_KEY, pin.encode(), hashlib.sha256).digest()
 
 
 def open_token(
@@ -176,11 +196,17 @@ def open_token(
         else:
             serial = None if where.serial is None else where.serial.encode()
             token = lib.get_token(token_label=where.token, token_serial=serial)
+        login = (module, bytes(token.serial))
         try:
             session = token.open(rw=True, user_pin=pin)
         except p11.UserAlreadyLoggedIn:
             # PKCS#11 logs in an application, not a session (§5.6): another Token in this
-            # process holds the login, and this session shares it.
+            # process holds the login and this session shares it, so the token cannot judge
+            # this PIN; the one it accepted can.
+            if not hmac.compare_digest(_LOGINS.get(login, _pin_mac(pin)), _pin_mac(pin)):
+                raise PassphraseError("the token refused the PIN") from None
             session = token.open(rw=True)
+        else:
+            _LOGINS[login] = _pin_mac(pin)
     del pin
     return Token(session, where, _token=_BUILT_BY_OPEN)

@@ -72,7 +72,7 @@ def parse_uri(text: str) -> Pkcs11Uri:
     if not text.startswith("pkcs11:"):
         raise UsageError('a token key is named by a "pkcs11:" URI (RFC 7512)')
     path, _, query = text[len("pkcs11:") :].partition("?")
-    found: dict[str, str | bytes] = {}
+    found: dict[str, bytes] = {}
     for part, separator, used, ignored in (
         (path, ";", _PATH_USED, _PATH_IGNORED),
         (query, "&", _QUERY_USED, _QUERY_IGNORED),
@@ -89,40 +89,31 @@ def parse_uri(text: str) -> Pkcs11Uri:
                 continue
             if name not in used:
                 raise UsageError(f'the pkcs11: URI attribute "{_shown(name)}" is not supported')
-            raw = urllib.parse.unquote_to_bytes(value)
-            if name == "id":
-                found[name] = raw
-                continue
-            try:
-                found[name] = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UsageError(f'the pkcs11: URI "{name}" is not UTF-8') from None
-    slot = found.get("slot-id")
-    if slot is not None and not (isinstance(slot, str) and slot.isdigit()):
+            found[name] = urllib.parse.unquote_to_bytes(value)
+    text_of = {name: _utf8(name, raw) for name, raw in found.items() if name != "id"}
+    slot = text_of.get("slot-id")
+    if slot is not None and not slot.isdigit():
         raise UsageError('the pkcs11: URI "slot-id" must be a number')
-    kind = found.get("type")
+    kind = text_of.get("type")
     if kind is not None and kind not in _TYPES:
         raise UsageError('the pkcs11: URI "type" must be private, public, cert, secret-key or data')
     return Pkcs11Uri(
-        token=_text(found.get("token")),
-        serial=_text(found.get("serial")),
+        token=text_of.get("token"),
+        serial=text_of.get("serial"),
         slot_id=None if slot is None else int(slot),
-        object=_text(found.get("object")),
-        id=_raw(found.get("id")),
-        type=_text(kind),
-        module_path=_text(found.get("module-path")),
-        pin_source=_text(found.get("pin-source")),
+        object=text_of.get("object"),
+        id=found.get("id"),
+        type=kind,
+        module_path=text_of.get("module-path"),
+        pin_source=text_of.get("pin-source"),
     )
 
 
-def _text(value: str | bytes | None) -> str | None:
-    assert not isinstance(value, bytes)
-    return value
-
-
-def _raw(value: str | bytes | None) -> bytes | None:
-    assert not isinstance(value, str)
-    return value
+def _utf8(name: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f'the pkcs11: URI "{name}" is not UTF-8') from None
 
 
 def _shown(name: str) -> str:
