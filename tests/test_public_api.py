@@ -116,3 +116,22 @@ def test_secret_key_is_not_picklable_nor_built_ad_hoc(keys: Keys) -> None:
         openpgp.SecretKey(keys.issuer_a.certificate, {})
     assert "secret" in repr(keys.issuer_a)
     assert "PRIVATE" not in repr(keys.issuer_a) + str(keys.issuer_a)
+
+
+def test_hsm_exports_are_pinned() -> None:
+    from pushprov import hsm
+
+    assert sorted(hsm.__all__) == [
+        "Pkcs11Uri",
+        "Token",
+        "TokenKeyNotFoundError",
+        "TokenRsaKey",
+        "TokenUnavailableError",
+        "generate_openpgp_key",
+        "open_openpgp_key",
+        "open_token",
+        "parse_uri",
+        "token_jwk",
+    ]
+    for name in hsm.__all__:
+        assert getattr(hsm, name).__module__.startswith("pushprov.hsm._"), name
