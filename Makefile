@@ -10,7 +10,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-deps: $(BIN)/.installed
+# sslyze pins an older cryptography than pushprov's: its own venv, driven as a program.
+$(VENV)/sslyze/bin/sslyze:
+	python3 -m venv $(VENV)/sslyze
+	$(VENV)/sslyze/bin/pip install -q 'sslyze>=6.3'
+
+deps: $(BIN)/.installed $(VENV)/sslyze/bin/sslyze
 	scripts/system-deps.sh
 	npm ci --prefix tests/interop/node --no-audit --no-fund
 	npm ci --prefix tests/interop/openpgpjs --no-audit --no-fund
@@ -19,8 +24,8 @@ demo: $(BIN)/.installed
 	$(BIN)/pushprov rehearse
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 	$(BIN)/mypy
 
 test: deps lint

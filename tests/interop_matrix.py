@@ -698,10 +698,14 @@ def _open_theirs(world: World, message: bytes, signers: Sequence[Key], recipient
         opened = openpgp.open_message(message, decrypt_with=[ours], verify_with=certs, at=now())
     except PushprovError as error:
         detail = f"{error.code}: {error.message}"
+        refused = _profile_refusal(error)
         # The inspection is only a note on the refusal: it may fail where opening failed.
         with contextlib.suppress(PushprovError, PeerError):
-            detail += f" (peer used {_describe(inspect(message, ours))})"
-        return Outcome("refused by profile" if _profile_refusal(error) else "FAILED", detail)
+            seen = inspect(message, ours)
+            detail += f" (peer used {_describe(seen)})"
+            # A cipher outside the profile is never run, so it fails as any decryption does.
+            refused = refused or seen.cipher not in GOOGLE_PROFILE.ciphers
+        return Outcome("refused by profile" if refused else "FAILED", detail)
     seen = inspect(message, ours)
     if opened.plaintext != PAYLOAD:
         return Outcome("FAILED", "the plaintext differs")

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 # What pushprov.openpgp can run, so all a policy may name (openpgp._algorithms asserts the two
-# agree). The weak ones run so that a message in them is refused by name after its MDC.
+# agree). The weak ones run only where a policy allows them (Google's does not).
 OPENPGP_CIPHERS = frozenset(
     {"IDEA", "TRIPLEDES", "CAST5", "BLOWFISH", "AES128", "AES192", "AES256"}
 )
@@ -46,6 +46,8 @@ class Policy:
     signing_hash: str = "SHA384"
     signature_hashes: frozenset[str] = frozenset({"SHA256", "SHA384", "SHA512"})
     # OpenPGP symmetric encryption: what we write, and what we accept (AES128 only by choice).
+    # Opening runs only these; a session key for another cipher is the one decryption failure.
+    # Failure paths run ``cipher``, so only a single-cipher list makes every path the same work.
     cipher: str = "AES256"
     ciphers: frozenset[str] = frozenset({"AES256"})
     # What keys we generate announce they prefer to receive, most preferred first (§5.2.3.14-16).
@@ -63,6 +65,22 @@ class Policy:
     max_message_bytes: int = 64 * 1024
     max_plaintext_bytes: int = 64 * 1024
     max_key_file_bytes: int = 1024 * 1024
+    # Work budgets, checked before the work they bound, so that no input (a message from anyone,
+    # a key file from a stranger) buys more than a few RSA operations. Google seals to one key;
+    # GnuPG adds one PKESK per recipient and per encrypt-to-self; a rotation holds two or three
+    # decryption keys. Everything beyond is refused before any RSA work.
+    max_pkesks: int = 8  # PKESK packets in one message
+    max_rsa_private_ops: int = 8  # (PKESK, key) trials per open, after de-duplication
+    max_signatures: int = 8  # signature packets in one message
+    max_signature_verifications: int = 8  # (signature, key) RSA checks per message
+    # Certificates: components, signatures per component, RSA checks per certificate, and the
+    # RSA numbers themselves (e <= 2^32 and n <= 16384 bits keep each check cheap).
+    max_user_ids: int = 32
+    max_subkeys: int = 32
+    max_signatures_per_component: int = 64
+    max_key_signature_verifications: int = 128
+    max_rsa_bits: int = 16384
+    max_rsa_exponent: int = 2**32
     # GOPC.
     output_encoding: Encoding = Encoding.BASE64
     max_session_id_length: int = 1024
@@ -100,6 +118,22 @@ class Policy:
             raise ValueError("default_key_validity exceeds max_key_lifetime")
         if min(self.max_message_bytes, self.max_plaintext_bytes, self.min_rsa_bits) <= 0:
             raise ValueError("limits must be positive")
+        budgets = (
+            self.max_pkesks,
+            self.max_rsa_private_ops,
+            self.max_signatures,
+            self.max_signature_verifications,
+            self.max_user_ids,
+            self.max_subkeys,
+            self.max_signatures_per_component,
+            self.max_key_signature_verifications,
+        )
+        if min(budgets) <= 0:
+            raise ValueError("work budgets must be positive")
+        if self.min_rsa_bits > self.max_rsa_bits:
+            raise ValueError("min_rsa_bits exceeds max_rsa_bits")
+        if self.max_rsa_exponent < 65537:
+            raise ValueError("max_rsa_exponent must admit 65537")
         # JOSE: only what pushprov.jose implements can be named, whatever a policy says.
         if not self.jwe_algs <= JWE_ALGS or self.jwe_alg not in self.jwe_algs:
             raise ValueError("jwe_alg must be one of jwe_algs, which allow RSA-OAEP-256 and RSA1_5")

@@ -55,10 +55,14 @@ class ServiceConfig:
         if path is not None:
             try:
                 with open(path, "rb") as handle:
-                    document = tomllib.load(handle)
-            except (OSError, tomllib.TOMLDecodeError) as error:
+                    # tomllib.load lets a non-UTF-8 file escape as UnicodeDecodeError.
+                    document = tomllib.loads(handle.read().decode("utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
                 raise UsageError(f"cannot read config {path}: {type(error).__name__}") from None
-            values.update(document.get("service", document))
+            section = document.get("service", document)
+            if not isinstance(section, dict):
+                raise UsageError(f"cannot read config {path}: [service] is not a table")
+            values.update(section)
         environ = dict(os.environ) if environ is None else environ
         fields = {field.name: field for field in dataclasses.fields(cls)}
         for name in fields:
@@ -127,6 +131,8 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
             return float(value)
         if "str" in text:
             return None if value in (None, "") and "None" in text else str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        # OverflowError: inf or 1e300 as a number or duration; RuntimeError: "~nobody/..." as
+        # a path, whose home directory cannot be found.
         raise UsageError(f"config value for {name} has the wrong type") from None
     return value

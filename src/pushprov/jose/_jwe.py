@@ -120,7 +120,8 @@ def open_jwe(
 ) -> Opened:
     """Decrypt a compact JWE with one of ``decrypt_with``, then verify its nested JWS.
 
-    The JWE's ``kid`` picks the key; without one, every key fit for its ``alg`` is tried.
+    The JWE's ``kid`` picks the key; without one, every key fit for its ``alg`` is tried (each
+    once, at most ``policy.max_rsa_private_ops`` of them).
     Keys whose ``iat`` lies after ``at`` are never tried, for decryption or verification.
     Every failure to decrypt raises the one DecryptionFailedError.
 
@@ -161,7 +162,17 @@ def open_jwe(
     if not encrypted_key or len(iv) != iv_bytes(enc) or len(tag) != TAG_BYTES[enc]:
         raise MalformedInputError("the JWE key, IV or tag has the wrong length")
     # Key choice uses public metadata only: a key pinned to another alg never sees RSA work.
-    candidates = usable_keys(keys, kid, "decrypt", alg, at, policy)
+    # Each key once (by thumbprint), however often it is passed; more than the budget allows
+    # (no kid, many keys) is refused before any RSA work, like OpenPGP's PKESK trials.
+    unique: dict[str, JwkKey] = {}
+    for key in usable_keys(keys, kid, "decrypt", alg, at, policy):
+        unique.setdefault(key._thumbprint, key)
+    candidates = list(unique.values())
+    if len(candidates) > policy.max_rsa_private_ops:
+        raise PolicyViolationError(
+            f"opening the token takes {len(candidates)} private-key operations,"
+            f" more than the policy's {policy.max_rsa_private_ops}; give the keys a kid"
+        )
     parts = _Parts(header_b64, encrypted_key, iv, ciphertext, tag)
     content, opened_by = _decrypt(candidates, alg, enc, parts)
     plaintext = inflate(content, policy.max_plaintext_bytes) if compressed else content

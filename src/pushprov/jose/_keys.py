@@ -39,6 +39,9 @@ __all__ = [
 #: The reason ``JwkKey._unusable`` gives for a key below the policy's size: a policy violation.
 TOO_SMALL = "it is smaller than the policy allows"
 _MAX_BITS = 8192  # larger moduli only buy slower private operations for an attacker to trigger
+# Larger exponents only slow every public operation down (OpenSSL refuses over 64 bits once the
+# modulus is over 3072); real keys use 65537.
+_MAX_EXPONENT = 2**32
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 # RFC 7517 §4.3, and which JOSE role each operation belongs to.
 _KEY_OPS = {
@@ -457,6 +460,7 @@ def _from_pem(raw: bytes, policy: Policy) -> JwkKey:
         if not isinstance(loaded, rsa.RSAPublicKey):
             raise KeyInvalidError("only RSA keys are supported")
         public, key_secret = loaded, None
+    _check_numbers(public.public_numbers())
     _check_bits(public, policy)
     return JwkKey._build(
         public,
@@ -481,8 +485,7 @@ def _from_mapping(obj: Mapping[str, Any], policy: Policy | None) -> JwkKey:
     present = [name for name in _PRIVATE_MEMBERS if name in obj]
     if present and len(present) != len(_PRIVATE_MEMBERS):
         raise KeyInvalidError("a private JWK needs all of d, p, q, dp, dq, qi")
-    if public_numbers.n.bit_length() > _MAX_BITS:
-        raise KeyInvalidError(f"RSA keys over {_MAX_BITS} bits are not supported")
+    _check_numbers(public_numbers)
     try:
         if present:
             d, p, q, dp, dq, qi = (_member_int(obj, name) for name in _PRIVATE_MEMBERS)
@@ -554,6 +557,20 @@ def _key_ops(value: object) -> frozenset[str] | None:
     if len(ops) != len(value) or not ops <= _KEY_OPS.keys():
         raise KeyInvalidError('"key_ops" must list distinct registered operations')
     return ops
+
+
+def _check_numbers(numbers: rsa.RSAPublicNumbers) -> None:
+    """What RSA can use at all, whatever the policy; both loaders (JWK and PEM) apply it.
+
+    pyca accepts an even modulus and any exponent here, then fails with ValueError on the
+    first encryption: the key would be imported, and break whoever seals to it.
+    """
+    if numbers.n.bit_length() > _MAX_BITS:
+        raise KeyInvalidError(f"RSA keys over {_MAX_BITS} bits are not supported")
+    if not numbers.n & 1:
+        raise KeyInvalidError("the RSA modulus is even")
+    if numbers.e > _MAX_EXPONENT:
+        raise KeyInvalidError("the RSA public exponent is over 2^32")
 
 
 def _check_bits(public: rsa.RSAPublicKey, policy: Policy) -> None:

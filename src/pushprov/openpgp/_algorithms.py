@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.decrepit.ciphers import algorithms as decrepit
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from .._errors import UnsupportedError
 from .._policy import OPENPGP_CIPHERS, OPENPGP_COMPRESSIONS, OPENPGP_HASHES
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "cipher_spec",
     "hash_name",
     "new_hash",
+    "require_runnable",
 ]
 
 PK_RSA = 1
@@ -82,8 +87,8 @@ CIPHER_IDS: dict[str, int] = {
     "TWOFISH": 10,
 }
 
-# Ciphers we can run, so that a message in a refused cipher is decrypted, its MDC checked, and
-# only then refused by name: the refusal then tells the sender something true and helps no oracle.
+# Ciphers we can run, so that a policy may allow any of them (Google's allows AES-256 only). The
+# legacy ones need OpenSSL's legacy provider, which CRYPTOGRAPHY_OPENSSL_NO_LEGACY=1 leaves out.
 CIPHERS: dict[int, CipherSpec] = {
     1: CipherSpec("IDEA", decrepit.IDEA, 16, 8),
     2: CipherSpec("TRIPLEDES", decrepit.TripleDES, 24, 8),
@@ -109,6 +114,22 @@ AES256 = CIPHERS[9]  # what we write (Google's profile) and key-protection ciphe
 
 def cipher_spec(algo_id: int) -> CipherSpec | None:
     return CIPHERS.get(algo_id)
+
+
+def require_runnable(spec: CipherSpec) -> None:
+    """Refuse, as ``unsupported``, a cipher this OpenSSL cannot run (a legacy one without the
+    legacy provider). Callers ask before any secret-dependent work, never after."""
+    if not _runnable(spec):
+        raise UnsupportedError(f"cipher {spec.name} is not available in this OpenSSL build")
+
+
+@functools.cache
+def _runnable(spec: CipherSpec) -> bool:
+    try:
+        Cipher(spec.factory(bytes(spec.key_size)), CFB(bytes(spec.block_size))).decryptor()
+    except UnsupportedAlgorithm:
+        return False
+    return True
 
 
 try:  # cryptography >= 47 keeps CFB among the decrepit modes; older releases in primitives.

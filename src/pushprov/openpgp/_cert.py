@@ -23,6 +23,11 @@ from ._signature import KeyFlags
 
 __all__ = ["Certificate", "ComponentKey", "KeyInfo", "public_body", "uid_data"]
 
+# What OpenSSL's RSA will still run: moduli up to 16384 bits, exponents up to 64 bits (over a
+# 3072-bit modulus); 2^32 keeps every public operation cheap.
+_MAX_RSA_BITS = 16384
+_MAX_RSA_EXPONENT = 2**32
+
 
 class ComponentKey:
     """One key of a certificate, its primary key or a subkey (Sequoia's "component key"), with
@@ -38,6 +43,7 @@ class ComponentKey:
         "body",
         "created",
         "expires",
+        "exponent",
         "fingerprint",
         "flags",
         "key_id",
@@ -57,19 +63,29 @@ class ComponentKey:
             raise FramingError("truncated key packet")
         self.created = int.from_bytes(body[1:5], "big")
         self.algo = body[5]
-        self.public: rsa.RSAPublicKey | None = None
-        self.bits = 0
-        if self.algo in RSA_ALGOS:
-            n, pos = read_mpi(body, 6)
-            e, pos = read_mpi(body, pos)
-            # The public part ends here (a secret-key packet goes on); so does what we hash.
-            body = body[:pos]
-            n_int = int.from_bytes(n, "big")
-            try:
-                self.public = rsa.RSAPublicNumbers(int.from_bytes(e, "big"), n_int).public_key()
-            except ValueError:
-                raise KeyInvalidError("RSA public key is invalid") from None
-            self.bits = n_int.bit_length()
+        if self.algo not in RSA_ALGOS:
+            # Where another algorithm's public part ends is not ours to know, so neither is its
+            # fingerprint (nor the size limit of what it hashes).
+            raise UnsupportedError(f"only RSA keys are supported (algorithm {self.algo})")
+        n, pos = read_mpi(body, 6)
+        e, pos = read_mpi(body, pos)
+        # The public part ends here (a secret-key packet goes on); so does what we hash: two
+        # MPIs, within the two-octet length the fingerprint hashes.
+        body = body[:pos]
+        n_int = int.from_bytes(n, "big")
+        self.exponent = int.from_bytes(e, "big")
+        # pyca builds these, then OpenSSL refuses to encrypt with them (ValueError): a key that
+        # reads fine would break whoever seals to it. Real keys use e = 65537. (The Policy may
+        # bound n and e tighter still; _parse checks that before any signature work.)
+        if not n_int & 1 or n_int.bit_length() > _MAX_RSA_BITS or self.exponent > _MAX_RSA_EXPONENT:
+            raise KeyInvalidError("RSA public key is invalid")
+        try:
+            self.public: rsa.RSAPublicKey | None = rsa.RSAPublicNumbers(
+                self.exponent, n_int
+            ).public_key()
+        except ValueError:
+            raise KeyInvalidError("RSA public key is invalid") from None
+        self.bits = n_int.bit_length()
         self.body = body
         # The v4 fingerprint is defined as SHA-1.
         self.fingerprint = hashlib.sha1(self.hash_prefix()).digest()  # noqa: S324

@@ -9,6 +9,7 @@ decryption itself can fail raises the same ``DecryptionFailedError``.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import datetime as _dt
 import hashlib
 import hmac
@@ -31,9 +32,8 @@ from .._errors import (
     UsageError,
 )
 from .._opened import Opened, VerifiedSignature
-from .._policy import GOOGLE_PROFILE, Policy
+from .._policy import GOOGLE_PROFILE, OPENPGP_CIPHERS, Policy
 from ._algorithms import (
-    AES256,
     CFB,
     CIPHER_IDS,
     CIPHERS,
@@ -44,6 +44,7 @@ from ._algorithms import (
     cipher_spec,
     hash_name,
     new_hash,
+    require_runnable,
 )
 from ._cert import Certificate, ComponentKey
 from ._packets import (
@@ -73,6 +74,8 @@ __all__ = ["decode_message", "encode_message", "message_recipients", "open_messa
 _MDC_HEADER = b"\xd3\x14"
 _MAX_NESTING = 3
 _KNOWN_ARMOR = frozenset({"PUBLIC KEY BLOCK", "PRIVATE KEY BLOCK", "SIGNATURE", "SIGNED MESSAGE"})
+#: For tools that look inside a message (tests, diagnostics): Google's budgets, every cipher.
+_INSPECTION = dataclasses.replace(GOOGLE_PROFILE, ciphers=OPENPGP_CIPHERS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +105,7 @@ def seal(
     hash_algo = HASH_IDS[policy.signing_hash]
     cipher_algo = CIPHER_IDS[policy.cipher]
     spec = CIPHERS[cipher_algo]  # Policy admits only ciphers listed there
+    require_runnable(spec)
 
     # One signature and one PKESK per key, however often a key is named (first one kept).
     signers: dict[bytes, tuple[ComponentKey, PrivateKeyOps]] = {}
@@ -220,7 +224,7 @@ def message_recipients(message: bytes, *, policy: Policy = GOOGLE_PROFILE) -> tu
 
     Nothing is decrypted. Raises what ``open_message`` raises for a malformed envelope.
     """
-    pkesks, _seipd = _split_envelope(decode_message(message, policy))
+    pkesks, _seipd = _split_envelope(decode_message(message, policy), policy)
     if any(len(body) < 9 for body in pkesks):
         raise DecryptionFailedError  # truncated, as _split_envelope treats truncation
     return tuple(body[1:9].hex().upper() for body in pkesks)
@@ -240,14 +244,11 @@ def open_message(
 ) -> Opened:
     """Decrypt with any of ``decrypt_with``; require a valid signature by one of ``verify_with``."""
     binary = decode_message(message, policy)
-    pkesks, seipd = _split_envelope(binary)
-    decrypted = _decrypt(pkesks, seipd, decrypt_with)
+    pkesks, seipd = _split_envelope(binary, policy)
+    decrypted = _decrypt(pkesks, seipd, decrypt_with, policy)
     if decrypted is None:
         raise DecryptionFailedError
     decryption_key, spec, inner = decrypted
-    # The MDC matched, so whoever made this knew the session key: naming the cipher helps no oracle.
-    if spec.name not in policy.ciphers:
-        raise PolicyViolationError(f"cipher {spec.name} is not allowed by the policy")
     try:
         literal, signatures = _parse_signed_literal(inner, policy)
     except FramingError:
@@ -262,7 +263,7 @@ def open_message(
     )
 
 
-def _split_envelope(binary: bytes) -> tuple[list[bytes], bytes]:
+def _split_envelope(binary: bytes, policy: Policy = GOOGLE_PROFILE) -> tuple[list[bytes], bytes]:
     pkesks: list[bytes] = []
     seipd: bytes | None = None
     password_encrypted = False
@@ -277,6 +278,12 @@ def _split_envelope(binary: bytes) -> tuple[list[bytes], bytes]:
                     raise UnsupportedError("v6 PKESK (RFC 9580 v6 keys) is not supported")
                 if body[0] != 3:
                     raise FramingError("unknown PKESK version")
+                if len(pkesks) == policy.max_pkesks:
+                    # Public structure, refused before any RSA work: no oracle in saying so.
+                    raise PolicyViolationError(
+                        f"the message is encrypted to more than {policy.max_pkesks} keys,"
+                        " more than the policy allows"
+                    )
                 pkesks.append(body)
             elif tag == Tag.SKESK:
                 password_encrypted = True
@@ -309,36 +316,84 @@ def _split_envelope(binary: bytes) -> tuple[list[bytes], bytes]:
 
 
 def _decrypt(
-    pkesks: list[bytes], seipd: bytes, decrypt_with: Sequence[SecretKey]
+    pkesks: list[bytes],
+    seipd: bytes,
+    decrypt_with: Sequence[SecretKey],
+    policy: Policy = _INSPECTION,
 ) -> tuple[ComponentKey, CipherSpec, bytes] | None:
-    ours = [pair for secret in decrypt_with for pair in secret.decryptors()]
-    by_id: dict[bytes, list[tuple[ComponentKey, PrivateKeyOps]]] = {}
-    for key, backend in ours:
-        by_id.setdefault(key.key_id, []).append((key, backend))
+    """The key, cipher and inner packets of the first trial that passes the MDC, else None.
+
+    Every trial does the same work whatever happens in it: one RSA operation, then exactly one
+    SEIPD decryption, under the session key when the block is well-formed and names a cipher of
+    ``policy.ciphers``, else under a random key for ``policy.cipher`` that fails at the MDC. So a
+    bad padding, a wrong checksum, a wrong key and a cipher outside the policy cost the same and
+    end the same (Bleichenbacher, Marvin); a refused cipher is never run, and never named.
+    """
+    for name in policy.ciphers:
+        require_runnable(CIPHERS[CIPHER_IDS[name]])  # refused before any RSA work
+    filler = CIPHERS[CIPHER_IDS[policy.cipher]]
+    tried: set[tuple[str, bytes]] = set()
+    for body, key, backend in _trials(pkesks, decrypt_with, policy):
+        session = _decrypt_session_key(backend, body[10:], policy.ciphers)
+        spec, session_key = session or (filler, os.urandom(filler.key_size))
+        if (spec.name, session_key) in tried:
+            # The same session key again (only its maker can repeat one): its SEIPD already failed.
+            continue
+        tried.add((spec.name, session_key))
+        inner = _decrypt_seipd(seipd, spec, session_key)
+        if inner is not None and session is not None:
+            return key, spec, inner
+    return None
+
+
+def _trials(
+    pkesks: list[bytes], decrypt_with: Sequence[SecretKey], policy: Policy
+) -> list[tuple[bytes, ComponentKey, PrivateKeyOps]]:
+    """The (PKESK, key) pairs worth an RSA operation, each once; refused, before any RSA work,
+    when there are more than the policy's budget.
+
+    A PKESK naming one of our keys is tried with that key, and only the first PKESK naming it;
+    an all-zero key ID hides the recipient, so that PKESK is tried with each of our keys.
+    """
+    ours: dict[bytes, tuple[ComponentKey, PrivateKeyOps]] = {}
+    for secret in decrypt_with:
+        for key, backend in secret.decryptors():
+            ours.setdefault(key.fingerprint, (key, backend))
+    trials: list[tuple[bytes, ComponentKey, PrivateKeyOps]] = []
+    seen: set[tuple[bytes, bytes]] = set()
+    named: set[bytes] = set()
     for body in pkesks:
         if len(body) < 10 or body[9] not in RSA_ALGOS:
             continue
         key_id = body[1:9]
-        # An all-zero key ID hides the recipient: try each of our keys, with the same outcome.
-        targets = ours if key_id == bytes(8) else by_id.get(key_id, [])
-        for key, backend in targets:
-            session = _decrypt_session_key(backend, body[10:])
-            # A failed RSA step still decrypts the SEIPD, under a random key that fails at the
-            # MDC, so bad padding and a wrong key cost the same work (Bleichenbacher, Marvin).
-            spec, session_key = session or (AES256, os.urandom(AES256.key_size))
-            inner = _decrypt_seipd(seipd, spec, session_key)
-            if inner is not None and session is not None:
-                return key, spec, inner
-    return None
+        wildcard = key_id == bytes(8)
+        for key, backend in ours.values():
+            if (body, key.fingerprint) in seen:
+                continue
+            if not wildcard:
+                if key.key_id != key_id or key.fingerprint in named:
+                    continue
+                named.add(key.fingerprint)
+            seen.add((body, key.fingerprint))
+            trials.append((body, key, backend))
+    if len(trials) > policy.max_rsa_private_ops:
+        raise PolicyViolationError(
+            f"opening the message takes {len(trials)} private-key operations,"
+            f" more than the policy's {policy.max_rsa_private_ops}"
+        )
+    return trials
 
 
-def _decrypt_session_key(backend: PrivateKeyOps, data: bytes) -> tuple[CipherSpec, bytes] | None:
-    """RSA-decrypt a PKESK body; any problem is the same ``None`` (RFC 9580 §13.5)."""
+def _decrypt_session_key(
+    backend: PrivateKeyOps, data: bytes, ciphers: frozenset[str]
+) -> tuple[CipherSpec, bytes] | None:
+    """RSA-decrypt a PKESK body; any problem, a cipher outside ``ciphers`` included, is the same
+    ``None`` (RFC 9580 §13.5)."""
     block = rsa_decrypt_mpi(backend, data)
     if block is None:
         return None
     spec = cipher_spec(block[0]) if block else None
-    if spec is None or len(block) != spec.key_size + 3:
+    if spec is None or spec.name not in ciphers or len(block) != spec.key_size + 3:
         return None
     session_key = block[1:-2]
     if not hmac.compare_digest(checksum16(session_key), block[-2:]):
@@ -413,6 +468,7 @@ def _parse_signed_literal(inner: bytes, policy: Policy) -> tuple[_Literal, list[
             raise FramingError("unexpected packet in the signed message")
     if literal is None or len(trailing) != len(one_pass):
         raise FramingError("one-pass signatures and signatures do not pair")
+    _check_signature_count(len(leading) + len(trailing), policy)
     signatures = [sig for sig in map(_readable_signature, leading) if sig is not None]
     # The signature after the literal closes the innermost (last written) one-pass packet.
     for ops, body in zip(reversed(one_pass), trailing, strict=True):
@@ -511,20 +567,20 @@ def _verify(
 ) -> tuple[VerifiedSignature, ...]:
     if not signatures:
         raise SignatureInvalidError("the message is not signed")
-    by_fingerprint: dict[bytes, tuple[Certificate, ComponentKey]] = {}
-    by_key_id: dict[bytes, list[tuple[Certificate, ComponentKey]]] = {}
-    for cert in verify_with:
-        for key in cert._verifying_keys():
-            by_fingerprint[key.fingerprint] = (cert, key)
-            by_key_id.setdefault(key.key_id, []).append((cert, key))
+    _check_signature_count(len(signatures), policy)
+    plan = _candidates(signatures, verify_with)
+    checks = sum(len(candidates) for _sig, candidates in plan)
+    if checks > policy.max_signature_verifications:
+        # Decided from the issuer subpackets, before any hashing or RSA work.
+        raise PolicyViolationError(
+            f"the signatures name {checks} trusted keys to check,"
+            f" more than the policy's {policy.max_signature_verifications}"
+        )
     now = as_unix(at)
     digests: dict[tuple[int, int], hashes.Hash] = {}
     verified: list[VerifiedSignature] = []
     worst = (_UNKNOWN, "no signature by a trusted key")
-    for sig in signatures:
-        candidates = [by_fingerprint[f] for f in sig.issuer_fingerprints if f in by_fingerprint]
-        if not candidates and not sig.issuer_fingerprints:
-            candidates = [c for k in sig.issuer_key_ids for c in by_key_id.get(k, [])]
+    for sig, candidates in plan:
         for cert, key in candidates:
             verdict, reason = _check(sig, cert, key, literal, policy, now, digests)
             if verdict == _OK:
@@ -544,6 +600,40 @@ def _verify(
     if verdict == _POLICY:
         raise PolicyViolationError(reason)
     raise SignatureInvalidError(reason)
+
+
+def _check_signature_count(count: int, policy: Policy) -> None:
+    if count > policy.max_signatures:
+        raise PolicyViolationError(
+            f"the message carries {count} signatures,"
+            f" more than the policy's {policy.max_signatures}"
+        )
+
+
+def _candidates(
+    signatures: list[Signature], verify_with: Sequence[Certificate]
+) -> list[tuple[Signature, list[tuple[Certificate, ComponentKey]]]]:
+    """Each signature with the trusted keys its issuer subpackets name, each key once however
+    often it is named: a fingerprint names one key; key IDs count only without fingerprints."""
+    by_fingerprint: dict[bytes, tuple[Certificate, ComponentKey]] = {}
+    by_key_id: dict[bytes, dict[bytes, tuple[Certificate, ComponentKey]]] = {}
+    for cert in verify_with:
+        for key in cert._verifying_keys():
+            by_fingerprint.setdefault(key.fingerprint, (cert, key))
+            by_key_id.setdefault(key.key_id, {}).setdefault(key.fingerprint, (cert, key))
+    plan = []
+    for sig in signatures:
+        named: dict[bytes, tuple[Certificate, ComponentKey]] = {}
+        if sig.issuer_fingerprints:
+            for fingerprint in sig.issuer_fingerprints:
+                if fingerprint in by_fingerprint:
+                    named.setdefault(fingerprint, by_fingerprint[fingerprint])
+        else:
+            for key_id in sig.issuer_key_ids:
+                for fingerprint, pair in by_key_id.get(key_id, {}).items():
+                    named.setdefault(fingerprint, pair)
+        plan.append((sig, list(named.values())))
+    return plan
 
 
 def _check(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hmac
 
+from cryptography.hazmat.primitives import hashes
+
 from .._errors import KeyInvalidError, UnsupportedError
 from .._policy import GOOGLE_PROFILE, Policy
-from ._algorithms import PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY, hash_name, new_hash
+from ._algorithms import PK_RSA_ENCRYPT_ONLY, PK_RSA_SIGN_ONLY, RSA_ALGOS, hash_name, new_hash
 from ._cert import Certificate, ComponentKey, uid_data
 from ._packets import FramingError, Tag, dearmor, encode_packet, is_armored, read_packets
 from ._rsa import PrivateKeyOps, verify_digest
@@ -99,30 +101,43 @@ def _build(
     def key_from(tag: int, body: bytes) -> ComponentKey:
         key = ComponentKey(body)  # the public part only, also of a secret-key packet
         public_packet = tag in (Tag.PUBLIC_KEY, Tag.PUBLIC_SUBKEY)
-        if public_packet and key.public is not None and len(key.body) != len(body):
+        if public_packet and len(key.body) != len(body):
             # Nothing may follow the exponent: it would drop out of the fingerprint unseen.
             raise FramingError("trailing data in a public-key packet")
         # Where a certificate is wanted, a secret key's secret part is never read.
-        if secret and key.public is not None and tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY):
+        if secret and tag in (Tag.SECRET_KEY, Tag.SECRET_SUBKEY) and _usable_size(key, policy):
             backend = unlock(key, body[len(key.body) :], passphrase)
             if backend is not None:
                 backends[key.fingerprint] = backend
         return key
 
     tag, body = packets[0]
-    primary = key_from(tag, body)
-    if primary.public is None:
+    if body[:1] == b"\x04" and len(body) > 5 and body[5] not in RSA_ALGOS:
         raise UnsupportedError("only RSA primary keys are supported")
+    primary = key_from(tag, body)
     if primary.bits < policy.min_rsa_bits:
         raise KeyInvalidError(f"RSA key of {primary.bits} bits is below the policy minimum")
+    if not _usable_size(primary, policy):
+        # Checked before any signature work: a huge e or n makes every RSA check slow.
+        raise KeyInvalidError(
+            f"RSA key of {primary.bits} bits or its public exponent exceeds the policy's limits"
+        )
 
     # Each signature with its packet as it came, which export writes back once it verified.
     direct: list[tuple[Signature, bytes]] = []
     user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]] = []
     subkeys: list[tuple[ComponentKey, list[tuple[Signature, bytes]]]] = []
     current: list[tuple[Signature, bytes]] | None = direct
+    on_component = 0  # signature packets on the current component, read or not
+    subkey_packets = 0
     for tag, body in packets[1:]:
         if tag == Tag.SIGNATURE:
+            on_component += 1
+            if on_component > policy.max_signatures_per_component:
+                raise KeyInvalidError(
+                    f"a key component carries more than {policy.max_signatures_per_component}"
+                    " signatures, more than the policy allows"
+                )
             if current is None:
                 continue  # signatures on a skipped component (user attribute, unknown subkey)
             try:
@@ -130,16 +145,29 @@ def _build(
             except UnsupportedSignatureError:
                 continue
             current.append((sig, encode_packet(Tag.SIGNATURE, body)))
-        elif tag == Tag.USER_ID:
+            continue
+        on_component = 0
+        if tag == Tag.USER_ID:
+            if len(user_ids) == policy.max_user_ids:
+                raise KeyInvalidError(
+                    f"the key has more than {policy.max_user_ids} user IDs, more than the policy"
+                    " allows"
+                )
             user_ids.append((body, []))
             current = user_ids[-1][1]
         elif tag in (Tag.PUBLIC_SUBKEY, Tag.SECRET_SUBKEY):
+            subkey_packets += 1
+            if subkey_packets > policy.max_subkeys:
+                raise KeyInvalidError(
+                    f"the key has more than {policy.max_subkeys} subkeys, more than the policy"
+                    " allows"
+                )
             try:
                 sub = key_from(tag, body)
             except UnsupportedError:
                 current = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
                 continue
-            if sub.public is None or sub.bits < policy.min_rsa_bits:
+            if sub.bits < policy.min_rsa_bits or not _usable_size(sub, policy):
                 current = None  # not usable under this policy: leave it out entirely
                 continue
             subkeys.append((sub, []))
@@ -151,32 +179,78 @@ def _build(
         else:
             raise KeyInvalidError(f"unexpected packet (tag {tag}) in key data")
 
-    valid_uids = _apply_primary_signatures(primary, direct, user_ids, policy)
+    budget = _Budget(policy)
+    valid_uids = _apply_primary_signatures(primary, direct, user_ids, policy, budget)
     valid_subkeys = []
     for sub, sigs in subkeys:
-        if _apply_subkey_signatures(primary, sub, sigs, policy):
+        if _apply_subkey_signatures(primary, sub, sigs, policy, budget):
             valid_subkeys.append(sub)
         else:
             backends.pop(sub.fingerprint, None)
     return Certificate(primary, valid_uids, valid_subkeys), backends
 
 
-def _self_signed(signer: ComponentKey, sig: Signature, data: bytes, policy: Policy) -> bool:
-    """True when ``sig`` is a policy-conformant signature by ``signer`` over ``data``."""
+def _usable_size(key: ComponentKey, policy: Policy) -> bool:
+    """Whether the RSA numbers are small enough to work with: n and e within the policy (pyca
+    already insists on an odd e of at least 3)."""
+    return key.bits <= policy.max_rsa_bits and key.exponent <= policy.max_rsa_exponent
+
+
+class _Budget:
+    """The RSA signature checks one certificate may still cost."""
+
+    __slots__ = ("_left", "_limit")
+
+    def __init__(self, policy: Policy) -> None:
+        self._limit = self._left = policy.max_key_signature_verifications
+
+    def spend(self) -> None:
+        if self._left == 0:
+            raise KeyInvalidError(
+                f"the key asks for more than {self._limit} self-signature checks, more than the"
+                " policy allows"
+            )
+        self._left -= 1
+
+
+class _Signed:
+    """What a component's signatures hash before their own trailer (§5.2.4), hashed once per
+    hash algorithm: each signature goes on from a copy, so a long user ID is read once, not
+    once per signature."""
+
+    __slots__ = ("_data", "_states")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._states: dict[int, hashes.Hash] = {}
+
+    def hasher(self, hash_algo: int) -> hashes.Hash:
+        state = self._states.get(hash_algo)
+        if state is None:
+            state = self._states[hash_algo] = new_hash(hash_algo)
+            state.update(self._data)
+        return state.copy()
+
+
+def _self_signed(
+    signer: ComponentKey, sig: Signature, signed: _Signed, policy: Policy, budget: _Budget
+) -> bool:
+    """True when ``sig`` is a policy-conformant signature by ``signer`` over ``signed``."""
     if sig.critical_unknown or sig.created is None or signer.public is None:
         return False
     if hash_name(sig.hash_algo) not in policy.signature_hashes:
         return False
+    # Another issuer's signature (a third-party certification) is dropped before any hashing.
     if sig.issuer_fingerprints and signer.fingerprint not in sig.issuer_fingerprints:
         return False
     if sig.issuer_key_ids and signer.key_id not in sig.issuer_key_ids:
         return False
-    hasher = new_hash(sig.hash_algo)
-    hasher.update(data)
+    hasher = signed.hasher(sig.hash_algo)
     hasher.update(sig.trailer())
     digest = hasher.finalize()
     if not hmac.compare_digest(digest[:2], sig.left16):
         return False
+    budget.spend()
     return verify_digest(signer.public, sig.hash_algo, digest, sig.value)
 
 
@@ -185,25 +259,30 @@ def _apply_primary_signatures(
     direct: list[tuple[Signature, bytes]],
     user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]],
     policy: Policy,
+    budget: _Budget,
 ) -> list[tuple[bytes, list[bytes]]]:
     """Apply the verified direct-key and certification signatures to ``primary``; return the
     user IDs that have one, each with its verified signature packets (RSA work done once)."""
-    key_data = primary.hash_prefix()
+    key_data = _Signed(primary.hash_prefix())
     binding: list[Signature] = []
     for sig, packet in direct:
-        if sig.sig_type == SigType.KEY_REVOCATION and _self_signed(primary, sig, key_data, policy):
+        if sig.sig_type == SigType.KEY_REVOCATION and _self_signed(
+            primary, sig, key_data, policy, budget
+        ):
             _revoke(primary, sig)
             primary.signatures.append(packet)
-        elif sig.sig_type == SigType.DIRECT_KEY and _self_signed(primary, sig, key_data, policy):
+        elif sig.sig_type == SigType.DIRECT_KEY and _self_signed(
+            primary, sig, key_data, policy, budget
+        ):
             binding.append(sig)
             primary.signatures.append(packet)
     valid_uids: list[tuple[bytes, list[bytes]]] = []
     for uid, sigs in user_ids:
-        data = uid_data(primary, uid)
+        data = _Signed(uid_data(primary, uid))
         good = [
             (sig, packet)
             for sig, packet in sigs
-            if sig.sig_type in CERTIFICATIONS and _self_signed(primary, sig, data, policy)
+            if sig.sig_type in CERTIFICATIONS and _self_signed(primary, sig, data, policy, budget)
         ]
         if good:
             binding += [sig for sig, _ in good]
@@ -223,19 +302,23 @@ def _apply_primary_signatures(
 
 
 def _apply_subkey_signatures(
-    primary: ComponentKey, sub: ComponentKey, sigs: list[tuple[Signature, bytes]], policy: Policy
+    primary: ComponentKey,
+    sub: ComponentKey,
+    sigs: list[tuple[Signature, bytes]],
+    policy: Policy,
+    budget: _Budget,
 ) -> bool:
-    data = primary.hash_prefix() + sub.hash_prefix()
+    data = _Signed(primary.hash_prefix() + sub.hash_prefix())
     bindings: list[tuple[Signature, bytes]] = []
     for sig, packet in sigs:
-        if not _self_signed(primary, sig, data, policy):
+        if not _self_signed(primary, sig, data, policy, budget):
             continue
         if sig.sig_type == SigType.SUBKEY_REVOCATION:
             _revoke(sub, sig)
             sub.signatures.append(packet)
         elif sig.sig_type == SigType.SUBKEY_BINDING:
             flags = sig.key_flags or 0
-            if flags & KeyFlags.SIGN and not _back_signed(primary, sub, sig, data, policy):
+            if flags & KeyFlags.SIGN and not _back_signed(primary, sub, sig, data, policy, budget):
                 # A signing subkey must sign back (§5.2.1): otherwise anyone could claim it.
                 continue
             bindings.append((sig, packet))
@@ -254,14 +337,21 @@ def _apply_subkey_signatures(
 
 
 def _back_signed(
-    primary: ComponentKey, sub: ComponentKey, binding: Signature, data: bytes, policy: Policy
+    primary: ComponentKey,
+    sub: ComponentKey,
+    binding: Signature,
+    data: _Signed,
+    policy: Policy,
+    budget: _Budget,
 ) -> bool:
     for body in binding.embedded:
         try:
             back = parse_signature(body)
         except FramingError:
             continue
-        if back.sig_type == SigType.PRIMARY_KEY_BINDING and _self_signed(sub, back, data, policy):
+        if back.sig_type == SigType.PRIMARY_KEY_BINDING and _self_signed(
+            sub, back, data, policy, budget
+        ):
             return True
     return False
 

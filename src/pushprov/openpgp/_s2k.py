@@ -11,7 +11,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher
 
 from .._errors import KeyInvalidError, PassphraseError, UnsupportedError
-from ._algorithms import AES256, CFB, CIPHER_IDS, HASH_IDS, cipher_spec, new_hash
+from ._algorithms import (
+    AES256,
+    CFB,
+    CIPHER_IDS,
+    HASH_IDS,
+    cipher_spec,
+    new_hash,
+    require_runnable,
+)
 from ._cert import ComponentKey
 from ._packets import FramingError, checksum16, mpi, read_mpi
 from ._rsa import PrivateKeyOps, SoftwareRsaKey
@@ -44,6 +52,7 @@ def unlock(key: ComponentKey, secret: bytes, passphrase: bytes | None) -> Privat
         return None  # GnuPG stub (secret kept elsewhere, e.g. --export-secret-subkeys)
     if spec is None:
         raise UnsupportedError("secret key is protected with an unsupported cipher")
+    require_runnable(spec)  # e.g. CAST5 (old GnuPG) without OpenSSL's legacy provider
     if s2k_type not in (0, 1, 3):
         raise UnsupportedError(f"S2K type {s2k_type} is not supported")
     # usage, cipher, S2K type, hash, [salt 8], [count 1], IV, encrypted material
