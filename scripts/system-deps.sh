@@ -3,7 +3,8 @@
 # Node.js (panva/jose interop), Chromium (the dashboard's browser test) and PostgreSQL (the shared
 # store: the tests start their own throwaway cluster on 127.0.0.1, so the package's own cluster
 # may stay stopped), and the OpenPGP peers of the interop matrix (sqop, gosop, pgpainless-cli,
-# RNP). Idempotent: does nothing when they are present.
+# RNP), and SoftHSM2 (the PKCS#11 token the HSM tests make and throw away). Idempotent: does
+# nothing when they are present.
 set -euo pipefail
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
@@ -14,6 +15,7 @@ command -v sqop >/dev/null 2>&1 || need+=(sqop)
 command -v gosop >/dev/null 2>&1 || need+=(gosop)
 command -v pgpainless-cli >/dev/null 2>&1 || need+=(pgpainless-cli)
 command -v rnp >/dev/null 2>&1 || need+=(rnp)
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 # Debian keeps initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH.
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   need+=(postgresql)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import pushprov
-from pushprov import jose, keys, openpgp, store
+from pushprov import hsm, jose, keys, openpgp, store
 from pushprov._errors import PushprovError, error_classes
 from pushprov.cli._exits import exit_status_epilog
 from pushprov.keys import FileKeySource
@@ -25,7 +25,7 @@ _GROUPS = (pushprov.InputError, pushprov.KeysError, pushprov.StoreError)
 
 
 def _exported_errors() -> set[type[PushprovError]]:
-    modules = (pushprov, keys, store)
+    modules = (pushprov, keys, store, hsm)
     named = {getattr(module, name) for module in modules for name in module.__all__}
     return {cls for cls in named if isinstance(cls, type) and issubclass(cls, PushprovError)}
 
@@ -66,8 +66,8 @@ def test_every_exported_error_is_in_the_map_and_only_groups_are_not() -> None:
     assert set(error_classes()) == exported - set(_GROUPS)
     assert set(_GROUPS) <= exported
     statuses = [cls.exit_status for cls in error_classes()]
-    assert len(set(statuses)) == len(statuses) == 23
-    assert len({cls.code for cls in error_classes()}) == 23
+    assert len(set(statuses)) == len(statuses) == 25
+    assert len({cls.code for cls in error_classes()}) == 25
 
 
 def test_each_class_states_its_whole_outcome_and_one_line_on_when() -> None:

@@ -66,6 +66,7 @@ def test_openpgp_exports_are_pinned() -> None:
         "PrivateKeyOps",
         "SecretKey",
         "armor_data",
+        "certify_keys",  # a certificate around keys held elsewhere (pushprov.hsm)
         "contains_secret_key",
         "dearmor_data",
         "decode_message",
@@ -76,6 +77,7 @@ def test_openpgp_exports_are_pinned() -> None:
         "read_certificates",
         "read_secret_keys",
         "seal",
+        "secret_key_from_ops",  # and its private halves behind the RSA seam
         "sign_cleartext",
         "sign_detached",
         "sign_inline",
@@ -114,3 +116,22 @@ def test_secret_key_is_not_picklable_nor_built_ad_hoc(keys: Keys) -> None:
         openpgp.SecretKey(keys.issuer_a.certificate, {})
     assert "secret" in repr(keys.issuer_a)
     assert "PRIVATE" not in repr(keys.issuer_a) + str(keys.issuer_a)
+
+
+def test_hsm_exports_are_pinned() -> None:
+    from pushprov import hsm
+
+    assert sorted(hsm.__all__) == [
+        "Pkcs11Uri",
+        "Token",
+        "TokenKeyNotFoundError",
+        "TokenRsaKey",
+        "TokenUnavailableError",
+        "generate_openpgp_key",
+        "open_openpgp_key",
+        "open_token",
+        "parse_uri",
+        "token_jwk",
+    ]
+    for name in hsm.__all__:
+        assert getattr(hsm, name).__module__.startswith("pushprov.hsm._"), name

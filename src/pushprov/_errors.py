@@ -13,8 +13,9 @@ the README's table all read them from here. The tree, as httpx groups its except
     │   └── GopcInvalidError, SessionMismatchError
     ├── KeysError            a key, or the keys' lifecycle, refuses: an operator acts on keys
     │   ├── KeyInvalidError, KeyUnusableError, PassphraseError
-    │   └── pushprov.keys: KeyNotFoundError, TransitionRefusedError, SelfTestFailedError,
-    │       DrainWindowError, AttentionNeededError
+    │   ├── pushprov.keys: KeyNotFoundError, TransitionRefusedError, SelfTestFailedError,
+    │   │   DrainWindowError, AttentionNeededError
+    │   └── pushprov.hsm: TokenUnavailableError, TokenKeyNotFoundError
     └── StoreError           the key store refuses: an operator acts on the store
         └── pushprov.store: StoreConflictError, StoreInsecureError, StoreCorruptError,
             StoreUnavailableError; pushprov.keys: AuditTamperedError
@@ -83,8 +84,8 @@ class PushprovError(Exception):
 
 
 def error_classes() -> list[type[PushprovError]]:
-    """Every class that can be raised, by exit status. Those of ``pushprov.keys`` and
-    ``pushprov.store`` are included once those packages are imported."""
+    """Every class that can be raised, by exit status. Those of ``pushprov.keys``,
+    ``pushprov.store`` and ``pushprov.hsm`` are included once those packages are imported."""
     found: list[type[PushprovError]] = [PushprovError]
     pending = list(PushprovError.__subclasses__())
     while pending:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from .. import keys, store
+from .. import hsm, keys, store
 from .._errors import PushprovError, error_classes
 from .._text import printable
 
 __all__ = ["exit_status_epilog", "report_failure"]
 
 # The error classes of these packages join the table once imported (here, for that reason).
-_PACKAGES_WITH_ERRORS = (keys, store)
+_PACKAGES_WITH_ERRORS = (hsm, keys, store)
 
 
 def exit_status_epilog() -> str:

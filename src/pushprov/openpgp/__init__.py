@@ -8,14 +8,14 @@ detached, inline and cleartext signatures and bare armor (``_detached``, ``_clea
 """
 
 from ._armor import armor_data, dearmor_data
-from ._builder import generate_key
+from ._builder import certify_keys, generate_key
 from ._cert import Certificate, ComponentKey, KeyInfo
 from ._cleartext import sign_cleartext, verify_cleartext
 from ._detached import sign_detached, sign_inline, verify_detached, verify_inline
 from ._message import decode_message, encode_message, message_recipients, open_message, seal
 from ._parse import contains_secret_key, read_certificates, read_secret_keys
 from ._rsa import PrivateKeyOps
-from ._secret import SecretKey
+from ._secret import SecretKey, secret_key_from_ops
 
 __all__ = [
     "Certificate",
@@ -24,6 +24,7 @@ __all__ = [
     "PrivateKeyOps",
     "SecretKey",
     "armor_data",
+    "certify_keys",
     "contains_secret_key",
     "dearmor_data",
     "decode_message",
@@ -34,6 +35,7 @@ __all__ = [
     "read_certificates",
     "read_secret_keys",
     "seal",
+    "secret_key_from_ops",
     "sign_cleartext",
     "sign_detached",
     "sign_inline",

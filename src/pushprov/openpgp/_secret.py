@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from typing import NoReturn
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from .._clock import as_unix
-from .._errors import UsageError
+from .._errors import KeyInvalidError, UsageError
 from .._policy import Policy
 from ._cert import Certificate, ComponentKey, KeyInfo
 from ._packets import Tag, armor
@@ -14,7 +17,7 @@ from ._rsa import PrivateKeyOps, SoftwareRsaKey
 from ._s2k import protect
 from ._signature import KeyFlags
 
-__all__ = ["SecretKey", "new_secret_key"]
+__all__ = ["SecretKey", "new_secret_key", "secret_key_from_ops"]
 
 _NOT_BUILT_AD_HOC = object()
 
@@ -91,3 +94,21 @@ class SecretKey:
 def new_secret_key(certificate: Certificate, backends: dict[bytes, PrivateKeyOps]) -> SecretKey:
     """The one way in for ``_parse`` and ``_builder``: users read or generate secret keys."""
     return SecretKey(certificate, backends, _token=_NOT_BUILT_AD_HOC)
+
+
+def secret_key_from_ops(certificate: Certificate, ops: Sequence[PrivateKeyOps]) -> SecretKey:
+    """``certificate`` with private halves held elsewhere (an HSM, a KMS): each of ``ops`` is
+    paired with the component key whose public key it has; one that matches none is refused."""
+    keys = {_public_numbers(key.public): key for key in certificate._all_keys() if key.public}
+    backends: dict[bytes, PrivateKeyOps] = {}
+    for backend in ops:
+        key = keys.get(_public_numbers(backend.public_key))
+        if key is None:
+            raise KeyInvalidError("a private key does not belong to this certificate")
+        backends[key.fingerprint] = backend
+    return new_secret_key(certificate, backends)
+
+
+def _public_numbers(public: rsa.RSAPublicKey) -> tuple[int, int]:
+    numbers = public.public_numbers()
+    return numbers.n, numbers.e
