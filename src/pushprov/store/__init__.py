@@ -5,6 +5,7 @@ Only ``pushprov.keys`` talks to a store; it hands over plain rows and gets plain
 """
 
 from ._errors import (
+    AuditTamperedError,
     StoreConflictError,
     StoreCorruptError,
     StoreInsecureError,
@@ -20,6 +21,7 @@ from ._sqlite import SqliteStore
 __all__ = [
     "DEFAULT_KDF_LOG2N",
     "AuditEntry",
+    "AuditTamperedError",
     "Change",
     "KeyRow",
     "KeyringWatcher",

@@ -1,16 +1,17 @@
 """The shared store: PostgreSQL (psycopg 3) for several service instances, secrets sealed at rest.
 
-Schema (migration 1; ``pushprov store migrate`` applies it, ``PostgresStore.open`` checks it)::
+Schema (migrations 1 and 2; ``pushprov store migrate`` applies them, ``PostgresStore.open``
+checks them)::
 
     pushprov_schema      (version PRIMARY KEY, applied_at)        one row per applied migration
     pushprov_meta        (name PRIMARY KEY, value BYTEA)          kdf_log2n, kdf_salt, kek_check,
                                                                   service_hmac_key
-    pushprov_keyring     (env PRIMARY KEY, version, audit_seq, audit_head)
+    pushprov_keyring     (env PRIMARY KEY, version, audit_seq, audit_head, mac, audit_mac)
     pushprov_keys        (key_id PRIMARY KEY, env, format, owner, roles, label, created,
                           expires, state, transitions (JSON text), last_used, public BYTEA,
-                          sealed_secret BYTEA NULL)
-    pushprov_audit       (env, seq, at, actor, action, key_id, from_state, to_state, reason,
-                          version, prev_hash, hash; PRIMARY KEY (env, seq))
+                          sealed_secret BYTEA NULL, written, mac)
+    pushprov_audit       (env, seq, at, ref_at, actor, action, key_id, from_state, to_state,
+                          reason, version, prev_hash, hash, mac; PRIMARY KEY (env, seq))
     pushprov_clients     (name PRIMARY KEY, key_hash UNIQUE, created, revoked)
     pushprov_idempotency (client, request_id, fingerprint, status, body, created;
                           PRIMARY KEY (client, request_id))
@@ -18,6 +19,8 @@ Schema (migration 1; ``pushprov store migrate`` applies it, ``PostgresStore.open
 
 The key tables mirror the SQLite store column for column, and secrets go through the same
 ``SecretBox`` (AES-256-GCM under the scrypt KEK, the record's env and id as associated data).
+Migration 2 adds the MAC columns (``_integrity``) and the audit's reference time; the first
+open with the passphrase after it MACs the existing rows (``_upgrade``).
 A commit locks its environment's ``pushprov_keyring`` row, checks the version and sends
 ``NOTIFY pushprov_keyring, '<env>:<version>'``, which PostgreSQL delivers only when the
 transaction commits: listeners (``KeyringWatcher``) never hear of a version they cannot read.
@@ -38,7 +41,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreUnavailableError
 from ._model import AuditEntry, Change, StoreView
-from ._rows import AUDIT_COLUMNS, KEY_COLUMNS, ChangeWriter, audit_entry, store_view
+from ._rows import AUDIT_READ, HEAD_READ, KEY_READ, ChangeWriter, audit_entries, store_view
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad, unlock
 
 __all__ = [
@@ -117,6 +120,17 @@ _MIGRATIONS: tuple[str, ...] = (
         count INTEGER NOT NULL,
         PRIMARY KEY (client, window_start)
     );
+    """,
+    # 2: the MACs of the clear rows (filled in by the first open with the passphrase) and
+    # the audit's reference time. IF NOT EXISTS: a database made from a later description
+    # of migration 1 may have them already.
+    """
+    ALTER TABLE pushprov_keyring ADD COLUMN IF NOT EXISTS mac BYTEA;
+    ALTER TABLE pushprov_keyring ADD COLUMN IF NOT EXISTS audit_mac BYTEA;
+    ALTER TABLE pushprov_keys ADD COLUMN IF NOT EXISTS written BIGINT;
+    ALTER TABLE pushprov_keys ADD COLUMN IF NOT EXISTS mac BYTEA;
+    ALTER TABLE pushprov_audit ADD COLUMN IF NOT EXISTS ref_at BIGINT;
+    ALTER TABLE pushprov_audit ADD COLUMN IF NOT EXISTS mac BYTEA;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -203,6 +217,7 @@ class PostgresStore(ChangeWriter):
 
     _MARK = "%s"
     _KEYS = "pushprov_keys"
+    _KEYRING = "pushprov_keyring"
     _AUDIT = "pushprov_audit"
 
     def __init__(self, connection: psycopg.Connection[Any], box: SecretBox, url: str) -> None:
@@ -231,27 +246,31 @@ class PostgresStore(ChangeWriter):
             check_schema(conn, url)
             # The store's creator already holds the box: scrypt runs once, not twice.
             box = _initialise(conn, passphrase, kdf_log2n) if create else None
+            maced = True
             if box is None:
-                box = _unlock(conn, passphrase, url)
+                box, maced = _unlock(conn, passphrase, url)
+            store = cls(conn, box, url)
+            if not maced:
+                store._upgrade()
         except BaseException:
             conn.close()
             raise
-        return cls(conn, box, url)
+        return store
 
     # -- reads -------------------------------------------------------------------------------
 
     def read(self, env: str) -> StoreView:
         with self._transaction(read_only=True):
             head = self._db.execute(
-                "SELECT version, audit_seq, audit_head FROM pushprov_keyring WHERE env = %s",
+                f"SELECT {HEAD_READ} FROM pushprov_keyring WHERE env = %s",  # noqa: S608
                 (env,),
             ).fetchone()
             rows = self._db.execute(
-                f"SELECT {KEY_COLUMNS}, sealed_secret IS NOT NULL FROM pushprov_keys "  # noqa: S608
+                f"SELECT {KEY_READ} FROM pushprov_keys "  # noqa: S608
                 "WHERE env = %s ORDER BY created, key_id",
                 (env,),
             ).fetchall()
-        return store_view(env, head, rows)
+        return store_view(env, head, rows, self._box.rows)
 
     def load_secret(self, env: str, key_id: str) -> bytes | None:
         with self._transaction(read_only=True):
@@ -265,12 +284,16 @@ class PostgresStore(ChangeWriter):
 
     def audit_log(self, env: str) -> tuple[AuditEntry, ...]:
         with self._transaction(read_only=True):
+            head = self._db.execute(
+                f"SELECT {HEAD_READ} FROM pushprov_keyring WHERE env = %s",  # noqa: S608
+                (env,),
+            ).fetchone()
             rows = self._db.execute(
-                f"SELECT {AUDIT_COLUMNS} FROM pushprov_audit WHERE env = %s "  # noqa: S608
+                f"SELECT {AUDIT_READ} FROM pushprov_audit WHERE env = %s "  # noqa: S608
                 "ORDER BY seq",
                 (env,),
             ).fetchall()
-        return tuple(audit_entry(r) for r in rows)
+        return audit_entries(env, head, rows, self._box.rows)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -289,7 +312,8 @@ class PostgresStore(ChangeWriter):
             ).fetchone()
             current = 0 if head is None else int(head[0])
             self._check_base(change, current)
-            self._write_change(change)
+            self._check_head(env)
+            self._write_change(change, current + 1)
             last = change.audit[-1] if change.audit else None
             self._db.execute(
                 "UPDATE pushprov_keyring SET version = %s, "
@@ -298,6 +322,7 @@ class PostgresStore(ChangeWriter):
                 (current + 1, None if last is None else last.seq,
                  None if last is None else last.hash, env),
             )  # fmt: skip
+            self._seal_head(env)
             self._db.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{env}:{current + 1}"))
         return current + 1
 
@@ -305,11 +330,7 @@ class PostgresStore(ChangeWriter):
         if not key_ids:
             return
         with self._transaction():
-            self._db.execute(
-                "UPDATE pushprov_keys SET last_used = greatest(coalesce(last_used, 0), %s) "
-                "WHERE env = %s AND key_id = ANY(%s)",
-                (at, env, sorted(key_ids)),
-            )
+            self._note_use(env, key_ids, at)
 
     def close(self) -> None:
         with self._lock:
@@ -319,6 +340,22 @@ class PostgresStore(ChangeWriter):
         return f"PostgresStore(url={self.url!r})"
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _upgrade(self) -> None:
+        """A store from before migration 2's MACs: MAC every row as it stands and mark the
+        store MACed, in one transaction; concurrent openers queue on the check's row lock,
+        and the later ones find the work done."""
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT value FROM pushprov_meta WHERE name = 'kek_check' FOR UPDATE"
+            ).fetchone()
+            if self._box.verify_check(bytes(row[0])):
+                return
+            self._mac_existing_rows()
+            self._db.execute(
+                "UPDATE pushprov_meta SET value = %s WHERE name = 'kek_check'",
+                (self._box.make_check(),),
+            )
 
     @contextmanager
     def _transaction(self, *, read_only: bool = False) -> Iterator[None]:
@@ -362,7 +399,7 @@ def _initialise(conn: psycopg.Connection[Any], passphrase: bytes, log2n: int) ->
     return box if inserted else None
 
 
-def _unlock(conn: psycopg.Connection[Any], passphrase: bytes, url: str) -> SecretBox:
+def _unlock(conn: psycopg.Connection[Any], passphrase: bytes, url: str) -> tuple[SecretBox, bool]:
     meta = {
         str(name): bytes(value)
         for name, value in conn.execute(

@@ -1,13 +1,18 @@
 """The embedded store: one SQLite file (WAL, synchronous=FULL), secrets sealed at rest.
 
-Schema (version 1)::
+Schema (version 2)::
 
     meta    (name TEXT PRIMARY KEY, value BLOB)          schema, kdf_log2n, kdf_salt, kek_check
-    keyring (env TEXT PRIMARY KEY, version INTEGER, audit_seq INTEGER, audit_head TEXT)
+    keyring (env TEXT PRIMARY KEY, version INTEGER, audit_seq INTEGER, audit_head TEXT,
+             mac BLOB, audit_mac BLOB)
     keys    (key_id TEXT PRIMARY KEY, env, format, owner, roles, label, created, expires,
-             state, transitions (JSON), last_used, public BLOB, sealed_secret BLOB NULL)
-    audit   (env, seq, at, actor, action, key_id, from_state, to_state, reason, version,
-             prev_hash, hash; PRIMARY KEY (env, seq))
+             state, transitions (JSON), last_used, public BLOB, sealed_secret BLOB NULL,
+             written INTEGER, mac BLOB)
+    audit   (env, seq, at, ref_at, actor, action, key_id, from_state, to_state, reason,
+             version, prev_hash, hash, mac BLOB; PRIMARY KEY (env, seq))
+
+Version 2 added the MACs (``_integrity``) and the audit's reference time; a version 1 store is
+upgraded the first time it is opened with its passphrase (``_upgrade``).
 
 ``key_id`` is unique across environments, so one key can never serve sandbox and production.
 Every commit is one ``BEGIN IMMEDIATE`` transaction that first checks the environment's version:
@@ -26,19 +31,31 @@ from pathlib import Path
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreInsecureError
 from ._model import AuditEntry, Change, StoreView
-from ._rows import AUDIT_COLUMNS, KEY_COLUMNS, ChangeWriter, audit_entry, store_view
+from ._rows import AUDIT_READ, HEAD_READ, KEY_READ, ChangeWriter, audit_entries, store_view
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad, unlock
 
 __all__ = ["SqliteStore", "check_private_path"]
 
-_SCHEMA_VERSION = b"1"
+_SCHEMA_VERSION = b"2"
+_SCHEMA_V1 = b"1"
+# Version 1 to 2: the MAC columns and the audit's reference time (then ``_mac_existing_rows``).
+_UPGRADE_V1 = (
+    "ALTER TABLE keyring ADD COLUMN mac BLOB",
+    "ALTER TABLE keyring ADD COLUMN audit_mac BLOB",
+    "ALTER TABLE keys ADD COLUMN written INTEGER",
+    "ALTER TABLE keys ADD COLUMN mac BLOB",
+    "ALTER TABLE audit ADD COLUMN ref_at INTEGER",
+    "ALTER TABLE audit ADD COLUMN mac BLOB",
+)
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE keyring (
     env TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
     audit_seq INTEGER NOT NULL,
-    audit_head TEXT
+    audit_head TEXT,
+    mac BLOB,
+    audit_mac BLOB
 );
 CREATE TABLE keys (
     key_id TEXT PRIMARY KEY,
@@ -53,13 +70,16 @@ CREATE TABLE keys (
     transitions TEXT NOT NULL,
     last_used INTEGER,
     public BLOB NOT NULL,
-    sealed_secret BLOB
+    sealed_secret BLOB,
+    written INTEGER,
+    mac BLOB
 );
 CREATE INDEX keys_env ON keys (env);
 CREATE TABLE audit (
     env TEXT NOT NULL,
     seq INTEGER NOT NULL,
     at INTEGER NOT NULL,
+    ref_at INTEGER,
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
     key_id TEXT NOT NULL,
@@ -69,6 +89,7 @@ CREATE TABLE audit (
     version INTEGER NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
+    mac BLOB,
     PRIMARY KEY (env, seq)
 );
 """
@@ -100,6 +121,7 @@ class SqliteStore(ChangeWriter):
 
     _MARK = "?"
     _KEYS = "keys"
+    _KEYRING = "keyring"
     _AUDIT = "audit"
 
     def __init__(self, connection: sqlite3.Connection, box: SecretBox, path: Path) -> None:
@@ -148,27 +170,31 @@ class SqliteStore(ChangeWriter):
             connection.execute("PRAGMA synchronous=FULL")
             # Erased secrets are overwritten in the file, not left in free pages.
             connection.execute("PRAGMA secure_delete=ON")
-            box = _initialise(connection, passphrase, kdf_log2n) if new else None
-            if box is None:
-                box = _unlock(connection, passphrase)
+            if new:
+                store = cls(connection, _initialise(connection, passphrase, kdf_log2n), path)
+            else:
+                box, schema, maced = _unlock(connection, passphrase)
+                store = cls(connection, box, path)
+                if not maced:
+                    store._upgrade(schema)
         except BaseException:
             connection.close()
             raise
-        return cls(connection, box, path)
+        return store
 
     # -- reads -------------------------------------------------------------------------------
 
     def read(self, env: str) -> StoreView:
         with self._transaction("BEGIN"):
             head = self._db.execute(
-                "SELECT version, audit_seq, audit_head FROM keyring WHERE env = ?", (env,)
+                f"SELECT {HEAD_READ} FROM keyring WHERE env = ?",  # noqa: S608
+                (env,),
             ).fetchone()
             rows = self._db.execute(
-                f"SELECT {KEY_COLUMNS}, sealed_secret IS NOT NULL FROM keys "  # noqa: S608
-                "WHERE env = ? ORDER BY created, key_id",
+                f"SELECT {KEY_READ} FROM keys WHERE env = ? ORDER BY created, key_id",  # noqa: S608
                 (env,),
             ).fetchall()
-        return store_view(env, head, rows)
+        return store_view(env, head, rows, self._box.rows)
 
     def load_secret(self, env: str, key_id: str) -> bytes | None:
         found = self._db.execute(
@@ -179,11 +205,16 @@ class SqliteStore(ChangeWriter):
         return self._box.open(bytes(found[0]), secret_aad(env, key_id))
 
     def audit_log(self, env: str) -> tuple[AuditEntry, ...]:
-        rows = self._db.execute(
-            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE env = ? ORDER BY seq",  # noqa: S608
-            (env,),
-        ).fetchall()
-        return tuple(audit_entry(r) for r in rows)
+        with self._transaction("BEGIN"):
+            head = self._db.execute(
+                f"SELECT {HEAD_READ} FROM keyring WHERE env = ?",  # noqa: S608
+                (env,),
+            ).fetchone()
+            rows = self._db.execute(
+                f"SELECT {AUDIT_READ} FROM audit WHERE env = ? ORDER BY seq",  # noqa: S608
+                (env,),
+            ).fetchall()
+        return audit_entries(env, head, rows, self._box.rows)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -193,7 +224,8 @@ class SqliteStore(ChangeWriter):
             head = self._db.execute("SELECT version FROM keyring WHERE env = ?", (env,)).fetchone()
             current = 0 if head is None else int(head[0])
             self._check_base(change, current)
-            self._write_change(change)
+            self._check_head(env)
+            self._write_change(change, current + 1)
             last = change.audit[-1] if change.audit else None
             self._db.execute(
                 "INSERT INTO keyring (env, version, audit_seq, audit_head) VALUES (?, ?, ?, ?) "
@@ -208,6 +240,7 @@ class SqliteStore(ChangeWriter):
                     None if last is None else last.hash,
                 ),
             )
+            self._seal_head(env)
         if change.erase:
             # Move erased pages out of the WAL into the (zeroed) main file and truncate the WAL.
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -217,11 +250,7 @@ class SqliteStore(ChangeWriter):
         if not key_ids:
             return
         with self._transaction("BEGIN IMMEDIATE"):
-            self._db.executemany(
-                "UPDATE keys SET last_used = max(coalesce(last_used, 0), ?) "
-                "WHERE env = ? AND key_id = ?",
-                [(at, env, key_id) for key_id in sorted(key_ids)],
-            )
+            self._note_use(env, key_ids, at)
 
     def close(self) -> None:
         self._db.close()
@@ -230,6 +259,21 @@ class SqliteStore(ChangeWriter):
         return f"SqliteStore(path={str(self.path)!r})"
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _upgrade(self, schema: bytes) -> None:
+        """A store from before the MACs: add their columns (schema 1), MAC every row as it
+        stands and mark the store MACed, all in one transaction."""
+        with self._transaction("BEGIN IMMEDIATE"):
+            if schema == _SCHEMA_V1:
+                for statement in _UPGRADE_V1:
+                    self._db.execute(statement)
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE name = 'schema'", (_SCHEMA_VERSION,)
+                )
+            self._mac_existing_rows()
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE name = 'kek_check'", (self._box.make_check(),)
+            )
 
     @contextlib.contextmanager
     def _transaction(self, begin: str) -> Iterator[None]:
@@ -270,11 +314,16 @@ def _initialise(connection: sqlite3.Connection, passphrase: bytes, log2n: int) -
     return box
 
 
-def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> SecretBox:
+def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> tuple[SecretBox, bytes, bool]:
+    """The box, the schema version and whether the rows are MACed."""
     try:
         meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
     except sqlite3.DatabaseError:
         raise StoreCorruptError("not a pushprov key store") from None
-    if meta.get("schema") != _SCHEMA_VERSION:
+    schema = meta.get("schema")
+    if schema not in (_SCHEMA_VERSION, _SCHEMA_V1):
         raise StoreCorruptError("unknown key store schema")
-    return unlock(meta, passphrase)
+    box, maced = unlock(meta, passphrase)
+    if maced and schema != _SCHEMA_VERSION:
+        raise StoreCorruptError("the key store schema does not match its MACs")
+    return box, bytes(schema), maced
