@@ -117,12 +117,12 @@ _RAW: dict[int, tuple[list[Any], Any]] = {}
 
 
 def _fetch_raw(store: Any) -> None:
-    mark = store._MARK
+    table, mark = store._dialect.table, store._dialect.mark
     head = store._db.execute(
-        f"SELECT {HEAD_READ} FROM {store._KEYRING} WHERE env = {mark}", (ENV.value,)
+        f"SELECT {HEAD_READ} FROM {table('keyring')} WHERE env = {mark}", (ENV.value,)
     ).fetchone()
     rows = store._db.execute(
-        f"SELECT {KEY_READ} FROM {store._KEYS} WHERE env = {mark}", (ENV.value,)
+        f"SELECT {KEY_READ} FROM {table('keys')} WHERE env = {mark}", (ENV.value,)
     ).fetchall()
     _RAW[id(store)] = (rows, head)
 

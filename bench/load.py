@@ -13,7 +13,8 @@ with wrk (a separate C process, so the load generator takes little CPU from the 
    times them), no other 5xx, memory flat across the two rounds.
 
 Every run ends by itself (wrk -d). Prints `RESULT` lines and a JSON summary.
-Usage: python bench/load.py [--seconds 10] [--bits 3072] [--rounds 3]
+``--capacity-only`` stops after 2: what comparing two ways of hosting the service needs.
+Usage: python bench/load.py [--seconds 10] [--bits 3072] [--rounds 3] [--capacity-only]
 """
 
 from __future__ import annotations
@@ -88,6 +89,24 @@ def in_process_rate(bits: int, seconds: float, processes: int) -> float:
     for worker in workers:
         worker.join()
     return float(sum(rates))
+
+
+def _worker_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) each child of ``pid`` (the workers) has used so far.
+
+    CPU per request is steadier than requests per second on a shared host: a neighbour's load
+    takes time slices from the workers but adds little to the work each request costs.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    seconds = {}
+    for each in children.read_text().split() if children.exists() else []:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        seconds[int(each)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return seconds
 
 
 def _rss_kib(pid: int) -> int:
@@ -202,6 +221,21 @@ def wrk(
     return report
 
 
+def _report_capacity(
+    bits: int, baseline: float, capacity: dict[str, Any], rounds: list[tuple[float, Any]]
+) -> None:
+    ratio = capacity["ok_rate"] / baseline
+    each = " ".join(f"{measured['ok_rate'] / in_process:.3f}" for in_process, measured in rounds)
+    rates = " ".join(f"{measured['ok_rate']:.1f}" for _, measured in rounds)
+    cpu = " ".join(f"{measured['cpu_us_per_request']:.0f}" for _, measured in rounds)
+    busiest = " ".join(f"{measured['busiest_worker_share']:.2f}" for _, measured in rounds)
+    print(
+        f"RESULT service-capacity-{bits} {capacity['ok_rate']:.1f} {ratio:.2f} "
+        f"errors={capacity['errors']} rounds={each} per_round={rates} "
+        f"in_process={baseline:.1f} cpu_us_per_request={cpu} busiest_worker_share={busiest}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -209,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bits", type=int, default=3072)
     parser.add_argument("--rounds", type=int, default=3, help="in-process/capacity pairs")
+    parser.add_argument(
+        "--capacity-only", action="store_true", help="stop after the capacity rounds"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -279,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 in_process = in_process_rate(args.bits, args.seconds, cores)
                 # 8 per worker: each worker seals the requests it has waiting, in batches on its
                 # loop, so it stays busy only while some of its connections have one waiting.
+                cpu_before = _worker_cpu_seconds(server.pid)
                 measured = wrk(
                     url,
                     connections=8 * cores,
@@ -286,6 +324,13 @@ def main(argv: list[str] | None = None) -> int:
                     env=wrk_env,
                     count_statuses=False,
                 )
+                # A worker replaced during the round (uvicorn restarts one that misses its
+                # health check) is left out: its counters started again.
+                cpu_after = _worker_cpu_seconds(server.pid)
+                used = [cpu_after[pid] - cpu_before[pid] for pid in cpu_after.keys() & cpu_before]
+                measured["cpu_us_per_request"] = 1e6 * sum(used) / max(measured["requests"], 1)
+                # How evenly the workers shared the work: the busiest one's share of the CPU.
+                measured["busiest_worker_share"] = max(used, default=0.0) / max(sum(used), 1e-9)
                 rounds.append((in_process, measured))
             baseline = sum(in_process for in_process, _ in rounds) / len(rounds)
             capacity = {
@@ -298,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                     for in_process, measured in rounds
                 ],
             }
+            if args.capacity_only:
+                _report_capacity(args.bits, baseline, capacity, rounds)
+                return 0
             rss_before = _rss_kib(server.pid)
             connections = 8 * cores
             # 80 %: wrk waits ``delay`` after each answer, so a connection's cycle is latency +
@@ -359,14 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_kib_after_second_overload": rss_after,
         }
         print(json.dumps(summary, indent=2))
-        ratio = capacity["ok_rate"] / baseline
-        each = " ".join(
-            f"{measured['ok_rate'] / in_process:.3f}" for in_process, measured in rounds
-        )
-        print(
-            f"RESULT service-capacity-{args.bits} {capacity['ok_rate']:.1f} {ratio:.2f} "
-            f"errors={capacity['errors']} rounds={each}"
-        )
+        _report_capacity(args.bits, baseline, capacity, rounds)
         print(
             f"RESULT service-p99-at-80pct-ms {paced['p99_ms']:.1f} p50={paced['p50_ms']:.1f} "
             f"load={paced['share_of_capacity']:.2f}x-capacity"

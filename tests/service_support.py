@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from pushprov.hosting import listen_socket, uvicorn_config
 from pushprov.keys import KeySource
 from pushprov.service import ServiceConfig, SqliteServiceState, create_app, dev_certificate
-from pushprov.service._server import listen_socket, uvicorn_config
 
 
 @dataclasses.dataclass

@@ -17,19 +17,7 @@ SRC = Path(pushprov.__file__).parent
 
 # (importing module, private module it imports): why it is still allowed. An entry that no
 # longer occurs fails the test too, so the list only shrinks as these are given a public home.
-ALLOWED = {
-    ("pushprov.cli._service", "pushprov.sandbox._server"): "hosting layer not yet extracted",
-    ("pushprov.cli._service", "pushprov.service._factory"): "one backend object not yet built",
-    ("pushprov.sandbox._server", "pushprov.service._factory"): "hosting: the passphrase rule",
-    ("pushprov.sandbox._server", "pushprov.service._server"): "hosting: socket and uvicorn",
-    ("pushprov.service._state", "pushprov.store._postgres"): "service tables not yet in store",
-    # From `pushprov init` (landed before the hosting layer): the passphrase file beside the store.
-    ("pushprov.cli._keys", "pushprov.store._paths"): "hosting: the passphrase rule",
-    ("pushprov.cli._init", "pushprov.store._paths"): "hosting: the passphrase rule",
-    ("pushprov.cli._init", "pushprov.service._factory"): "one backend object not yet built",
-    ("pushprov.service._factory", "pushprov.store._paths"): "hosting: the passphrase rule",
-    ("pushprov.service._config", "pushprov.store._paths"): "hosting: the passphrase rule",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _is_private(part: str) -> bool:

@@ -679,11 +679,12 @@ def test_keys_and_store_exports_are_pinned() -> None:
     )  # fmt: skip
     assert sorted(store.__all__) == sorted(
         [
-            "DEFAULT_KDF_LOG2N", "AuditEntry", "AuditTamperedError", "Change", "KeyRow",
-            "KeyringWatcher",
-            "PostgresStore", "SqliteStore", "Store", "StoreConflictError", "StoreCorruptError",
-            "StoreInsecureError", "StoreUnavailableError", "StoreView", "default_store_path",
-            "is_postgres_url", "migrate", "open_store", "redacted_url",
+            "DEFAULT_KDF_LOG2N", "AuditEntry", "AuditTamperedError", "Backend", "Change",
+            "ClientInfo", "KeyRow", "KeyringWatcher", "PostgresServiceState", "PostgresStore",
+            "ServiceState", "SqliteServiceState", "SqliteStore", "Store", "StoreConflictError",
+            "StoreCorruptError", "StoreInsecureError", "StoreUnavailableError", "StoreView",
+            "StoredResponse", "default_store_path", "migrate", "open_backend", "open_store",
+            "passphrase_file_beside", "read_passphrase_beside", "redacted_url",
         ]
     )  # fmt: skip
     for module in (keys, store):

@@ -16,12 +16,12 @@ import pytest
 from pushprov import PassphraseError, UsageError
 from pushprov.keys import Environment
 from pushprov.service import PostgresServiceState
-from pushprov.service._state import StoredResponse
 from pushprov.store import (
     Change,
     KeyringWatcher,
     PostgresStore,
     StoreConflictError,
+    StoredResponse,
     StoreUnavailableError,
     migrate,
     open_store,

@@ -1,18 +1,16 @@
 """The service's per-worker machinery: the rate limiter's batching, the seal queue, the client
-lookup cache and the connection board (unit level; the HTTP behaviour is in test_service.py)."""
+lookup cache (unit level; the HTTP behaviour is in test_service.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 from pathlib import Path
 
 import pytest
 
 from pushprov.service import SqliteServiceState
 from pushprov.service._answers import Answer
-from pushprov.service._http import Board, _Coalescing, flush_writes
 from pushprov.service._runtime import CryptoQueue, RateLimiter
 
 NOW = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
@@ -112,56 +110,3 @@ def test_a_revocation_elsewhere_applies_within_the_cache_time(tmp_path: Path) ->
     assert worker.authenticate(key) == "backend"  # still trusted from the cache
     ticks.now += worker.client_cache_seconds
     assert worker.authenticate(key) is None
-
-
-def test_board_gives_the_excess_over_a_fair_share(tmp_path: Path) -> None:
-    (tmp_path / "workers").write_text("2")
-    busy = Board(tmp_path)
-    busy.connections = 8
-    busy.publish()  # the other worker has not published yet: it still counts
-    assert busy.excess == 1
-    assert busy.hand_back() and not busy.hand_back()  # one per tick
-    other = tmp_path / "worker-1"
-    other.write_text("2")
-    busy.connections = 6
-    busy.publish()
-    assert busy.excess == 1  # 8 connections, 2 workers: 6 is over the share of 4
-    busy.connections = 3
-    busy.publish()
-    assert busy.excess == 0  # 5 connections: a share is 3 (rounded up), 3 is within it
-    os.utime(other, (0, 0))  # a worker that stopped publishing long ago is gone...
-    busy.publish()
-    assert busy.excess == 1  # ...so its count is not in the total: 3 over 2 workers
-
-
-class _RecordingTransport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def is_closing(self) -> bool:
-        return False
-
-
-def test_writes_of_a_turn_go_out_as_one_write_per_connection() -> None:
-    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
-        loop = asyncio.get_running_loop()
-        one, two = _RecordingTransport(), _RecordingTransport()
-        first = _Coalescing(one, loop)  # type: ignore[arg-type]
-        second = _Coalescing(two, loop)  # type: ignore[arg-type]
-        first.write(b"head-1 ")
-        second.write(b"head-2 ")
-        first.write(b"body-1")
-        held = list(one.writes)
-        flush_writes()  # what the crypto queue does before a batch of seals
-        second.write(b"body-2")
-        await asyncio.sleep(0)  # a turn later, held writes go out by themselves
-        return held, one.writes, two.writes
-
-    held, one, two = asyncio.run(scenario())
-    assert held == []
-    assert one == [b"head-1 body-1"]
-    assert two == [b"head-2 ", b"body-2"]
-    flush_writes()  # outside a running loop: nothing is held, nothing to do

@@ -13,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from pushprov.service import PostgresServiceState, ServiceState, SqliteServiceState, _state
-from pushprov.service._state import StoredResponse
-from pushprov.store import migrate
+from pushprov.store import (
+    PostgresServiceState,
+    ServiceState,
+    SqliteServiceState,
+    StoredResponse,
+    _state,
+    migrate,
+)
 
 from .postgres_support import Cluster
 

@@ -140,7 +140,7 @@ def test_refused_clients_fail_the_handshake(
 
 def test_accepted_connections_have_nagle_disabled() -> None:
     """Without TCP_NODELAY each response waits ~40 ms for the client's delayed ACK."""
-    from pushprov.service._server import listen_socket
+    from pushprov.hosting import listen_socket
 
     async def probe() -> int:
         accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()

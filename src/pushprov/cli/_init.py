@@ -21,17 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
-from ..keys import Environment, Format, Keystore, key_id_of
-from ..service import ServiceConfig, dev_certificate
-from ..service._factory import (
+from ..hosting import (
     PASSPHRASE_ENV,
+    ServiceConfig,
+    dev_certificate,
     keys_options,
-    service_state,
-    store_passphrase,
-    store_path,
+    read_passphrase,
 )
-from ..store import is_postgres_url, open_store
-from ..store._paths import passphrase_file_beside, read_passphrase_beside
+from ..keys import Environment, Format, Keystore, key_id_of
+from ..store import passphrase_file_beside, read_passphrase_beside
 from ._demo import random_test_pan
 from ._io import json_output
 from ._keys import _login_name
@@ -87,13 +85,13 @@ class _Report:
 def run_init(args: argparse.Namespace, at: _dt.datetime) -> bytes:
     config = _config(args)
     env = Environment(config.env)
-    location = store_path(config)
-    if is_postgres_url(location):
+    backend = config.backend()
+    location = backend.path
+    if location is None:
         raise UsageError(
             "init sets up the embedded store; a PostgreSQL store is created with "
             "'pushprov store migrate' and filled with 'pushprov keys'"
         )
-    assert isinstance(location, Path)
     report = _Report()
 
     report.note("data_dir", not config.data_dir.exists())
@@ -101,9 +99,7 @@ def run_init(args: argparse.Namespace, at: _dt.datetime) -> bytes:
     passphrase, passphrase_file = _passphrase(config, location, report)
 
     report.note("store", not location.exists())
-    keystore = Keystore(
-        open_store(location, passphrase=passphrase, create=True), actor=_login_name()
-    )
+    keystore = Keystore(backend.open_store(passphrase=passphrase, create=True), actor=_login_name())
     try:
         ring = keystore.snapshot(env)
         active = ring.signing_keys(at=at)
@@ -166,10 +162,8 @@ def _passphrase(config: ServiceConfig, store: Path, report: _Report) -> tuple[by
     """The passphrase serve would use; a new file beside the store when there is none and no
     store yet. Returns the file `serve` and `keys` will find by themselves, if it is one."""
     if config.store_passphrase_file is not None or PASSPHRASE_ENV in os.environ:
-        passphrase = store_passphrase(config)
-        if not passphrase:
-            raise UsageError("the store passphrase given is empty")
-        return passphrase, None
+        # The one rule (it refuses an empty one), as serve will read it.
+        return read_passphrase(config.store_passphrase_file, config.backend()), None
     path = passphrase_file_beside(store)
     found = read_passphrase_beside(store)
     if found is not None:
@@ -195,7 +189,7 @@ def _passphrase(config: ServiceConfig, store: Path, report: _Report) -> tuple[by
 
 def _client(config: ServiceConfig, name: str, at: _dt.datetime, report: _Report) -> str | None:
     """A new client's API key; None when the client exists (its key was shown when made)."""
-    state = service_state(config)
+    state = config.backend().open_state()
     try:
         exists = any(client.name == name for client in state.list_clients())
         report.note("client", not exists)

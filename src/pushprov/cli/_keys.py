@@ -10,13 +10,13 @@ import argparse
 import datetime as _dt
 import getpass
 import os
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from .. import jose, openpgp
 from .._clock import from_unix, now, parse_duration, parse_time
 from .._errors import KeyUnusableError, UsageError
 from .._policy import Policy
+from ..hosting import PASSPHRASE_ENV, read_passphrase
 from ..keys import (
     DEFAULT_DRAIN_WINDOW,
     AttentionNeededError,
@@ -29,8 +29,7 @@ from ..keys import (
     key_id_of,
     key_warnings,
 )
-from ..store import AuditEntry, default_store_path, is_postgres_url, open_store
-from ..store._paths import read_passphrase_beside
+from ..store import AuditEntry, Backend, default_store_path, open_backend
 from ._io import first_line, json_output, read_capped
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
 
 SigningKey = openpgp.SecretKey | jose.JwkKey
 RecipientKey = openpgp.Certificate | jose.JwkKey
-PASSPHRASE_ENV = "PUSHPROV_STORE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 KEYS_EPILOG = f"""exit status (besides those of `pushprov --help`):
   20  key_not_found       21  transition_refused   22  self_test_failed
   23  still_draining      24  store_conflict       25  store_insecure
@@ -409,8 +407,8 @@ def store_keys_for_open(
 def _open_keystore(
     args: argparse.Namespace, *, create: bool, policy: Policy | None = None
 ) -> Keystore:
-    location = args.store or default_store_path()
-    store = open_store(location, passphrase=_store_passphrase(args, location), create=create)
+    backend = open_backend(args.store or default_store_path())
+    store = backend.open_store(passphrase=_store_passphrase(args, backend), create=create)
     actor = getattr(args, "actor", None) or _login_name()
     drain = getattr(args, "drain_window", DEFAULT_DRAIN_WINDOW)
     if policy is None:
@@ -425,22 +423,10 @@ def _login_name() -> str:
         return f"uid:{os.getuid()}"
 
 
-def _store_passphrase(args: argparse.Namespace, location: str | Path) -> bytes:
-    if args.store_passphrase_file:
-        passphrase = first_line(args.store_passphrase_file)
-    elif PASSPHRASE_ENV in os.environ:
-        passphrase = os.environ[PASSPHRASE_ENV].encode()
-    elif not is_postgres_url(location):
-        # The file `pushprov init` made beside the store, if there is one.
-        passphrase = read_passphrase_beside(Path(location)) or b""
-    else:
-        passphrase = b""
-    if not passphrase:
-        raise UsageError(
-            f"the store passphrase is missing: --store-passphrase-file or ${PASSPHRASE_ENV} "
-            "(or run 'pushprov init', which makes one beside the store)"
-        )
-    return passphrase
+def _store_passphrase(args: argparse.Namespace, backend: Backend) -> bytes:
+    return read_passphrase(
+        args.store_passphrase_file, backend, file_option="--store-passphrase-file"
+    )
 
 
 def _iso(value: _dt.datetime | int | None) -> str | None:

@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..sandbox._server import serve_sandbox
-from ..service import ServiceConfig, serve
-from ..service._factory import service_state
+from ..hosting import ServiceConfig
+from ..sandbox import serve_sandbox
+from ..service import serve
 
 __all__ = ["add_sandbox_commands", "add_service_commands", "run_service_command"]
 
@@ -116,7 +116,7 @@ def run_service_command(args: argparse.Namespace, at: _dt.datetime) -> bytes:
             config = dataclasses.replace(config, port=8444)
         serve_sandbox(config, session_lifetime=_dt.timedelta(seconds=args.session_lifetime))
         return b""
-    state = service_state(config)
+    state = config.backend().open_state()
     try:
         if args.clients_command == "add":
             api_key = state.add_client(args.name, at=at)

@@ -10,8 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from .._errors import UsageError
-from ..store import is_postgres_url, migrate, redacted_url
+from ..store import open_backend
 
 __all__ = ["add_store_commands", "run_store_command"]
 
@@ -31,12 +30,11 @@ def add_store_commands(commands: Any) -> None:
 
 
 def run_store_command(args: argparse.Namespace) -> bytes:
-    if not is_postgres_url(args.store):
-        raise UsageError("store migrate needs a postgresql:// URL (SQLite needs no migration)")
-    before, after = migrate(args.store)
+    backend = open_backend(args.store)
+    before, after = backend.migrate()
     if args.json:
-        document = {"store": redacted_url(args.store), "from": before, "to": after}
+        document = {"store": backend.name, "from": before, "to": after}
         return json.dumps(document).encode() + b"\n"
     if before == after:
-        return f"{redacted_url(args.store)}: schema {after}, up to date\n".encode()
-    return f"{redacted_url(args.store)}: schema {before} -> {after}\n".encode()
+        return f"{backend.name}: schema {after}, up to date\n".encode()
+    return f"{backend.name}: schema {before} -> {after}\n".encode()

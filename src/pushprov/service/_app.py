@@ -34,7 +34,6 @@ from ._dashboard import dashboard_router
 from ._echo import echo_router
 from ._gopc import GopcEndpoint, openapi_path
 from ._health import health_router
-from ._http import flush_writes
 from ._keys import keys_router
 from ._metrics import Metrics
 from ._runtime import CryptoQueue, RateLimiter
@@ -53,9 +52,7 @@ def create_app(
     metrics: Metrics | None = None,
 ) -> ASGIApp:
     metrics = metrics or Metrics()
-    queue = CryptoQueue(
-        config.queue_limit, on_refusal=metrics.overload.inc, before_batch=flush_writes
-    )
+    queue = CryptoQueue(config.queue_limit, on_refusal=metrics.overload.inc)
     context = Context(config, keys, state, clock, metrics, queue, Callers(state))
     gopc = GopcEndpoint(context, limiter=RateLimiter(state, config.rate_limit_per_second))
     app = FastAPI(

@@ -1,9 +1,11 @@
-"""Key storage: a narrow interface (``Store``), the embedded SQLite store and the shared
-PostgreSQL one (``open_store`` picks by location).
+"""Key storage and the service's state: a narrow interface (``Store``), the embedded SQLite
+store and the shared PostgreSQL one; ``open_backend`` picks by location, once.
 
-Only ``pushprov.keys`` talks to a store; it hands over plain rows and gets plain rows back.
+Only ``pushprov.keys`` talks to a store; it hands over plain rows and gets plain rows back. The
+service's state (clients, idempotency, rate limits) lives beside the keys: ``Backend``.
 """
 
+from ._backend import Backend, open_backend, open_store
 from ._errors import (
     AuditTamperedError,
     StoreConflictError,
@@ -12,20 +14,31 @@ from ._errors import (
     StoreUnavailableError,
 )
 from ._model import AuditEntry, Change, KeyRow, Store, StoreView
-from ._paths import default_store_path
-from ._postgres import KeyringWatcher, PostgresStore, is_postgres_url, migrate, redacted_url
+from ._paths import default_store_path, passphrase_file_beside, read_passphrase_beside
+from ._postgres import KeyringWatcher, PostgresStore, migrate, redacted_url
 from ._sealing import DEFAULT_KDF_LOG2N
-from ._select import open_store
 from ._sqlite import SqliteStore
+from ._state import (
+    ClientInfo,
+    PostgresServiceState,
+    ServiceState,
+    SqliteServiceState,
+    StoredResponse,
+)
 
 __all__ = [
     "DEFAULT_KDF_LOG2N",
     "AuditEntry",
     "AuditTamperedError",
+    "Backend",
     "Change",
+    "ClientInfo",
     "KeyRow",
     "KeyringWatcher",
+    "PostgresServiceState",
     "PostgresStore",
+    "ServiceState",
+    "SqliteServiceState",
     "SqliteStore",
     "Store",
     "StoreConflictError",
@@ -33,9 +46,12 @@ __all__ = [
     "StoreInsecureError",
     "StoreUnavailableError",
     "StoreView",
+    "StoredResponse",
     "default_store_path",
-    "is_postgres_url",
     "migrate",
+    "open_backend",
     "open_store",
+    "passphrase_file_beside",
+    "read_passphrase_beside",
     "redacted_url",
 ]

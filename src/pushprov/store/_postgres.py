@@ -1,36 +1,20 @@
 """The shared store: PostgreSQL (psycopg 3) for several service instances, secrets sealed at rest.
 
-Schema (migrations 1 and 2; ``pushprov store migrate`` applies them, ``PostgresStore.open``
-checks them)::
-
-    pushprov_schema      (version PRIMARY KEY, applied_at)        one row per applied migration
-    pushprov_meta        (name PRIMARY KEY, value BYTEA)          kdf_log2n, kdf_salt, kek_check,
-                                                                  service_hmac_key
-    pushprov_keyring     (env PRIMARY KEY, version, audit_seq, audit_head, mac, audit_mac)
-    pushprov_keys        (key_id PRIMARY KEY, env, format, owner, roles, label, created,
-                          expires, state, transitions (JSON text), last_used, public BYTEA,
-                          sealed_secret BYTEA NULL, written, mac)
-    pushprov_audit       (env, seq, at, ref_at, actor, action, key_id, from_state, to_state,
-                          reason, version, prev_hash, hash, mac; PRIMARY KEY (env, seq))
-    pushprov_clients     (name PRIMARY KEY, key_hash UNIQUE, created, revoked)
-    pushprov_idempotency (client, request_id, fingerprint, status, body, created;
-                          PRIMARY KEY (client, request_id))
-    pushprov_rate        (client, window_start, count; PRIMARY KEY (client, window_start))
-
-The key tables mirror the SQLite store column for column, and secrets go through the same
-``SecretBox`` (AES-256-GCM under the scrypt KEK, the record's env and id as associated data).
-Migration 2 adds the MAC columns (``_integrity``) and the audit's reference time; the first
-open with the passphrase after it MACs the existing rows (``_upgrade``).
-A commit locks its environment's ``pushprov_keyring`` row, checks the version and sends
-``NOTIFY pushprov_keyring, '<env>:<version>'``, which PostgreSQL delivers only when the
-transaction commits: listeners (``KeyringWatcher``) never hear of a version they cannot read.
+Schema: ``_schema``'s key and service tables with ``pushprov_`` names, plus ``pushprov_schema``
+(one row per applied migration; ``pushprov store migrate`` applies them, ``PostgresStore.open``
+checks them). ``pushprov_meta`` holds kdf_log2n, kdf_salt, kek_check and service_hmac_key.
+Secrets go through the same ``SecretBox`` as SQLite's (AES-256-GCM under the scrypt KEK, the
+record's env and id as associated data). A commit locks its environment's ``pushprov_keyring``
+row, checks the version and sends ``NOTIFY pushprov_keyring, '<env>:<version>'``, which
+PostgreSQL delivers only when the transaction commits: listeners (``KeyringWatcher``) never hear
+of a version they cannot read.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,18 +24,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreUnavailableError
-from ._model import AuditEntry, Change, StoreView
-from ._rows import AUDIT_READ, HEAD_READ, KEY_READ, ChangeWriter, audit_entries, store_view
-from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, secret_aad, unlock
+from ._rows import SqlStore
+from ._schema import KEY_TABLES, POSTGRES, SERVICE_TABLES, added_columns, create_statements
+from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, unlock
 
 __all__ = [
-    "NOTIFY_CHANNEL",
     "SCHEMA_VERSION",
     "KeyringWatcher",
     "PostgresStore",
     "check_schema",
     "connect",
-    "is_postgres_url",
     "migrate",
     "redacted_url",
 ]
@@ -59,87 +41,14 @@ __all__ = [
 NOTIFY_CHANNEL = "pushprov_keyring"
 _MIGRATIONS: tuple[str, ...] = (
     # 1: the key store and the service state.
-    """
-    CREATE TABLE pushprov_meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
-    CREATE TABLE pushprov_keyring (
-        env TEXT PRIMARY KEY,
-        version BIGINT NOT NULL,
-        audit_seq BIGINT NOT NULL,
-        audit_head TEXT
-    );
-    CREATE TABLE pushprov_keys (
-        key_id TEXT PRIMARY KEY,
-        env TEXT NOT NULL,
-        format TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        roles TEXT NOT NULL,
-        label TEXT NOT NULL,
-        created BIGINT NOT NULL,
-        expires BIGINT,
-        state TEXT NOT NULL,
-        transitions TEXT NOT NULL,
-        last_used BIGINT,
-        public BYTEA NOT NULL,
-        sealed_secret BYTEA
-    );
-    CREATE INDEX pushprov_keys_env ON pushprov_keys (env);
-    CREATE TABLE pushprov_audit (
-        env TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        at BIGINT NOT NULL,
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        from_state TEXT,
-        to_state TEXT,
-        reason TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        PRIMARY KEY (env, seq)
-    );
-    CREATE TABLE pushprov_clients (
-        name TEXT PRIMARY KEY,
-        key_hash TEXT NOT NULL UNIQUE,
-        created BIGINT NOT NULL,
-        revoked BIGINT
-    );
-    CREATE TABLE pushprov_idempotency (
-        client TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        fingerprint BYTEA NOT NULL,
-        status INTEGER NOT NULL,
-        body BYTEA NOT NULL,
-        created BIGINT NOT NULL,
-        PRIMARY KEY (client, request_id)
-    );
-    CREATE INDEX pushprov_idempotency_created ON pushprov_idempotency (created);
-    CREATE TABLE pushprov_rate (
-        client TEXT NOT NULL,
-        window_start BIGINT NOT NULL,
-        count INTEGER NOT NULL,
-        PRIMARY KEY (client, window_start)
-    );
-    """,
-    # 2: the MACs of the clear rows (filled in by the first open with the passphrase) and
-    # the audit's reference time. IF NOT EXISTS: a database made from a later description
-    # of migration 1 may have them already.
-    """
-    ALTER TABLE pushprov_keyring ADD COLUMN IF NOT EXISTS mac BYTEA;
-    ALTER TABLE pushprov_keyring ADD COLUMN IF NOT EXISTS audit_mac BYTEA;
-    ALTER TABLE pushprov_keys ADD COLUMN IF NOT EXISTS written BIGINT;
-    ALTER TABLE pushprov_keys ADD COLUMN IF NOT EXISTS mac BYTEA;
-    ALTER TABLE pushprov_audit ADD COLUMN IF NOT EXISTS ref_at BIGINT;
-    ALTER TABLE pushprov_audit ADD COLUMN IF NOT EXISTS mac BYTEA;
-    """,
+    ";\n".join(create_statements(POSTGRES, KEY_TABLES + SERVICE_TABLES, version=1)),
+    # 2: the row MACs and the audit's reference time; the first open with the passphrase
+    # then MACs the rows already there (``PostgresStore._upgrade``).
+    ";\n".join(added_columns(POSTGRES, KEY_TABLES, 2)),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Any constant will do: it only has to be the same for every `store migrate` run.
 _MIGRATE_LOCK = 0x70757368_70726F76
-
-
-def is_postgres_url(location: object) -> bool:
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
 def redacted_url(url: str) -> str:
@@ -209,16 +118,13 @@ def check_schema(conn: psycopg.Connection[Any], url: str) -> None:
         raise StoreCorruptError(f"the database schema {version} is newer than this pushprov")
 
 
-class PostgresStore(ChangeWriter):
+class PostgresStore(SqlStore):
     """``Store`` on PostgreSQL. One connection, its use serialized, so threads may share it.
 
     A call that loses the connection raises ``StoreUnavailableError``; the next one reconnects.
     """
 
-    _MARK = "%s"
-    _KEYS = "pushprov_keys"
-    _KEYRING = "pushprov_keyring"
-    _AUDIT = "pushprov_audit"
+    _dialect = POSTGRES
 
     def __init__(self, connection: psycopg.Connection[Any], box: SecretBox, url: str) -> None:
         self._db = connection
@@ -257,80 +163,10 @@ class PostgresStore(ChangeWriter):
             raise
         return store
 
-    # -- reads -------------------------------------------------------------------------------
-
-    def read(self, env: str) -> StoreView:
-        with self._transaction(read_only=True):
-            head = self._db.execute(
-                f"SELECT {HEAD_READ} FROM pushprov_keyring WHERE env = %s",  # noqa: S608
-                (env,),
-            ).fetchone()
-            rows = self._db.execute(
-                f"SELECT {KEY_READ} FROM pushprov_keys "  # noqa: S608
-                "WHERE env = %s ORDER BY created, key_id",
-                (env,),
-            ).fetchall()
-        return store_view(env, head, rows, self._box.rows)
-
-    def load_secret(self, env: str, key_id: str) -> bytes | None:
-        with self._transaction(read_only=True):
-            found = self._db.execute(
-                "SELECT sealed_secret FROM pushprov_keys WHERE env = %s AND key_id = %s",
-                (env, key_id),
-            ).fetchone()
-        if found is None or found[0] is None:
-            return None
-        return self._box.open(bytes(found[0]), secret_aad(env, key_id))
-
-    def audit_log(self, env: str) -> tuple[AuditEntry, ...]:
-        with self._transaction(read_only=True):
-            head = self._db.execute(
-                f"SELECT {HEAD_READ} FROM pushprov_keyring WHERE env = %s",  # noqa: S608
-                (env,),
-            ).fetchone()
-            rows = self._db.execute(
-                f"SELECT {AUDIT_READ} FROM pushprov_audit WHERE env = %s "  # noqa: S608
-                "ORDER BY seq",
-                (env,),
-            ).fetchall()
-        return audit_entries(env, head, rows, self._box.rows)
-
     # -- writes ------------------------------------------------------------------------------
 
-    def commit(self, change: Change) -> int:
-        env = change.env
-        with self._transaction():
-            # Make the env's row exist, then lock it: concurrent writers of one environment
-            # queue here, and the second sees the first one's version once it commits.
-            self._db.execute(
-                "INSERT INTO pushprov_keyring (env, version, audit_seq) VALUES (%s, 0, 0) "
-                "ON CONFLICT (env) DO NOTHING",
-                (env,),
-            )
-            head = self._db.execute(
-                "SELECT version FROM pushprov_keyring WHERE env = %s FOR UPDATE", (env,)
-            ).fetchone()
-            current = 0 if head is None else int(head[0])
-            self._check_base(change, current)
-            self._check_head(env)
-            self._write_change(change, current + 1)
-            last = change.audit[-1] if change.audit else None
-            self._db.execute(
-                "UPDATE pushprov_keyring SET version = %s, "
-                "audit_seq = coalesce(%s, audit_seq), audit_head = coalesce(%s, audit_head) "
-                "WHERE env = %s",
-                (current + 1, None if last is None else last.seq,
-                 None if last is None else last.hash, env),
-            )  # fmt: skip
-            self._seal_head(env)
-            self._db.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{env}:{current + 1}"))
-        return current + 1
-
-    def record_use(self, env: str, key_ids: Collection[str], at: int) -> None:
-        if not key_ids:
-            return
-        with self._transaction():
-            self._note_use(env, key_ids, at)
+    def _announce(self, env: str, version: int) -> None:
+        self._db.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{env}:{version}"))
 
     def close(self) -> None:
         with self._lock:
@@ -343,9 +179,9 @@ class PostgresStore(ChangeWriter):
 
     def _upgrade(self) -> None:
         """A store from before migration 2's MACs: MAC every row as it stands and mark the
-        store MACed, in one transaction; concurrent openers queue on the check's row lock,
-        and the later ones find the work done."""
-        with self._transaction():
+        store MACed (its KEK check), in one transaction; concurrent openers queue on the
+        check's row lock, and the later ones find the work done."""
+        with self._transaction(write=True):
             row = self._db.execute(
                 "SELECT value FROM pushprov_meta WHERE name = 'kek_check' FOR UPDATE"
             ).fetchone()
@@ -358,14 +194,14 @@ class PostgresStore(ChangeWriter):
             )
 
     @contextmanager
-    def _transaction(self, *, read_only: bool = False) -> Iterator[None]:
+    def _transaction(self, *, write: bool) -> Iterator[None]:
         with self._lock:
             try:
                 if self._db.broken:
                     # The last call failed with the connection (restart, failover): a new one.
                     self._db = connect(self._url, application="pushprov")
                 with self._db.transaction():
-                    if read_only:
+                    if not write:
                         # One snapshot for every statement of the read: never half a rotation.
                         self._db.execute(
                             "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"

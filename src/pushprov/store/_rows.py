@@ -1,17 +1,19 @@
-"""What the SQLite and PostgreSQL stores share: the columns, key rows to and from SQL, and how
-a change is written (version check, rows, sealed secrets, audit entries). Only the placeholder
-and the table names differ between the two."""
+"""What the SQLite and PostgreSQL stores share: the columns, key rows to and from SQL, and the
+store itself (``SqlStore``: reads, sealed secrets, the audit log and how a change is committed).
+Only the dialect (placeholder, table names), the transactions and the connection differ."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from collections.abc import Collection, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 from ._errors import StoreConflictError, StoreCorruptError
 from ._integrity import RowMac
 from ._model import AuditEntry, Change, KeyRow, StoreView
+from ._schema import Dialect
 from ._sealing import SecretBox, secret_aad
 
 __all__ = [
@@ -20,7 +22,7 @@ __all__ = [
     "HEAD_READ",
     "KEY_COLUMNS",
     "KEY_READ",
-    "ChangeWriter",
+    "SqlStore",
     "audit_entries",
     "key_params",
     "key_row",
@@ -149,31 +151,119 @@ def audit_entries(
     return tuple(entry for entry, _ in pairs)
 
 
-class ChangeWriter:
-    """Writes the parts of a ``Change`` inside the store's own transaction.
+class SqlStore:
+    """``Store``'s reads and its commit, once for both databases.
 
-    A store sets ``_MARK``, ``_KEYS``, ``_KEYRING`` and ``_AUDIT`` and has ``_db`` (a DB-API
-    connection whose ``execute`` returns a cursor) and ``_box`` (the secret sealer and MACs).
+    A store sets ``_dialect`` and has ``_db`` (a DB-API connection whose ``execute`` returns a
+    cursor) and ``_box`` (the secret sealer and the row MACs), and gives ``_transaction``: a
+    snapshot for reads, a write lock for writes, and a clash with a stored record as
+    ``StoreConflictError``.
+    ``_announce`` runs inside a commit's transaction, ``_committed`` after it.
     """
 
-    _MARK: ClassVar[str]
-    _KEYS: ClassVar[str]
-    _KEYRING: ClassVar[str]
-    _AUDIT: ClassVar[str]
+    _dialect: ClassVar[Dialect]
     _db: Any
     _box: SecretBox
 
-    def _check_base(self, change: Change, current: int) -> None:
-        if current != change.base_version:
-            raise StoreConflictError(
-                f"{change.env} keyring is at version {current}, the change was built on "
-                f"version {change.base_version}; re-read and retry"
+    def _transaction(self, *, write: bool) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _announce(self, env: str, version: int) -> None:
+        """Tell listeners of the new version (inside the transaction: only if it commits)."""
+
+    def _committed(self, change: Change) -> None:
+        """After a commit."""
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read(self, env: str) -> StoreView:
+        t, m = self._dialect.table, self._dialect.mark
+        with self._transaction(write=False):
+            head = self._head(env)
+            rows = self._db.execute(
+                f"SELECT {KEY_READ} FROM {t('keys')} "  # noqa: S608
+                f"WHERE env = {m} ORDER BY created, key_id",
+                (env,),
+            ).fetchall()
+        return store_view(env, head, rows, self._box.rows)
+
+    def load_secret(self, env: str, key_id: str) -> bytes | None:
+        t, m = self._dialect.table, self._dialect.mark
+        with self._transaction(write=False):
+            found = self._db.execute(
+                f"SELECT sealed_secret FROM {t('keys')} WHERE env = {m} AND key_id = {m}",  # noqa: S608
+                (env, key_id),
+            ).fetchone()
+        if found is None or found[0] is None:
+            return None
+        return self._box.open(bytes(found[0]), secret_aad(env, key_id))
+
+    def audit_log(self, env: str) -> tuple[AuditEntry, ...]:
+        t, m = self._dialect.table, self._dialect.mark
+        with self._transaction(write=False):
+            head = self._head(env)
+            rows = self._db.execute(
+                f"SELECT {AUDIT_READ} FROM {t('audit')} WHERE env = {m} ORDER BY seq",  # noqa: S608
+                (env,),
+            ).fetchall()
+        return audit_entries(env, head, rows, self._box.rows)
+
+    def _head(self, env: str) -> tuple[Any, ...] | None:
+        t, m = self._dialect.table, self._dialect.mark
+        head: tuple[Any, ...] | None = self._db.execute(
+            f"SELECT {HEAD_READ} FROM {t('keyring')} WHERE env = {m}",  # noqa: S608
+            (env,),
+        ).fetchone()
+        return head
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def commit(self, change: Change) -> int:
+        env = change.env
+        keyring, m = self._dialect.table("keyring"), self._dialect.mark
+        with self._transaction(write=True):
+            # Make the env's row exist, then lock it: concurrent writers of one environment
+            # queue here, and the second sees the first one's version once it commits.
+            self._db.execute(
+                f"INSERT INTO {keyring} (env, version, audit_seq) VALUES ({m}, 0, 0) "  # noqa: S608
+                "ON CONFLICT (env) DO NOTHING",
+                (env,),
             )
+            head = self._db.execute(
+                f"SELECT version FROM {keyring} WHERE env = {m}{self._dialect.row_lock}",  # noqa: S608
+                (env,),
+            ).fetchone()
+            current = int(head[0])
+            if current != change.base_version:
+                raise StoreConflictError(
+                    f"{env} keyring is at version {current}, the change was built on "
+                    f"version {change.base_version}; re-read and retry"
+                )
+            self._check_head(env)
+            self._write_change(change, current + 1)
+            last = change.audit[-1] if change.audit else None
+            self._db.execute(
+                f"UPDATE {keyring} SET version = {m}, audit_seq = coalesce({m}, audit_seq), "  # noqa: S608
+                f"audit_head = coalesce({m}, audit_head) WHERE env = {m}",
+                (current + 1, None if last is None else last.seq,
+                 None if last is None else last.hash, env),
+            )  # fmt: skip
+            self._seal_head(env)
+            self._announce(env, current + 1)
+        self._committed(change)
+        return current + 1
+
+    def record_use(self, env: str, key_ids: Collection[str], at: int) -> None:
+        if not key_ids:
+            return
+        with self._transaction(write=True):
+            self._note_use(env, key_ids, at)
 
     def _write_change(self, change: Change, version: int) -> None:
         """The rows of ``change`` as written by ``version``, each with its MAC."""
         env = change.env
-        upsert = upsert_key_sql(self._KEYS, self._MARK)
+        t, m = self._dialect.table, self._dialect.mark
+        upsert = upsert_key_sql(t("keys"), m)
         macs = self._box.rows
         for row in change.upsert:
             if row.env != env:
@@ -185,12 +275,12 @@ class ChangeWriter:
             self._set_secret(env, key_id, self._box.seal(secret, secret_aad(env, key_id)))
         for key_id in sorted(change.erase):
             self._set_secret(env, key_id, None)
-        marks = ", ".join([self._MARK] * 14)
+        marks = ", ".join([m] * 14)
         for entry in change.audit:
             if entry.env != env or entry.version != version:
                 raise ValueError("an audit entry belongs to its change's environment and version")
             self._db.execute(
-                f"INSERT INTO {self._AUDIT} ({AUDIT_COLUMNS}, mac) VALUES ({marks})",  # noqa: S608
+                f"INSERT INTO {t('audit')} ({AUDIT_COLUMNS}, mac) VALUES ({marks})",  # noqa: S608
                 (
                     env, entry.seq, entry.at, entry.ref_at, entry.actor, entry.action,
                     entry.key_id, entry.from_state, entry.to_state, entry.reason, entry.version,
@@ -201,9 +291,9 @@ class ChangeWriter:
     # -- the MACs of the keyring row ------------------------------------------------------------
 
     def _members(self, env: str) -> list[tuple[str, int]]:
-        m = self._MARK
+        keys, m = self._dialect.table("keys"), self._dialect.mark
         rows = self._db.execute(
-            f"SELECT key_id, written FROM {self._KEYS} WHERE env = {m}",  # noqa: S608
+            f"SELECT key_id, written FROM {keys} WHERE env = {m}",  # noqa: S608
             (env,),
         ).fetchall()
         return [(str(key_id), int(written)) for key_id, written in rows]
@@ -211,9 +301,9 @@ class ChangeWriter:
     def _check_head(self, env: str) -> None:
         """Before a write: the environment's rows are still the ones its head names, so a
         commit never blesses a row removed or replayed behind our back."""
-        m = self._MARK
+        keyring, m = self._dialect.table("keyring"), self._dialect.mark
         head = self._db.execute(
-            f"SELECT version, mac FROM {self._KEYRING} WHERE env = {m}",  # noqa: S608
+            f"SELECT version, mac FROM {keyring} WHERE env = {m}",  # noqa: S608
             (env,),
         ).fetchone()
         members = self._members(env)
@@ -224,14 +314,14 @@ class ChangeWriter:
     def _seal_head(self, env: str) -> None:
         """After a write (inside its transaction): the keyring row's two MACs, over what it
         now says and which rows the environment now has."""
-        m = self._MARK
+        keyring, m = self._dialect.table("keyring"), self._dialect.mark
         version, seq, audit_head = self._db.execute(
-            f"SELECT version, audit_seq, audit_head FROM {self._KEYRING} WHERE env = {m}",  # noqa: S608
+            f"SELECT version, audit_seq, audit_head FROM {keyring} WHERE env = {m}",  # noqa: S608
             (env,),
         ).fetchone()
         macs = self._box.rows
         self._db.execute(
-            f"UPDATE {self._KEYRING} SET mac = {m}, audit_mac = {m} WHERE env = {m}",  # noqa: S608
+            f"UPDATE {keyring} SET mac = {m}, audit_mac = {m} WHERE env = {m}",  # noqa: S608
             (
                 macs.keyring(env, int(version), self._members(env)),
                 macs.audit_head(env, int(version), int(seq), audit_head),
@@ -242,11 +332,11 @@ class ChangeWriter:
     def _note_use(self, env: str, key_ids: Collection[str], at: int) -> None:
         """Raise ``last_used`` to ``at`` (inside a write transaction): each row is checked
         against its MAC first, so a tampered row is never MACed anew."""
-        m = self._MARK
+        keys, m = self._dialect.table("keys"), self._dialect.mark
         macs = self._box.rows
         for key_id in sorted(key_ids):
             found = self._db.execute(
-                f"SELECT {KEY_READ} FROM {self._KEYS} WHERE env = {m} AND key_id = {m}",  # noqa: S608
+                f"SELECT {KEY_READ} FROM {keys} WHERE env = {m} AND key_id = {m}",  # noqa: S608
                 (env, key_id),
             ).fetchone()
             if found is None:
@@ -256,7 +346,7 @@ class ChangeWriter:
                 continue
             row = dataclasses.replace(row, last_used=at)
             self._db.execute(
-                f"UPDATE {self._KEYS} SET last_used = {m}, mac = {m} "  # noqa: S608
+                f"UPDATE {keys} SET last_used = {m}, mac = {m} "  # noqa: S608
                 f"WHERE env = {m} AND key_id = {m}",
                 (at, macs.key_row(row, written), env, key_id),
             )
@@ -264,37 +354,37 @@ class ChangeWriter:
     def _mac_existing_rows(self) -> None:
         """The upgrade to MACed rows (inside a write transaction, once, with the passphrase):
         every row of every environment, as it stands, written by its keyring's version."""
-        m = self._MARK
+        t, m = self._dialect.table, self._dialect.mark
         macs = self._box.rows
-        heads = self._db.execute(f"SELECT env, version FROM {self._KEYRING}").fetchall()  # noqa: S608
+        heads = self._db.execute(f"SELECT env, version FROM {t('keyring')}").fetchall()  # noqa: S608
         for env, version in heads:
             rows = self._db.execute(
-                f"SELECT {KEY_COLUMNS}, sealed_secret IS NOT NULL FROM {self._KEYS} "  # noqa: S608
+                f"SELECT {KEY_COLUMNS}, sealed_secret IS NOT NULL FROM {t('keys')} "  # noqa: S608
                 f"WHERE env = {m}",
                 (env,),
             ).fetchall()
             for r in rows:
                 row = key_row(r)
                 self._db.execute(
-                    f"UPDATE {self._KEYS} SET written = {m}, mac = {m} WHERE key_id = {m}",  # noqa: S608
+                    f"UPDATE {t('keys')} SET written = {m}, mac = {m} WHERE key_id = {m}",  # noqa: S608
                     (int(version), macs.key_row(row, int(version)), row.key_id),
                 )
             entries = self._db.execute(
-                f"SELECT {AUDIT_COLUMNS} FROM {self._AUDIT} WHERE env = {m}",  # noqa: S608
+                f"SELECT {AUDIT_COLUMNS} FROM {t('audit')} WHERE env = {m}",  # noqa: S608
                 (env,),
             ).fetchall()
             for r in entries:
                 entry = AuditEntry(**dict(zip(_AUDIT_NAMES, r, strict=True)))
                 self._db.execute(
-                    f"UPDATE {self._AUDIT} SET mac = {m} WHERE env = {m} AND seq = {m}",  # noqa: S608
+                    f"UPDATE {t('audit')} SET mac = {m} WHERE env = {m} AND seq = {m}",  # noqa: S608
                     (macs.audit_entry(entry), env, entry.seq),
                 )
             self._seal_head(str(env))
 
     def _set_secret(self, env: str, key_id: str, sealed: bytes | None) -> None:
-        m = self._MARK
+        keys, m = self._dialect.table("keys"), self._dialect.mark
         cursor = self._db.execute(
-            f"UPDATE {self._KEYS} SET sealed_secret = {m} WHERE env = {m} AND key_id = {m}",  # noqa: S608
+            f"UPDATE {keys} SET sealed_secret = {m} WHERE env = {m} AND key_id = {m}",  # noqa: S608
             (sealed, env, key_id),
         )
         if cursor.rowcount != 1:

@@ -1,0 +1,358 @@
+"""What the service keeps besides keys: API clients, idempotency records, rate-limit windows.
+
+``ServiceState`` is the narrow interface; ``SqliteServiceState`` the embedded implementation
+(one file, WAL, shared by the worker processes), ``PostgresServiceState`` the shared one (the
+key store's database, for several instances: a replay through any instance finds the stored
+answer, and the rate limit counts a client's requests across all of them). Both use
+``_schema``'s service tables. API keys are stored as SHA-256 hashes only (they are 256-bit
+random, so no slow hash is needed). Idempotency records hold an HMAC of the request body and
+the response, which carries only the sealed card, never the clear one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from .._clock import as_unix, from_unix
+from .._errors import UsageError
+from ._errors import StoreUnavailableError
+from ._paths import private_database_file
+from ._postgres import check_schema, connect, redacted_url
+from ._schema import POSTGRES, SERVICE_TABLES, SQLITE_SERVICE, Dialect, create_statements
+from ._sqlite import run_in_transaction
+
+__all__ = [
+    "ClientInfo",
+    "PostgresServiceState",
+    "ServiceState",
+    "SqliteServiceState",
+    "StoredResponse",
+]
+
+_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_KEY_PREFIX = "pp_"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientInfo:
+    name: str
+    created: _dt.datetime
+    revoked: _dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredResponse:
+    fingerprint: bytes  # HMAC of the request body
+    status: int
+    body: bytes
+
+
+class ServiceState(Protocol):
+    def add_client(self, name: str, *, at: _dt.datetime) -> str: ...
+    def list_clients(self) -> list[ClientInfo]: ...
+    def revoke_client(self, name: str, *, at: _dt.datetime) -> None: ...
+    def authenticate(self, api_key: str) -> str | None: ...
+    def count_request(self, client: str, window: int, requests: int = 1) -> int: ...
+    def body_fingerprint(self, body: bytes) -> bytes: ...
+    def recall(
+        self, client: str, request_id: str, *, since: _dt.datetime
+    ) -> StoredResponse | None: ...
+    def remember(
+        self,
+        client: str,
+        request_id: str,
+        response: StoredResponse,
+        *,
+        at: _dt.datetime,
+        since: _dt.datetime,
+    ) -> StoredResponse: ...
+    def ping(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+# Each statement once, for both dialects: {p} is the placeholder, the rest are table names and
+# the rate table's window column, as the dialect spells them. Fixed names only.
+_STATEMENTS = {
+    "add_client": "INSERT INTO {clients} (name, key_hash, created) VALUES ({p}, {p}, {p})",
+    "list_clients": "SELECT name, created, revoked FROM {clients} ORDER BY name",
+    "revoke_client": "UPDATE {clients} SET revoked = {p} WHERE name = {p} AND revoked IS NULL",
+    "lookup_client": "SELECT name FROM {clients} WHERE key_hash = {p} AND revoked IS NULL",
+    "count": "INSERT INTO {rate} (client, {window}, count) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (client, {window}) DO UPDATE "
+    "SET count = {rate}.count + excluded.count RETURNING count",
+    "forget_windows": "DELETE FROM {rate} WHERE {window} < {p}",
+    "recall": "SELECT fingerprint, status, body FROM {idempotency} "
+    "WHERE client = {p} AND request_id = {p} AND created >= {p}",
+    # The insert, or the replacement of a record older than the window, or nothing (a live
+    # record is kept, and RETURNING gives no row).
+    "remember": "INSERT INTO {idempotency} (client, request_id, fingerprint, status, body, "
+    "created) VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (client, request_id) DO UPDATE "
+    "SET fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body, "
+    "created = excluded.created WHERE {idempotency}.created < {p} RETURNING 1",
+    "purge": "DELETE FROM {idempotency} WHERE created < {p}",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sql:
+    """One dialect's statements."""
+
+    add_client: str
+    list_clients: str
+    revoke_client: str
+    lookup_client: str
+    count: str
+    forget_windows: str
+    recall: str
+    remember: str
+    purge: str
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> _Sql:
+        names = {table: dialect.table(table) for table in SERVICE_TABLES}
+        return cls(**{
+            name: template.format(**names, p=dialect.mark, window=dialect.column("window"))
+            for name, template in _STATEMENTS.items()
+        })  # fmt: skip
+
+
+class _SqlServiceState:
+    """The service state over SQL, once for both stores; a dialect gives ``_sql``, ``_execute``
+    (serialized by a lock: tests and the CLI share an object with the event loop's thread), the
+    error a duplicate raises and the errors that mean "unreachable"."""
+
+    _sql: ClassVar[_Sql]
+    _duplicate: ClassVar[type[Exception]]
+    _unreachable: ClassVar[tuple[type[Exception], ...]]
+    _hmac_key: bytes
+    _next_purge = 0.0
+    #: How long a worker trusts a successful key lookup. A revocation made through this
+    #: object applies at once; one made elsewhere (the CLI, another instance) within this.
+    client_cache_seconds = 1.0
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.RLock()
+        self._monotonic = monotonic
+        self._clients_seen: dict[str, tuple[str, float]] = {}  # key hash -> (client, until)
+
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+        raise NotImplementedError
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def add_client(self, name: str, *, at: _dt.datetime) -> str:
+        if not _CLIENT_NAME.fullmatch(name):
+            raise UsageError("client name: 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
+        api_key = _KEY_PREFIX + secrets.token_urlsafe(32)
+        try:
+            self._execute(self._sql.add_client, (name, _hash_key(api_key), as_unix(at)))
+        except self._duplicate:
+            raise UsageError(f"client {name} exists (revoke it and add a new name)") from None
+        return api_key
+
+    def list_clients(self) -> list[ClientInfo]:
+        return [
+            ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
+            for name, created, revoked in self._execute(self._sql.list_clients).fetchall()
+        ]
+
+    def revoke_client(self, name: str, *, at: _dt.datetime) -> None:
+        cursor = self._execute(self._sql.revoke_client, (as_unix(at), name))
+        self._clients_seen.clear()
+        if cursor.rowcount != 1:
+            raise UsageError(f"no active client named {name}")
+
+    def authenticate(self, api_key: str) -> str | None:
+        """The active client holding ``api_key``, or None."""
+        if not api_key.startswith(_KEY_PREFIX) or len(api_key) > 100:
+            return None
+        key_hash = _hash_key(api_key)
+        now = self._monotonic()
+        seen = self._clients_seen.get(key_hash)
+        if seen is not None and now < seen[1]:
+            return seen[0]
+        row = self._execute(self._sql.lookup_client, (key_hash,)).fetchone()
+        if row is None:
+            self._clients_seen.pop(key_hash, None)
+            return None
+        if len(self._clients_seen) >= 1024:  # bounded: clients are few, wrong keys not kept
+            self._clients_seen.clear()
+        client = str(row[0])
+        self._clients_seen[key_hash] = (client, now + self.client_cache_seconds)
+        return client
+
+    # -- rate limit ------------------------------------------------------------------------
+
+    def count_request(self, client: str, window: int, requests: int = 1) -> int:
+        """Add ``requests`` to the client's count in ``window``; the new count."""
+        total = self._execute(self._sql.count, (client, window, requests)).fetchall()[0][0]
+        if window % 60 == 0:  # now and then, forget old windows
+            self._execute(self._sql.forget_windows, (window - 60,))
+        return int(total)
+
+    # -- idempotency -----------------------------------------------------------------------
+
+    def body_fingerprint(self, body: bytes) -> bytes:
+        return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
+
+    def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
+        row = self._execute(self._sql.recall, (client, request_id, as_unix(since))).fetchone()
+        return None if row is None else StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]))
+
+    def remember(
+        self,
+        client: str,
+        request_id: str,
+        response: StoredResponse,
+        *,
+        at: _dt.datetime,
+        since: _dt.datetime,
+    ) -> StoredResponse:
+        """Store the answer unless another worker or instance stored one since ``since``;
+        return the winner. One statement, so a 200 sent after it survives the sender."""
+        stored = self._execute(
+            self._sql.remember,
+            (client, request_id, response.fingerprint, response.status, response.body,
+             as_unix(at), as_unix(since)),
+        ).fetchall()  # fmt: skip
+        now = self._monotonic()
+        if now >= self._next_purge:  # at most once a minute per process
+            self._next_purge = now + 60.0
+            self._execute(self._sql.purge, (as_unix(since),))
+        if stored:
+            return response
+        winner = self.recall(client, request_id, since=since)
+        assert winner is not None  # the conflicting record is live, or we would have replaced it
+        return winner
+
+    def ping(self) -> bool:
+        try:
+            self._execute("SELECT 1").fetchone()
+        except self._unreachable:
+            return False
+        return True
+
+
+class SqliteServiceState(_SqlServiceState):
+    """The embedded state store: one file, WAL, one connection per process."""
+
+    _sql = _Sql.of(SQLITE_SERVICE)
+    _duplicate = sqlite3.IntegrityError
+    _unreachable = (sqlite3.Error,)
+
+    def __init__(self, path: Path, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        private_database_file(path, create=True)  # the key store's check: ours alone
+        super().__init__(monotonic=monotonic)
+        self._db = sqlite3.connect(
+            path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        # Every worker runs this at start: all or nothing, and a no-op once done.
+        schema = create_statements(SQLITE_SERVICE, ("meta", *SERVICE_TABLES), if_not_exists=True)
+        run_in_transaction(self._db, [
+            *((statement, ()) for statement in schema),
+            ("INSERT OR IGNORE INTO service_meta (name, value) VALUES ('hmac_key', ?)",
+             (secrets.token_bytes(32),)),
+        ])  # fmt: skip
+        row = self._db.execute("SELECT value FROM service_meta WHERE name = 'hmac_key'").fetchone()
+        self._hmac_key = bytes(row[0])
+        # Waiting for another process's write lock is ours to do (see _execute): SQLite's own
+        # handler first sleeps a whole millisecond, twenty times what a write holds the lock.
+        self._db.execute("PRAGMA busy_timeout=0")
+
+    def __repr__(self) -> str:
+        return "SqliteServiceState([secret])"
+
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            delay, deadline = _BUSY_FIRST_WAIT, 0.0
+            while True:
+                try:
+                    return self._db.execute(query, params)
+                except sqlite3.OperationalError as error:
+                    # A statement that met a locked database changed nothing: run it again.
+                    if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                    now = time.monotonic()
+                    if not deadline:
+                        deadline = now + _BUSY_TIMEOUT_SECONDS
+                    elif now > deadline:
+                        raise
+                time.sleep(delay)
+                delay = min(2 * delay, _BUSY_LAST_WAIT)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+_BUSY_FIRST_WAIT = 50e-6
+_BUSY_LAST_WAIT = 5e-3
+_BUSY_TIMEOUT_SECONDS = 10.0
+
+
+class PostgresServiceState(_SqlServiceState):
+    """The shared state store: one connection per process.
+
+    Autocommit: every write is durable in PostgreSQL before the method returns, so a 200 sent
+    after ``remember`` survives the instance that sent it. A broken connection is replaced on
+    the next call (``ping`` fails meanwhile, so the balancer's /readyz check sees it).
+    """
+
+    _sql = _Sql.of(POSTGRES)
+    _duplicate = pg_errors.UniqueViolation
+    _unreachable = (StoreUnavailableError,)
+
+    def __init__(self, url: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(monotonic=monotonic)
+        self._url = url
+        self._db = connect(url, application="pushprov-service")
+        check_schema(self._db, url)
+        self._db.execute(
+            "INSERT INTO pushprov_meta (name, value) VALUES ('service_hmac_key', %s) "
+            "ON CONFLICT (name) DO NOTHING",
+            (secrets.token_bytes(32),),
+        )
+        # Every instance must fingerprint bodies with the same key to recognise a replay.
+        row = self._db.execute(
+            "SELECT value FROM pushprov_meta WHERE name = 'service_hmac_key'"
+        ).fetchone()
+        assert row is not None
+        self._hmac_key = bytes(row[0])
+
+    def __repr__(self) -> str:
+        return f"PostgresServiceState(url={redacted_url(self._url)!r})"
+
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
+        with self._lock:
+            if self._db.broken or self._db.closed:
+                self._db = connect(self._url, application="pushprov-service")
+            try:
+                return self._db.execute(query, params)
+            except psycopg.OperationalError:
+                raise StoreUnavailableError(
+                    f"lost the connection to {redacted_url(self._url)}"
+                ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
