@@ -3,6 +3,7 @@ methods for the JWE envelope, secrets at rest. Store-backed tests run over every
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -32,7 +33,7 @@ from pushprov.keys import (
     State,
     TransitionRefusedError,
 )
-from pushprov.store import StoreCorruptError
+from pushprov.store import Change, StoreCorruptError
 
 from .conftest import T0
 from .test_keystore_support import (
@@ -358,12 +359,24 @@ def test_our_jwk_self_tests(tmp_path: Path, store_factory: StoreFactory) -> None
 def test_our_jwk_whose_public_half_is_not_its_own_fails_the_self_test(
     tmp_path: Path, use: str
 ) -> None:
-    """The self-test proves the private key against the stored public half (what we publish)."""
-    ks = keystore(sqlite_factory(tmp_path))
+    """The self-test proves the private key against the stored public half (what we publish),
+    even a public half the store vouches for (written through it, so its MAC checks)."""
+    store = sqlite_factory(tmp_path)
+    ks = keystore(store)
     record = ks.import_key(PROD, private(jwk(f"ours-{use}", use=use)), at=T0)
     impostor = edited(jwk("impostor", use=use), kid=record.key_id)
+    # Written behind the store's back, the swap is refused before any self-test.
     with sqlite3.connect(tmp_path / "keystore.db") as conn:
+        (original,) = conn.execute("SELECT public FROM keys").fetchone()
         conn.execute("UPDATE keys SET public = ? WHERE key_id = ?", (impostor, record.key_id))
+    with pytest.raises(StoreCorruptError, match="changed outside pushprov"):
+        ks.promote(PROD, record.key_id, at=T0)
+    with sqlite3.connect(tmp_path / "keystore.db") as conn:
+        conn.execute("UPDATE keys SET public = ? WHERE key_id = ?", (original, record.key_id))
+    view = store.read(PROD.value)
+    (row,) = view.keys
+    swapped = dataclasses.replace(row, public=impostor)
+    store.commit(Change(env=PROD.value, base_version=view.version, upsert=(swapped,)))
     with pytest.raises(SelfTestFailedError, match=f"ours-{use}"):
         ks.promote(PROD, record.key_id, at=T0)
     assert ks.snapshot(PROD).record(record.key_id).state is State.PENDING

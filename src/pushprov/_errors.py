@@ -18,7 +18,7 @@ the README's table all read them from here. The tree, as httpx groups its except
     │   └── pushprov.hsm: TokenUnavailableError, TokenKeyNotFoundError
     └── StoreError           the key store refuses: an operator acts on the store
         └── pushprov.store: StoreConflictError, StoreInsecureError, StoreCorruptError,
-            StoreUnavailableError; pushprov.keys: AuditTamperedError
+            AuditTamperedError (also in pushprov.keys), StoreUnavailableError
 
 The groups are for ``except``/``isinstance`` only and are never raised themselves. Outward, a
 key error while serving means our keys cannot serve now (503 ``KEYS_UNAVAILABLE``, retry), and

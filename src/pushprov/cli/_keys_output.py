@@ -103,8 +103,10 @@ def render_audit(
         return json_output(payload)
     if head is not None:
         return f"audit ok: {len(entries)} entries, head {head}\n".encode()
+    # Done at (wall clock), then judged at (the reference time, `--at`): both, always.
     lines = [
-        f"{e.seq:>5}  {_iso(e.at)}  {e.actor:<12} {e.action:<14} {e.key_id}  "
+        f"{e.seq:>5}  {_iso(e.at)}  at {_iso(e.ref_at) or '-':<20}  "
+        f"{e.actor:<12} {e.action:<14} {e.key_id}  "
         f"{e.from_state or '-'} -> {e.to_state or '-'}  v{e.version}"
         + (f"  ({e.reason})" if e.reason else "")
         for e in entries
@@ -146,6 +148,7 @@ def _entry(entry: AuditEntry) -> dict[str, Any]:
     return {
         "seq": entry.seq,
         "at": _iso(entry.at),
+        "ref_at": _iso(entry.ref_at),
         "actor": entry.actor,
         "action": entry.action,
         "key_id": entry.key_id,

@@ -2,8 +2,14 @@
 
 Each entry's ``hash`` is SHA-256 over the canonical JSON (sorted keys, no spaces, ASCII) of all
 its other fields, ``prev_hash`` included, so editing, dropping or reordering an entry breaks the
-chain. The keyring row stores the head (last seq and hash), so truncating the tail shows too;
-anchoring the head elsewhere (``keys audit --verify`` prints it) also catches a full rewrite.
+chain. The keyring row stores the head (last seq and hash), and the store MACs every entry and
+the head under its key (``pushprov.store``), so cutting the tail and moving the head back, or
+rewriting the whole chain, shows too without the passphrase's holder; anchoring the head
+elsewhere (``keys audit --verify`` prints it) also catches a rollback of the whole store.
+
+An entry's ``at`` is the wall-clock time of the action and ``ref_at`` the reference time it was
+judged at (``--at``), so the log runs forward in time whatever ``--at`` said. Entries from before
+``ref_at`` was recorded hash without it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ def genesis_hash(env: str) -> str:
 def entry_hash(entry: AuditEntry) -> str:
     body = dataclasses.asdict(entry)
     del body["hash"]
+    if body["ref_at"] is None:
+        del body["ref_at"]  # an entry written before the reference time was recorded
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -36,6 +44,7 @@ def make_entry(
     env: str,
     seq: int,
     at: int,
+    ref_at: int,
     actor: str,
     action: str,
     key_id: str,
@@ -49,6 +58,7 @@ def make_entry(
         env=env,
         seq=seq,
         at=at,
+        ref_at=ref_at,
         actor=actor,
         action=action,
         key_id=key_id,

@@ -1,8 +1,11 @@
-"""Lifecycle errors (exit statuses 20-23, 27 and 30); their whole outcome: ``pushprov._errors``."""
+"""Lifecycle errors (exit statuses 20-23 and 30); their whole outcome: ``pushprov._errors``.
+
+``AuditTamperedError`` (27) is the store's, which checks the audit MACs; re-exported here."""
 
 from __future__ import annotations
 
-from .._errors import KeysError, StoreError
+from .._errors import KeysError
+from ..store import AuditTamperedError
 
 __all__ = [
     "AttentionNeededError",
@@ -48,15 +51,6 @@ class DrainWindowError(KeysError):
     exit_status = 23
     http_status = 503
     response_code = "KEYS_UNAVAILABLE"
-
-
-class AuditTamperedError(StoreError):
-    """The audit log's hash chain, sequence or head does not check out."""
-
-    code = "audit_tampered"
-    exit_status = 27
-    http_status = 500
-    response_code = "INTERNAL_ERROR"
 
 
 class AttentionNeededError(KeysError):

@@ -17,6 +17,7 @@ from ._model import Environment, Format, KeyRecord, Role, State
 __all__ = ["Keyring", "SecretCache", "resolve"]
 
 _NOT_BUILT_AD_HOC = object()
+_USABLE = frozenset({State.PENDING, State.ACTIVE, State.RETIRING})
 _MIN_REFERENCE = 8  # a key reference shorter than a key ID is too easy to mistype into another
 
 #: A parsed secret key of ours: an OpenPGP key, or a private JWK.
@@ -120,6 +121,14 @@ class Keyring:
         self._policy = policy
         self._certificates: dict[str, openpgp.Certificate] = {}
         self._jwks: dict[str, jose.JwkKey] = {}
+        # Defence in depth beside the store's row MACs: every key that may be used (pending
+        # ones are self-tested) is its record's key, recomputed from the public material.
+        for record in records:
+            if record.state in _USABLE:
+                if record.format is Format.PGP:
+                    self.certificate(record)
+                else:
+                    self.public_jwk(record)
 
     @property
     def env(self) -> Environment:
@@ -145,11 +154,14 @@ class Keyring:
         cert = self._certificates.get(record.key_id)
         if cert is None:
             (cert,) = openpgp.read_certificates(record.public, policy=self._policy)
+            if cert.fingerprint != record.key_id:
+                raise StoreCorruptError(f"the certificate stored for {record.key_id} is not it")
             self._certificates[record.key_id] = cert
         return cert
 
     def public_jwk(self, record: KeyRecord) -> jose.JwkKey:
-        """The public half of a JWK record (ours or a partner's)."""
+        """The public half of a JWK record (ours or a partner's). Its ``kid`` must be the
+        record's id (a partner's kid is a name, not necessarily the RFC 7638 thumbprint)."""
         if record.format is not Format.JWK:
             raise KeyUnusableError(f"key {record.key_id} is not a JWK")
         key = self._jwks.get(record.key_id)

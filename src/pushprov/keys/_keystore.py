@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Collection, Sequence
 
 from .. import jose, openpgp
-from .._clock import as_unix
+from .._clock import as_unix, now
 from .._errors import (
     KeyUnusableError,
     PolicyViolationError,
@@ -68,7 +68,11 @@ class _Event:
 
 
 class Keystore:
-    """Lifecycle operations over a ``Store``; ``actor`` names who acts in the audit log."""
+    """Lifecycle operations over a ``Store``; ``actor`` names who acts in the audit log.
+
+    Every operation is judged at the ``at`` it is given; the audit log records that reference
+    time beside the wall-clock time (``clock``) at which the action was done.
+    """
 
     def __init__(
         self,
@@ -80,6 +84,7 @@ class Keystore:
         expiry_warning: _dt.timedelta = DEFAULT_EXPIRY_WARNING,
         secret_cache: SecretCache | None = None,
         keygen: KeyGenerator = openpgp.generate_key,
+        clock: Callable[[], _dt.datetime] = now,
     ) -> None:
         if not actor.strip():
             raise UsageError("the audit log needs an actor name")
@@ -90,6 +95,7 @@ class Keystore:
         self.expiry_warning = expiry_warning
         self._secrets = SecretCache() if secret_cache is None else secret_cache
         self._keygen = keygen
+        self._clock = clock
 
     def close(self) -> None:
         self._store.close()
@@ -624,12 +630,14 @@ class Keystore:
     ) -> int:
         version = view.version + 1
         prev = view.audit_head or genesis_hash(view.env)
+        done_at = as_unix(self._clock())
         entries = []
         for seq, event in enumerate(events, start=view.audit_seq + 1):
             entry = make_entry(
                 env=view.env,
                 seq=seq,
-                at=as_unix(at),
+                at=done_at,
+                ref_at=as_unix(at),
                 actor=self.actor,
                 action=event.action,
                 key_id=event.key_id,

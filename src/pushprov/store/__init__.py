@@ -7,6 +7,7 @@ service's state (clients, idempotency, rate limits) lives beside the keys: ``Bac
 
 from ._backend import Backend, open_backend, open_store
 from ._errors import (
+    AuditTamperedError,
     StoreConflictError,
     StoreCorruptError,
     StoreInsecureError,
@@ -28,6 +29,7 @@ from ._state import (
 __all__ = [
     "DEFAULT_KDF_LOG2N",
     "AuditEntry",
+    "AuditTamperedError",
     "Backend",
     "Change",
     "ClientInfo",

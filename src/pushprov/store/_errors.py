@@ -1,10 +1,11 @@
-"""Storage errors (exit statuses 24-26 and 28); their whole outcome: ``pushprov._errors``."""
+"""Storage errors (exit statuses 24-28); their whole outcome: ``pushprov._errors``."""
 
 from __future__ import annotations
 
 from .._errors import StoreError
 
 __all__ = [
+    "AuditTamperedError",
     "StoreConflictError",
     "StoreCorruptError",
     "StoreInsecureError",
@@ -31,10 +32,19 @@ class StoreInsecureError(StoreError):
 
 
 class StoreCorruptError(StoreError):
-    """The store is unreadable: unknown schema, or a sealed secret failed its integrity check."""
+    """Unreadable, or changed outside pushprov: unknown schema, a row MAC or a seal fails."""
 
     code = "store_corrupt"
     exit_status = 26
+    http_status = 500
+    response_code = "INTERNAL_ERROR"
+
+
+class AuditTamperedError(StoreError):
+    """The audit log's hash chain, sequence, head or MACs do not check out."""
+
+    code = "audit_tampered"
+    exit_status = 27
     http_status = 500
     response_code = "INTERNAL_ERROR"
 

@@ -35,11 +35,16 @@ class KeyRow:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AuditEntry:
-    """One hash-chained audit entry; ``hash`` = SHA-256 of the canonical JSON of the others."""
+    """One hash-chained audit entry; ``hash`` = SHA-256 of the canonical JSON of the others.
+
+    ``at`` is when the action was done (wall clock); ``ref_at`` the reference time it was
+    judged at (``--at``; None in entries written before it was recorded).
+    """
 
     env: str
     seq: int
     at: int
+    ref_at: int | None = None
     actor: str
     action: str
     key_id: str

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .._errors import UsageError
 from ._errors import StoreConflictError, StoreCorruptError, StoreUnavailableError
 from ._rows import SqlStore
-from ._schema import KEY_TABLES, POSTGRES, SERVICE_TABLES, create_statements
+from ._schema import KEY_TABLES, POSTGRES, SERVICE_TABLES, added_columns, create_statements
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, unlock
 
 __all__ = [
@@ -41,7 +41,10 @@ __all__ = [
 NOTIFY_CHANNEL = "pushprov_keyring"
 _MIGRATIONS: tuple[str, ...] = (
     # 1: the key store and the service state.
-    ";\n".join(create_statements(POSTGRES, KEY_TABLES + SERVICE_TABLES)),
+    ";\n".join(create_statements(POSTGRES, KEY_TABLES + SERVICE_TABLES, version=1)),
+    # 2: the row MACs and the audit's reference time; the first open with the passphrase
+    # then MACs the rows already there (``PostgresStore._upgrade``).
+    ";\n".join(added_columns(POSTGRES, KEY_TABLES, 2)),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Any constant will do: it only has to be the same for every `store migrate` run.
@@ -149,27 +152,21 @@ class PostgresStore(SqlStore):
             check_schema(conn, url)
             # The store's creator already holds the box: scrypt runs once, not twice.
             box = _initialise(conn, passphrase, kdf_log2n) if create else None
+            maced = True
             if box is None:
-                box = _unlock(conn, passphrase, url)
+                box, maced = _unlock(conn, passphrase, url)
+            store = cls(conn, box, url)
+            if not maced:
+                store._upgrade()
         except BaseException:
             conn.close()
             raise
-        return cls(conn, box, url)
+        return store
 
     # -- writes ------------------------------------------------------------------------------
 
     def _announce(self, env: str, version: int) -> None:
         self._db.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{env}:{version}"))
-
-    def record_use(self, env: str, key_ids: Collection[str], at: int) -> None:
-        if not key_ids:
-            return
-        with self._transaction(write=True):
-            self._db.execute(
-                "UPDATE pushprov_keys SET last_used = greatest(coalesce(last_used, 0), %s) "
-                "WHERE env = %s AND key_id = ANY(%s)",
-                (at, env, sorted(key_ids)),
-            )
 
     def close(self) -> None:
         with self._lock:
@@ -179,6 +176,22 @@ class PostgresStore(SqlStore):
         return f"PostgresStore(url={self.url!r})"
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _upgrade(self) -> None:
+        """A store from before migration 2's MACs: MAC every row as it stands and mark the
+        store MACed (its KEK check), in one transaction; concurrent openers queue on the
+        check's row lock, and the later ones find the work done."""
+        with self._transaction(write=True):
+            row = self._db.execute(
+                "SELECT value FROM pushprov_meta WHERE name = 'kek_check' FOR UPDATE"
+            ).fetchone()
+            if self._box.verify_check(bytes(row[0])):
+                return
+            self._mac_existing_rows()
+            self._db.execute(
+                "UPDATE pushprov_meta SET value = %s WHERE name = 'kek_check'",
+                (self._box.make_check(),),
+            )
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[None]:
@@ -222,7 +235,7 @@ def _initialise(conn: psycopg.Connection[Any], passphrase: bytes, log2n: int) ->
     return box if inserted else None
 
 
-def _unlock(conn: psycopg.Connection[Any], passphrase: bytes, url: str) -> SecretBox:
+def _unlock(conn: psycopg.Connection[Any], passphrase: bytes, url: str) -> tuple[SecretBox, bool]:
     meta = {
         str(name): bytes(value)
         for name, value in conn.execute(

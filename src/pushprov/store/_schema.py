@@ -1,14 +1,14 @@
 """The tables, described once and rendered for each dialect (SQLite and PostgreSQL).
 
-Schema version 1::
+Schema version 2::
 
     meta        (name PRIMARY KEY, value)          kdf_log2n, kdf_salt, kek_check; in PostgreSQL
                                                    also service_hmac_key
-    keyring     (env PRIMARY KEY, version, audit_seq, audit_head)
+    keyring     (env PRIMARY KEY, version, audit_seq, audit_head, mac², audit_mac²)
     keys        (key_id PRIMARY KEY, env, format, owner, roles, label, created, expires, state,
-                 transitions (JSON text), last_used, public, sealed_secret NULL)
+                 transitions (JSON text), last_used, public, sealed_secret NULL, written², mac²)
     audit       (env, seq, at, actor, action, key_id, from_state, to_state, reason, version,
-                 prev_hash, hash; PRIMARY KEY (env, seq))
+                 prev_hash, hash, ref_at², mac²; PRIMARY KEY (env, seq))
     clients     (name PRIMARY KEY, key_hash UNIQUE, created, revoked)
     idempotency (client, request_id, fingerprint, status, body, created;
                  PRIMARY KEY (client, request_id))
@@ -20,8 +20,12 @@ key store (``keystore.db``: plain names) and the service's own file (``service.s
 ``service_`` names, with its own ``service_meta`` for the body-fingerprint key), so that the
 service's frequent small writes never wait on the key store's FULL-sync commits.
 
-Version 1 is what both dialects create today; a change to these tables is version 2 in both
-(a migration for PostgreSQL, an upgrade step for SQLite), never an edit of version 1.
+² Version 2 added the row MACs (``_integrity``) and the audit's reference time: a column's
+``@2`` below, last in its table (so a new table and a migrated one have one column order).
+``create_statements`` renders any version (a new store is created at the latest;
+PostgreSQL's migration 1 stays version 1), ``added_columns`` the ``ALTER TABLE`` steps to one
+(PostgreSQL's migration 2, SQLite's upgrade on open). A change to these tables is a new version
+in both, never an edit of an old one.
 """
 
 from __future__ import annotations
@@ -31,32 +35,40 @@ from typing import Literal
 
 __all__ = [
     "KEY_TABLES",
+    "LATEST",
     "POSTGRES",
     "SERVICE_TABLES",
     "SQLITE",
     "SQLITE_SERVICE",
     "Dialect",
+    "added_columns",
     "create_statements",
 ]
 
 _Kind = Literal["text", "int", "int32", "blob"]
 
 
+#: The schema version this code creates and expects.
+LATEST = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class _Table:
     name: str
-    columns: tuple[tuple[str, _Kind, bool], ...]  # name, kind, NOT NULL
+    columns: tuple[tuple[str, _Kind, bool, int], ...]  # name, kind, NOT NULL, version added
     primary_key: tuple[str, ...]
     unique: tuple[str, ...] = ()
     index: str | None = None  # one column worth an index
 
 
-def _cols(spec: str) -> tuple[tuple[str, _Kind, bool], ...]:
-    """``"name kind, other kind?"``: a trailing ``?`` makes the column nullable."""
+def _cols(spec: str) -> tuple[tuple[str, _Kind, bool, int], ...]:
+    """``"name kind, other kind?, later kind?@2"``: a trailing ``?`` makes the column
+    nullable, ``@N`` says which schema version added it (else 1)."""
     columns = []
     for item in spec.split(","):
         name, kind = item.split()
-        columns.append((name, kind.rstrip("?"), not kind.endswith("?")))
+        kind, _, since = kind.partition("@")
+        columns.append((name, kind.rstrip("?"), not kind.endswith("?"), int(since or 1)))
     return tuple(columns)  # type: ignore[arg-type]
 
 
@@ -66,7 +78,10 @@ _TABLES = {
         _Table("meta", _cols("name text, value blob"), ("name",)),
         _Table(
             "keyring",
-            _cols("env text, version int, audit_seq int, audit_head text?"),
+            _cols(
+                "env text, version int, audit_seq int, audit_head text?, mac blob?@2, "
+                "audit_mac blob?@2"
+            ),
             ("env",),
         ),
         _Table(
@@ -74,7 +89,7 @@ _TABLES = {
             _cols(
                 "key_id text, env text, format text, owner text, roles text, label text, "
                 "created int, expires int?, state text, transitions text, last_used int?, "
-                "public blob, sealed_secret blob?"
+                "public blob, sealed_secret blob?, written int?@2, mac blob?@2"
             ),
             ("key_id",),
             index="env",
@@ -84,7 +99,7 @@ _TABLES = {
             _cols(
                 "env text, seq int, at int, actor text, action text, key_id text, "
                 "from_state text?, to_state text?, reason text, version int, prev_hash text, "
-                "hash text"
+                "hash text, ref_at int?@2, mac blob?@2"
             ),
             ("env", "seq"),
         ),
@@ -141,20 +156,32 @@ POSTGRES = Dialect(
 )
 
 
+def _column(dialect: Dialect, column: str, kind: _Kind, required: bool) -> str:
+    line = f"{dialect.column(column)} {dialect.kinds[kind]}"
+    if required:
+        line += " NOT NULL"
+    return line
+
+
 def create_statements(
-    dialect: Dialect, tables: tuple[str, ...], *, if_not_exists: bool = False
+    dialect: Dialect,
+    tables: tuple[str, ...],
+    *,
+    if_not_exists: bool = False,
+    version: int = LATEST,
 ) -> list[str]:
-    """``CREATE TABLE`` (and ``CREATE INDEX``) statements, one per list item."""
+    """``CREATE TABLE`` (and ``CREATE INDEX``) statements, one per list item, for the tables
+    as they were at schema ``version``."""
     guard = "IF NOT EXISTS " if if_not_exists else ""
     statements = []
     for name in tables:
         table = _TABLES[name]
         physical = dialect.table(name)
         lines = []
-        for column, kind, required in table.columns:
-            line = f"{dialect.column(column)} {dialect.kinds[kind]}"
-            if required:
-                line += " NOT NULL"
+        for column, kind, required, since in table.columns:
+            if since > version:
+                continue
+            line = _column(dialect, column, kind, required)
             if table.primary_key == (column,):
                 line += " PRIMARY KEY"
             if column in table.unique:
@@ -169,3 +196,14 @@ def create_statements(
                 f"CREATE INDEX {guard}{physical}_{table.index} ON {physical} ({table.index})"
             )
     return statements
+
+
+def added_columns(dialect: Dialect, tables: tuple[str, ...], version: int) -> list[str]:
+    """The ``ALTER TABLE ... ADD COLUMN`` statements that bring ``tables`` from ``version - 1``
+    to ``version`` (added columns are nullable: the rows already there have none)."""
+    return [
+        f"ALTER TABLE {dialect.table(name)} ADD COLUMN " + _column(dialect, column, kind, required)
+        for name in tables
+        for column, kind, required, since in _TABLES[name].columns
+        if since == version
+    ]

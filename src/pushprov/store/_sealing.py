@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .._errors import PassphraseError
 from ._errors import StoreCorruptError
+from ._integrity import RowMac, derive_mac_key
 
 __all__ = [
     "DEFAULT_KDF_LOG2N",
@@ -37,6 +38,10 @@ _R, _P = 8, 1
 _NONCE = 12
 _CHECK_PLAINTEXT = b"pushprov keystore key-encryption key check v1"
 _CHECK_AAD = b"pushprov-keystore-v1\0kek-check"
+# A store whose check is sealed under this label has every clear row MACed (``_integrity``):
+# a row without its MAC is then corrupt, never a row still to be MACed. Only the KEK can make
+# such a check, so nobody without it can mark a store as one whose rows may be (re-)MACed.
+_CHECK_AAD_MACED = b"pushprov-keystore-v2\0kek-check\0rows-maced"
 
 
 def derive_kek(passphrase: bytes, salt: bytes, log2n: int) -> bytes:
@@ -56,12 +61,16 @@ def secret_aad(env: str, key_id: str) -> bytes:
 
 
 class SecretBox:
-    """AES-256-GCM with a random 96-bit nonce per secret. Holds the KEK; shows nothing of it."""
+    """AES-256-GCM with a random 96-bit nonce per secret. Holds the KEK; shows nothing of it.
 
-    __slots__ = ("_aead",)
+    ``rows`` MACs the store's clear rows under a key derived from the KEK (never the KEK).
+    """
+
+    __slots__ = ("_aead", "rows")
 
     def __init__(self, kek: bytes) -> None:
         self._aead = AESGCM(kek)
+        self.rows = RowMac(derive_mac_key(kek))
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(_NONCE)
@@ -74,13 +83,18 @@ class SecretBox:
             raise StoreCorruptError("a sealed secret failed its integrity check") from None
 
     def make_check(self) -> bytes:
-        return self.seal(_CHECK_PLAINTEXT, _CHECK_AAD)
+        """The KEK check of a store whose rows are MACed (every store this code writes)."""
+        return self.seal(_CHECK_PLAINTEXT, _CHECK_AAD_MACED)
 
-    def verify_check(self, blob: bytes) -> None:
-        try:
-            self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], _CHECK_AAD)
-        except (InvalidTag, ValueError):
-            raise PassphraseError("wrong store passphrase") from None
+    def verify_check(self, blob: bytes) -> bool:
+        """True for a store whose rows are MACed, False for one from before (to upgrade)."""
+        for aad, maced in ((_CHECK_AAD_MACED, True), (_CHECK_AAD, False)):
+            try:
+                self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad)
+            except (InvalidTag, ValueError):
+                continue
+            return maced
+        raise PassphraseError("wrong store passphrase")
 
     def __repr__(self) -> str:
         return "SecretBox([secret])"
@@ -89,14 +103,14 @@ class SecretBox:
         raise TypeError("a key-encryption key cannot be pickled")
 
 
-def unlock(meta: Mapping[str, bytes], passphrase: bytes) -> SecretBox:
+def unlock(meta: Mapping[str, bytes], passphrase: bytes) -> tuple[SecretBox, bool]:
     """The box for a store whose metadata (``kdf_log2n``, ``kdf_salt``, ``kek_check``) is
-    ``meta``; a wrong passphrase raises ``PassphraseError``."""
+    ``meta``, and whether its rows are MACed (False: a store to upgrade); a wrong passphrase
+    raises ``PassphraseError``."""
     try:
         log2n = int(meta["kdf_log2n"])
         salt, check = bytes(meta["kdf_salt"]), bytes(meta["kek_check"])
     except (KeyError, ValueError):
         raise StoreCorruptError("key store metadata is incomplete") from None
     box = SecretBox(derive_kek(passphrase, salt, log2n))
-    box.verify_check(check)
-    return box
+    return box, box.verify_check(check)

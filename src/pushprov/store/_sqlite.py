@@ -2,6 +2,8 @@
 
 The tables are ``_schema``'s key tables with plain names (``meta``, ``keyring``, ``keys``,
 ``audit``); ``meta`` holds the schema version, kdf_log2n, kdf_salt and kek_check.
+A store of schema version 1 (before the row MACs) is upgraded the first time it is opened with
+its passphrase (``_upgrade``).
 ``key_id`` is unique across environments, so one key can never serve sandbox and production.
 Every commit is one ``BEGIN IMMEDIATE`` transaction that first checks the environment's version:
 a crash leaves the old or the new version, and a stale writer gets ``StoreConflictError``.
@@ -12,19 +14,20 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ._errors import StoreConflictError, StoreCorruptError
 from ._model import Change
 from ._paths import private_database_file
 from ._rows import SqlStore
-from ._schema import KEY_TABLES, SQLITE, create_statements
+from ._schema import KEY_TABLES, LATEST, SQLITE, added_columns, create_statements
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, unlock
 
 __all__ = ["SqliteStore", "run_in_transaction"]
 
-_SCHEMA_VERSION = b"1"
+_SCHEMA_VERSION = str(LATEST).encode()
+_SCHEMA_V1 = b"1"
 
 
 class SqliteStore(SqlStore):
@@ -64,13 +67,17 @@ class SqliteStore(SqlStore):
             connection.execute("PRAGMA synchronous=FULL")
             # Erased secrets are overwritten in the file, not left in free pages.
             connection.execute("PRAGMA secure_delete=ON")
-            box = _initialise(connection, passphrase, kdf_log2n) if new else None
-            if box is None:
-                box = _unlock(connection, passphrase)
+            if new:
+                store = cls(connection, _initialise(connection, passphrase, kdf_log2n), path)
+            else:
+                box, schema, maced = _unlock(connection, passphrase)
+                store = cls(connection, box, path)
+                if not maced:
+                    store._upgrade(schema)
         except BaseException:
             connection.close()
             raise
-        return cls(connection, box, path)
+        return store
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -79,16 +86,6 @@ class SqliteStore(SqlStore):
             # Move erased pages out of the WAL into the (zeroed) main file and truncate the WAL.
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def record_use(self, env: str, key_ids: Collection[str], at: int) -> None:
-        if not key_ids:
-            return
-        with self._transaction(write=True):
-            self._db.executemany(
-                "UPDATE keys SET last_used = max(coalesce(last_used, 0), ?) "
-                "WHERE env = ? AND key_id = ?",
-                [(at, env, key_id) for key_id in sorted(key_ids)],
-            )
-
     def close(self) -> None:
         self._db.close()
 
@@ -96,6 +93,22 @@ class SqliteStore(SqlStore):
         return f"SqliteStore(path={str(self.path)!r})"
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _upgrade(self, schema: bytes) -> None:
+        """A store from before the MACs: add their columns (schema 1), MAC every row as it
+        stands and mark the store MACed (its KEK check), all in one transaction."""
+        with self._transaction(write=True):
+            if schema != _SCHEMA_VERSION:
+                for version in range(int(schema) + 1, LATEST + 1):
+                    for statement in added_columns(SQLITE, KEY_TABLES, version):
+                        self._db.execute(statement)
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE name = 'schema'", (_SCHEMA_VERSION,)
+                )
+            self._mac_existing_rows()
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE name = 'kek_check'", (self._box.make_check(),)
+            )
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[None]:
@@ -144,11 +157,16 @@ def _initialise(connection: sqlite3.Connection, passphrase: bytes, log2n: int) -
     return box
 
 
-def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> SecretBox:
+def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> tuple[SecretBox, bytes, bool]:
+    """The box, the schema version and whether the rows are MACed."""
     try:
         meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
     except sqlite3.DatabaseError:
         raise StoreCorruptError("not a pushprov key store") from None
-    if meta.get("schema") != _SCHEMA_VERSION:
+    schema = meta.get("schema")
+    if schema not in (_SCHEMA_VERSION, _SCHEMA_V1):
         raise StoreCorruptError("unknown key store schema")
-    return unlock(meta, passphrase)
+    box, maced = unlock(meta, passphrase)
+    if maced and schema != _SCHEMA_VERSION:
+        raise StoreCorruptError("the key store schema does not match its MACs")
+    return box, bytes(schema), maced
