@@ -132,12 +132,7 @@ def open_jwe(
     work), and then returned with no signatures.
     """
     check_time(at)
-    keys = list(decrypt_with)
-    if not keys or not all(isinstance(key, JwkKey) and key.is_private for key in keys):
-        raise UsageError("decrypt_with must be one or more private JwkKey objects")
-    verifiers = list(verify_with)
-    if not all(isinstance(key, JwkKey) for key in verifiers):
-        raise UsageError("verify_with must hold JwkKey objects")
+    keys, verifiers = _key_arguments(decrypt_with, verify_with)
     header_b64, *rest = split_compact(token, 5, policy)
     header = parse_json_object(b64u_decode(header_b64), "JWE header")
     alg, kid = check_header(header)
@@ -170,6 +165,18 @@ def open_jwe(
 
 
 _UNSIGNED = "the message carries no nested JWS signature"
+
+
+def _key_arguments(
+    decrypt_with: Sequence[JwkKey], verify_with: Sequence[JwkKey]
+) -> tuple[list[JwkKey], list[JwkKey]]:
+    keys = list(decrypt_with)
+    if not keys or not all(isinstance(key, JwkKey) and key.is_private for key in keys):
+        raise UsageError("decrypt_with must be one or more private JwkKey objects")
+    verifiers = list(verify_with)
+    if not all(isinstance(key, JwkKey) for key in verifiers):
+        raise UsageError("verify_with must hold JwkKey objects")
+    return keys, verifiers
 
 
 def _check_content_header(
