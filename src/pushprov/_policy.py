@@ -95,6 +95,12 @@ class Policy:
     max_jose_token_bytes: int = 192 * 1024  # room for max_plaintext_bytes, nested and encoded twice
 
     def __post_init__(self) -> None:
+        # The order of the checks is the order of the messages a caller sees first.
+        self._check_openpgp_names()
+        self._check_openpgp_limits()
+        self._check_jose()
+
+    def _check_openpgp_names(self) -> None:
         # OpenPGP: a name outside the implementation would fail only when sealing, as a crash.
         if not self.signature_hashes <= OPENPGP_HASHES:
             raise ValueError(f"signature_hashes allow {', '.join(sorted(OPENPGP_HASHES))} only")
@@ -114,6 +120,8 @@ class Policy:
                 raise ValueError(f"{name} must list distinct names, at least one")
             if not set(preferences) <= known:
                 raise ValueError(f"{name} allow {', '.join(sorted(known))} only")
+
+    def _check_openpgp_limits(self) -> None:
         if self.default_key_validity > self.max_key_lifetime:
             raise ValueError("default_key_validity exceeds max_key_lifetime")
         if min(self.max_message_bytes, self.max_plaintext_bytes, self.min_rsa_bits) <= 0:
@@ -134,6 +142,8 @@ class Policy:
             raise ValueError("min_rsa_bits exceeds max_rsa_bits")
         if self.max_rsa_exponent < 65537:
             raise ValueError("max_rsa_exponent must admit 65537")
+
+    def _check_jose(self) -> None:
         # JOSE: only what pushprov.jose implements can be named, whatever a policy says.
         if not self.jwe_algs <= JWE_ALGS or self.jwe_alg not in self.jwe_algs:
             raise ValueError("jwe_alg must be one of jwe_algs, which allow RSA-OAEP-256 and RSA1_5")

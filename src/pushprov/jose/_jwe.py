@@ -7,8 +7,8 @@ import datetime as _dt
 import json
 import os
 import re
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from .._errors import (
     DecryptionFailedError,
@@ -132,47 +132,18 @@ def open_jwe(
     work), and then returned with no signatures.
     """
     check_time(at)
-    keys = list(decrypt_with)
-    if not keys or not all(isinstance(key, JwkKey) and key.is_private for key in keys):
-        raise UsageError("decrypt_with must be one or more private JwkKey objects")
-    verifiers = list(verify_with)
-    if not all(isinstance(key, JwkKey) for key in verifiers):
-        raise UsageError("verify_with must hold JwkKey objects")
+    keys, verifiers = _key_arguments(decrypt_with, verify_with)
     header_b64, *rest = split_compact(token, 5, policy)
     header = parse_json_object(b64u_decode(header_b64), "JWE header")
     alg, kid = check_header(header)
-    enc = header.get("enc")
-    if not isinstance(enc, str):
-        raise MalformedInputError('the JWE header has no "enc" string')
-    if alg not in policy.jwe_algs:
-        raise PolicyViolationError("the JWE key algorithm is not allowed by the policy")
-    if enc not in policy.jwe_encs:
-        raise PolicyViolationError("the JWE content encryption is not allowed by the policy")
-    compressed = "zip" in header
-    if compressed and header["zip"] != "DEF":
-        raise PolicyViolationError('the only compression supported is "DEF"')
-    cty = header.get("cty")
-    if cty is not None and not isinstance(cty, str):
-        raise MalformedInputError('the JWE header "cty" is not a string')
-    declared = cty is not None and cty.lower() in _NESTED_CTY
-    if cty is not None and not declared and not allow_unsigned:
-        # Another content type, declared: unsigned by its own header, refused with no RSA work.
-        raise SignatureInvalidError(_UNSIGNED)
+    enc, compressed, declared = _check_content_header(header, alg, policy, allow_unsigned)
     encrypted_key, iv, ciphertext, tag = (b64u_decode(segment) for segment in rest)
     if not encrypted_key or len(iv) != iv_bytes(enc) or len(tag) != TAG_BYTES[enc]:
         raise MalformedInputError("the JWE key, IV or tag has the wrong length")
     # Key choice uses public metadata only: a key pinned to another alg never sees RSA work.
     # Each key once (by thumbprint), however often it is passed; more than the budget allows
     # (no kid, many keys) is refused before any RSA work, like OpenPGP's PKESK trials.
-    unique: dict[str, JwkKey] = {}
-    for key in usable_keys(keys, kid, "decrypt", alg, at, policy):
-        unique.setdefault(key._thumbprint, key)
-    candidates = list(unique.values())
-    if len(candidates) > policy.max_rsa_private_ops:
-        raise PolicyViolationError(
-            f"opening the token takes {len(candidates)} private-key operations,"
-            f" more than the policy's {policy.max_rsa_private_ops}; give the keys a kid"
-        )
+    candidates = _candidates(keys, kid, alg, at, policy)
     parts = _Parts(header_b64, encrypted_key, iv, ciphertext, tag)
     content, opened_by = _decrypt(candidates, alg, enc, parts)
     plaintext = inflate(content, policy.max_plaintext_bytes) if compressed else content
@@ -194,6 +165,59 @@ def open_jwe(
 
 
 _UNSIGNED = "the message carries no nested JWS signature"
+
+
+def _key_arguments(
+    decrypt_with: Sequence[JwkKey], verify_with: Sequence[JwkKey]
+) -> tuple[list[JwkKey], list[JwkKey]]:
+    keys = list(decrypt_with)
+    if not keys or not all(isinstance(key, JwkKey) and key.is_private for key in keys):
+        raise UsageError("decrypt_with must be one or more private JwkKey objects")
+    verifiers = list(verify_with)
+    if not all(isinstance(key, JwkKey) for key in verifiers):
+        raise UsageError("verify_with must hold JwkKey objects")
+    return keys, verifiers
+
+
+def _check_content_header(
+    header: Mapping[str, Any], alg: str, policy: Policy, allow_unsigned: bool
+) -> tuple[str, bool, bool]:
+    """``enc``, whether the content is compressed, and whether ``cty`` declares a nested JWS;
+    all refused here are refused before any RSA work."""
+    enc = header.get("enc")
+    if not isinstance(enc, str):
+        raise MalformedInputError('the JWE header has no "enc" string')
+    if alg not in policy.jwe_algs:
+        raise PolicyViolationError("the JWE key algorithm is not allowed by the policy")
+    if enc not in policy.jwe_encs:
+        raise PolicyViolationError("the JWE content encryption is not allowed by the policy")
+    compressed = "zip" in header
+    if compressed and header["zip"] != "DEF":
+        raise PolicyViolationError('the only compression supported is "DEF"')
+    cty = header.get("cty")
+    if cty is not None and not isinstance(cty, str):
+        raise MalformedInputError('the JWE header "cty" is not a string')
+    declared = cty is not None and cty.lower() in _NESTED_CTY
+    if cty is not None and not declared and not allow_unsigned:
+        # Another content type, declared: unsigned by its own header, refused with no RSA work.
+        raise SignatureInvalidError(_UNSIGNED)
+    return enc, compressed, declared
+
+
+def _candidates(
+    keys: list[JwkKey], kid: str | None, alg: str, at: _dt.datetime, policy: Policy
+) -> list[JwkKey]:
+    """The keys to try, each once (by thumbprint), within the policy's RSA budget."""
+    unique: dict[str, JwkKey] = {}
+    for key in usable_keys(keys, kid, "decrypt", alg, at, policy):
+        unique.setdefault(key._thumbprint, key)
+    candidates = list(unique.values())
+    if len(candidates) > policy.max_rsa_private_ops:
+        raise PolicyViolationError(
+            f"opening the token takes {len(candidates)} private-key operations,"
+            f" more than the policy's {policy.max_rsa_private_ops}; give the keys a kid"
+        )
+    return candidates
 
 
 def _has_jws_shape(plaintext: bytes, policy: Policy) -> bool:

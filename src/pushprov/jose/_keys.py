@@ -480,6 +480,35 @@ def _from_mapping(obj: Mapping[str, Any], policy: Policy | None) -> JwkKey:
         raise KeyInvalidError("only RSA keys (kty RSA) are supported")
     if "oth" in obj:
         raise KeyInvalidError("multi-prime RSA keys are not supported")
+    public, secret = _rsa_keys(obj)
+    kid = obj.get("kid")
+    if kid is not None:
+        check_kid(kid, KeyInvalidError)
+    alg = obj.get("alg")
+    if alg is not None and (not isinstance(alg, str) or not 0 < len(alg) <= 32):
+        raise KeyInvalidError('"alg" must be a short string')
+    use = obj.get("use")
+    if use not in (None, "sig", "enc"):
+        raise KeyInvalidError('"use" must be "sig" or "enc"')
+    key_ops = _key_ops(obj.get("key_ops"))
+    created, expires = _member_times(obj)
+    if policy is not None:
+        _check_bits(public, policy)
+        _check_lifetime(created, expires, policy)
+    return JwkKey._build(
+        public,
+        secret,
+        kid=kid,
+        alg=alg,
+        use=use,
+        key_ops=key_ops,
+        created=created,
+        expires=expires,
+    )
+
+
+def _rsa_keys(obj: Mapping[str, Any]) -> tuple[rsa.RSAPublicKey, rsa.RSAPrivateKey | None]:
+    """The public key and, for a private JWK, the private key; the numbers are checked first."""
     public_numbers = rsa.RSAPublicNumbers(_member_int(obj, "e"), _member_int(obj, "n"))
     secret: rsa.RSAPrivateKey | None = None
     present = [name for name in _PRIVATE_MEMBERS if name in obj]
@@ -495,38 +524,23 @@ def _from_mapping(obj: Mapping[str, Any], policy: Policy | None) -> JwkKey:
             public = public_numbers.public_key()
     except ValueError:
         raise KeyInvalidError("the RSA key values are inconsistent") from None
-    kid = obj.get("kid")
-    if kid is not None:
-        check_kid(kid, KeyInvalidError)
-    alg = obj.get("alg")
-    if alg is not None and (not isinstance(alg, str) or not 0 < len(alg) <= 32):
-        raise KeyInvalidError('"alg" must be a short string')
-    use = obj.get("use")
-    if use not in (None, "sig", "enc"):
-        raise KeyInvalidError('"use" must be "sig" or "enc"')
-    key_ops = _key_ops(obj.get("key_ops"))
+    return public, secret
+
+
+def _member_times(obj: Mapping[str, Any]) -> tuple[_dt.datetime | None, _dt.datetime | None]:
+    """``iat`` and ``exp``, the second after the first when both are given."""
     created = _member_time(obj, "iat")
     expires = _member_time(obj, "exp")
     if created is not None and expires is not None and expires <= created:
         raise KeyInvalidError('"exp" must come after "iat"')
-    if policy is not None:
-        _check_bits(public, policy)
-        if (
-            created is not None
-            and expires is not None
-            and expires - created > (policy.max_key_lifetime)
-        ):
-            raise PolicyViolationError("the key's lifetime exceeds the policy's maximum")
-    return JwkKey._build(
-        public,
-        secret,
-        kid=kid,
-        alg=alg,
-        use=use,
-        key_ops=key_ops,
-        created=created,
-        expires=expires,
-    )
+    return created, expires
+
+
+def _check_lifetime(
+    created: _dt.datetime | None, expires: _dt.datetime | None, policy: Policy
+) -> None:
+    if created is not None and expires is not None and expires - created > policy.max_key_lifetime:
+        raise PolicyViolationError("the key's lifetime exceeds the policy's maximum")
 
 
 def _member_int(obj: Mapping[str, Any], name: str) -> int:

@@ -263,6 +263,17 @@ def open_message(
     )
 
 
+#: Packets that end the envelope at once, and how; any other tag outside it is not OpenPGP.
+_REFUSED_PACKETS: dict[int, tuple[type[Exception], str]] = {
+    Tag.SED: (PolicyViolationError, "encrypted data without integrity protection (no MDC)"),
+    Tag.AEAD: (UnsupportedError, "AEAD encrypted data packets are not supported"),
+    **{
+        tag: (PolicyViolationError, "the message is not encrypted")
+        for tag in (Tag.LITERAL, Tag.ONE_PASS_SIGNATURE, Tag.SIGNATURE, Tag.COMPRESSED)
+    },
+}
+
+
 def _split_envelope(binary: bytes, policy: Policy = GOOGLE_PROFILE) -> tuple[list[bytes], bytes]:
     pkesks: list[bytes] = []
     seipd: bytes | None = None
@@ -272,39 +283,18 @@ def _split_envelope(binary: bytes, policy: Policy = GOOGLE_PROFILE) -> tuple[lis
     try:
         for tag, body in _read_packets(binary):
             if tag == Tag.PKESK:
-                if seipd is not None or not body:
-                    raise FramingError("PKESK after encrypted data")
-                if body[0] == 6:
-                    raise UnsupportedError("v6 PKESK (RFC 9580 v6 keys) is not supported")
-                if body[0] != 3:
-                    raise FramingError("unknown PKESK version")
-                if len(pkesks) == policy.max_pkesks:
-                    # Public structure, refused before any RSA work: no oracle in saying so.
-                    raise PolicyViolationError(
-                        f"the message is encrypted to more than {policy.max_pkesks} keys,"
-                        " more than the policy allows"
-                    )
+                _check_pkesk(body, seipd is not None, len(pkesks), policy)
                 pkesks.append(body)
             elif tag == Tag.SKESK:
                 password_encrypted = True
             elif tag == Tag.SEIPD:
-                if seipd is not None or not body:
-                    raise FramingError("more than one encrypted data packet")
-                if body[0] == 2:
-                    raise UnsupportedError("SEIPD v2 (AEAD) is not supported")
-                if body[0] != 1:
-                    raise FramingError("unknown SEIPD version")
+                _check_seipd(body, seipd is not None)
                 seipd = body
-            elif tag == Tag.SED:
-                raise PolicyViolationError("encrypted data without integrity protection (no MDC)")
-            elif tag == Tag.AEAD:
-                raise UnsupportedError("AEAD encrypted data packets are not supported")
-            elif tag in (Tag.MARKER, Tag.PADDING):
-                continue
-            elif tag in (Tag.LITERAL, Tag.ONE_PASS_SIGNATURE, Tag.SIGNATURE, Tag.COMPRESSED):
-                raise PolicyViolationError("the message is not encrypted")
-            else:
-                raise MalformedInputError("not an OpenPGP message")
+            elif tag not in (Tag.MARKER, Tag.PADDING):
+                error, message = _REFUSED_PACKETS.get(
+                    tag, (MalformedInputError, "not an OpenPGP message")
+                )
+                raise error(message)
     except FramingError:
         # Truncation counts as a decryption failure: one outward error for all of them.
         raise DecryptionFailedError from None
@@ -313,6 +303,32 @@ def _split_envelope(binary: bytes, policy: Policy = GOOGLE_PROFILE) -> tuple[lis
     if seipd is None or not pkesks:
         raise DecryptionFailedError
     return pkesks, seipd
+
+
+def _check_pkesk(body: bytes, after_seipd: bool, seen: int, policy: Policy) -> None:
+    """A v3 PKESK before the encrypted data, within the policy's count of recipients."""
+    if after_seipd or not body:
+        raise FramingError("PKESK after encrypted data")
+    if body[0] == 6:
+        raise UnsupportedError("v6 PKESK (RFC 9580 v6 keys) is not supported")
+    if body[0] != 3:
+        raise FramingError("unknown PKESK version")
+    if seen == policy.max_pkesks:
+        # Public structure, refused before any RSA work: no oracle in saying so.
+        raise PolicyViolationError(
+            f"the message is encrypted to more than {policy.max_pkesks} keys,"
+            " more than the policy allows"
+        )
+
+
+def _check_seipd(body: bytes, after_seipd: bool) -> None:
+    """The one SEIPD packet, version 1 (MDC)."""
+    if after_seipd or not body:
+        raise FramingError("more than one encrypted data packet")
+    if body[0] == 2:
+        raise UnsupportedError("SEIPD v2 (AEAD) is not supported")
+    if body[0] != 1:
+        raise FramingError("unknown SEIPD version")
 
 
 def _decrypt(

@@ -176,39 +176,48 @@ def dearmor(data: bytes) -> tuple[str, bytes]:
     not reject on it; integrity comes from the MDC and the signatures.
     """
     lines = iter(data.splitlines())
-    kind = None
+    kind = _armor_kind(lines)
+    _skip_armor_headers(lines)
+    body = _armor_body(lines, b"-----END PGP " + kind + b"-----")
+    try:
+        binary = base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise FramingError("bad base64 in armor") from None
+    return kind.decode("ascii"), binary
+
+
+def _armor_kind(lines: Iterator[bytes]) -> bytes:
+    """Consume ``lines`` through the first BEGIN line and return its kind."""
     for line in lines:
         match = _BEGIN.fullmatch(line.rstrip())
         if match:
-            kind = match.group(1)
-            break
-    if kind is None:
-        raise FramingError("no ASCII armor")
-    for line in lines:  # armor headers ("Key: value") end at the first blank line
+            return match.group(1)
+    raise FramingError("no ASCII armor")
+
+
+def _skip_armor_headers(lines: Iterator[bytes]) -> None:
+    """Consume the armor headers ("Key: value"), which end at the first blank line."""
+    for line in lines:
         if not line.strip():
-            break
+            return
         if b":" not in line:
             raise FramingError("bad armor header")
-    else:
-        raise FramingError("truncated armor")
-    end = b"-----END PGP " + kind + b"-----"
-    body = []
+    raise FramingError("truncated armor")
+
+
+def _armor_body(lines: Iterator[bytes], end: bytes) -> bytes:
+    """Consume the base64 lines through ``end`` and return them joined, CRC-24 line left out."""
+    body: list[bytes] = []
     for raw in lines:
         line = raw.strip()
         if line == end:
-            break
+            return b"".join(body)
         if line.startswith(b"=") and len(line) == 5:
             continue  # the CRC-24 line
         if not _BASE64_LINE.fullmatch(line):
             raise FramingError("bad base64 in armor")
         body.append(line)
-    else:
-        raise FramingError("truncated armor")
-    try:
-        binary = base64.b64decode(b"".join(body), validate=True)
-    except binascii.Error:
-        raise FramingError("bad base64 in armor") from None
-    return kind.decode("ascii"), binary
+    raise FramingError("truncated armor")
 
 
 def armor(kind: str, data: bytes) -> str:

@@ -8,6 +8,7 @@ back-signature) is left out. Secret parts are unlocked (``_s2k``) only where sec
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes
 
@@ -115,69 +116,11 @@ def _build(
     if body[:1] == b"\x04" and len(body) > 5 and body[5] not in RSA_ALGOS:
         raise UnsupportedError("only RSA primary keys are supported")
     primary = key_from(tag, body)
-    if primary.bits < policy.min_rsa_bits:
-        raise KeyInvalidError(f"RSA key of {primary.bits} bits is below the policy minimum")
-    if not _usable_size(primary, policy):
-        # Checked before any signature work: a huge e or n makes every RSA check slow.
-        raise KeyInvalidError(
-            f"RSA key of {primary.bits} bits or its public exponent exceeds the policy's limits"
-        )
-
-    # Each signature with its packet as it came, which export writes back once it verified.
-    direct: list[tuple[Signature, bytes]] = []
-    user_ids: list[tuple[bytes, list[tuple[Signature, bytes]]]] = []
-    subkeys: list[tuple[ComponentKey, list[tuple[Signature, bytes]]]] = []
-    current: list[tuple[Signature, bytes]] | None = direct
-    on_component = 0  # signature packets on the current component, read or not
-    subkey_packets = 0
+    _check_primary_size(primary, policy)
+    components = _Components(policy, key_from)
     for tag, body in packets[1:]:
-        if tag == Tag.SIGNATURE:
-            on_component += 1
-            if on_component > policy.max_signatures_per_component:
-                raise KeyInvalidError(
-                    f"a key component carries more than {policy.max_signatures_per_component}"
-                    " signatures, more than the policy allows"
-                )
-            if current is None:
-                continue  # signatures on a skipped component (user attribute, unknown subkey)
-            try:
-                sig = parse_signature(body)
-            except UnsupportedSignatureError:
-                continue
-            current.append((sig, encode_packet(Tag.SIGNATURE, body)))
-            continue
-        on_component = 0
-        if tag == Tag.USER_ID:
-            if len(user_ids) == policy.max_user_ids:
-                raise KeyInvalidError(
-                    f"the key has more than {policy.max_user_ids} user IDs, more than the policy"
-                    " allows"
-                )
-            user_ids.append((body, []))
-            current = user_ids[-1][1]
-        elif tag in (Tag.PUBLIC_SUBKEY, Tag.SECRET_SUBKEY):
-            subkey_packets += 1
-            if subkey_packets > policy.max_subkeys:
-                raise KeyInvalidError(
-                    f"the key has more than {policy.max_subkeys} subkeys, more than the policy"
-                    " allows"
-                )
-            try:
-                sub = key_from(tag, body)
-            except UnsupportedError:
-                current = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
-                continue
-            if sub.bits < policy.min_rsa_bits or not _usable_size(sub, policy):
-                current = None  # not usable under this policy: leave it out entirely
-                continue
-            subkeys.append((sub, []))
-            current = subkeys[-1][1]
-        elif tag in (Tag.USER_ATTRIBUTE,):
-            current = None
-        elif tag in (Tag.TRUST, Tag.MARKER, Tag.PADDING):
-            continue
-        else:
-            raise KeyInvalidError(f"unexpected packet (tag {tag}) in key data")
+        components.add(tag, body)
+    direct, user_ids, subkeys = components.direct, components.user_ids, components.subkeys
 
     budget = _Budget(policy)
     valid_uids = _apply_primary_signatures(primary, direct, user_ids, policy, budget)
@@ -188,6 +131,92 @@ def _build(
         else:
             backends.pop(sub.fingerprint, None)
     return Certificate(primary, valid_uids, valid_subkeys), backends
+
+
+def _check_primary_size(primary: ComponentKey, policy: Policy) -> None:
+    if primary.bits < policy.min_rsa_bits:
+        raise KeyInvalidError(f"RSA key of {primary.bits} bits is below the policy minimum")
+    if not _usable_size(primary, policy):
+        # Checked before any signature work: a huge e or n makes every RSA check slow.
+        raise KeyInvalidError(
+            f"RSA key of {primary.bits} bits or its public exponent exceeds the policy's limits"
+        )
+
+
+_SignaturePackets = list[tuple[Signature, bytes]]
+
+
+class _Components:
+    """The packets after the primary key, sorted into its components as they come, within the
+    policy's counts; each signature with its packet as it came, which export writes back once
+    it verified."""
+
+    def __init__(self, policy: Policy, key_from: Callable[[int, bytes], ComponentKey]) -> None:
+        self._policy = policy
+        self._key_from = key_from
+        self.direct: _SignaturePackets = []
+        self.user_ids: list[tuple[bytes, _SignaturePackets]] = []
+        self.subkeys: list[tuple[ComponentKey, _SignaturePackets]] = []
+        self._current: _SignaturePackets | None = self.direct
+        self._on_component = 0  # signature packets on the current component, read or not
+        self._subkey_packets = 0
+
+    def add(self, tag: int, body: bytes) -> None:
+        if tag == Tag.SIGNATURE:
+            self._add_signature(body)
+            return
+        self._on_component = 0
+        if tag == Tag.USER_ID:
+            self._add_user_id(body)
+        elif tag in (Tag.PUBLIC_SUBKEY, Tag.SECRET_SUBKEY):
+            self._add_subkey(tag, body)
+        elif tag in (Tag.USER_ATTRIBUTE,):
+            self._current = None
+        elif tag not in (Tag.TRUST, Tag.MARKER, Tag.PADDING):
+            raise KeyInvalidError(f"unexpected packet (tag {tag}) in key data")
+
+    def _add_signature(self, body: bytes) -> None:
+        policy = self._policy
+        self._on_component += 1
+        if self._on_component > policy.max_signatures_per_component:
+            raise KeyInvalidError(
+                f"a key component carries more than {policy.max_signatures_per_component}"
+                " signatures, more than the policy allows"
+            )
+        if self._current is None:
+            return  # signatures on a skipped component (user attribute, unknown subkey)
+        try:
+            sig = parse_signature(body)
+        except UnsupportedSignatureError:
+            return
+        self._current.append((sig, encode_packet(Tag.SIGNATURE, body)))
+
+    def _add_user_id(self, body: bytes) -> None:
+        if len(self.user_ids) == self._policy.max_user_ids:
+            raise KeyInvalidError(
+                f"the key has more than {self._policy.max_user_ids} user IDs, more than the"
+                " policy allows"
+            )
+        self.user_ids.append((body, []))
+        self._current = self.user_ids[-1][1]
+
+    def _add_subkey(self, tag: int, body: bytes) -> None:
+        policy = self._policy
+        self._subkey_packets += 1
+        if self._subkey_packets > policy.max_subkeys:
+            raise KeyInvalidError(
+                f"the key has more than {policy.max_subkeys} subkeys, more than the policy allows"
+            )
+        try:
+            sub = self._key_from(tag, body)
+        except UnsupportedError:
+            self._current = None  # e.g. a v6 or ECC subkey: not ours to use, not fatal
+            return
+        if sub.bits < policy.min_rsa_bits or not _usable_size(sub, policy):
+            self._current = None  # not usable under this policy: leave it out entirely
+            return
+        self.subkeys.append((sub, []))
+        self._current = self.subkeys[-1][1]
 
 
 def _usable_size(key: ComponentKey, policy: Policy) -> bool:

@@ -36,14 +36,24 @@ def unlock(key: ComponentKey, secret: bytes, passphrase: bytes | None) -> Privat
         raise FramingError("truncated secret key")
     usage = secret[0]
     if usage == 0:
-        if len(secret) < 3:
-            raise FramingError("truncated secret key")
-        material, check = secret[1:-2], secret[-2:]
-        if checksum16(material) != check:
-            raise KeyInvalidError("secret key checksum mismatch")
-        return _rsa_private(key, material)
+        return _unlock_clear(key, secret)
     if usage not in (254, 255):
         raise UnsupportedError("secret keys protected without S2K are not supported")
+    return _unlock_s2k(key, secret, passphrase)
+
+
+def _unlock_clear(key: ComponentKey, secret: bytes) -> PrivateKeyOps:
+    """A secret part stored in the clear (usage 0): material and a 16-bit checksum."""
+    if len(secret) < 3:
+        raise FramingError("truncated secret key")
+    material, check = secret[1:-2], secret[-2:]
+    if checksum16(material) != check:
+        raise KeyInvalidError("secret key checksum mismatch")
+    return _rsa_private(key, material)
+
+
+def _unlock_s2k(key: ComponentKey, secret: bytes, passphrase: bytes | None) -> PrivateKeyOps | None:
+    """A secret part protected by S2K (usage 254 or 255), or a GnuPG stub."""
     if len(secret) < 4:
         raise FramingError("truncated secret key")
     spec = cipher_spec(secret[1])
@@ -71,6 +81,11 @@ def unlock(key: ComponentKey, secret: bytes, passphrase: bytes | None) -> Privat
     kek = _s2k_derive(s2k_type, hash_algo, salt, count, passphrase, spec.key_size)
     decryptor = Cipher(spec.factory(kek), CFB(iv)).decryptor()
     clear = decryptor.update(sealed) + decryptor.finalize()
+    return _rsa_private(key, _checked_material(secret[0], clear))
+
+
+def _checked_material(usage: int, clear: bytes) -> bytes:
+    """The decrypted material once its SHA-1 (usage 254) or 16-bit checksum (255) matches."""
     if usage == 254:
         material, check = clear[:-20], clear[-20:]
         ok = hmac.compare_digest(hashlib.sha1(material).digest(), check)  # noqa: S324
@@ -79,7 +94,7 @@ def unlock(key: ComponentKey, secret: bytes, passphrase: bytes | None) -> Privat
         ok = checksum16(material) == check
     if not ok:
         raise PassphraseError("wrong passphrase")
-    return _rsa_private(key, material)
+    return material
 
 
 def _s2k_derive(
