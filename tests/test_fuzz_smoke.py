@@ -168,6 +168,7 @@ _CONFIG_KEYS = [
     "store_passphrase_file", "env", "format", "timestamp_skew", "idempotency_window",
     "rate_limit_per_second", "max_body_bytes", "read_timeout", "queue_limit",
     "key_refresh_seconds", "graceful_shutdown_seconds", "log_level", "service",
+    "header_timeout_seconds", "request_timeout_seconds", "max_connections",
 ]  # fmt: skip
 
 

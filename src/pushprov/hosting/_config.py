@@ -44,6 +44,12 @@ class ServiceConfig:
     # Transport limits.
     max_body_bytes: int = 16 * 1024
     read_timeout: float = 10.0
+    # Slow clients: the headers within this many seconds of accept (or of the previous
+    # response), the whole request (body included) within the next; more connections than
+    # max_connections per worker are closed at accept.
+    header_timeout_seconds: float = 10.0
+    request_timeout_seconds: float = 30.0
+    max_connections: int = 1000
     queue_limit: int = 32  # requests waiting for or in a seal, per worker; more: 503
     key_refresh_seconds: float = 1.0
     graceful_shutdown_seconds: float = 20.0
@@ -93,6 +99,13 @@ class ServiceConfig:
             raise UsageError("tls_cert and tls_key go together")
         if min(self.workers, self.queue_limit) < 1 or self.max_body_bytes < 1024:
             raise UsageError("workers, queue_limit and max_body_bytes must be positive")
+        # Written so that NaN fails too; an hour is far beyond any honest request.
+        if not all(
+            0 < t <= 3600 for t in (self.header_timeout_seconds, self.request_timeout_seconds)
+        ):
+            raise UsageError("header_timeout_seconds and request_timeout_seconds: 0 < s <= 3600")
+        if self.max_connections < 1:
+            raise UsageError("max_connections must be positive")
 
 
 def keys_options(config: ServiceConfig) -> str:

@@ -18,6 +18,7 @@ from uvicorn.supervisors import Multiprocess
 from .._clock import now
 from .._errors import UsageError
 from ._config import ServiceConfig
+from ._deadlines import DeadlineProtocol
 from ._tls import TLS12_CIPHERS, dev_certificate, server_context
 
 __all__ = [
@@ -42,6 +43,10 @@ class _Config(uvicorn.Config):
     """
 
     tls: tuple[Path, Path, Path | None] | None = None
+    # Read by DeadlineProtocol in each worker.
+    header_timeout = 10.0
+    request_timeout = 30.0
+    max_connections = 1000
 
     def load(self) -> None:
         super().load()
@@ -88,13 +93,15 @@ def uvicorn_config(app: Any, config: ServiceConfig, *, factory: bool = False) ->
         timeout_keep_alive=5,
         timeout_graceful_shutdown=int(config.graceful_shutdown_seconds),
         server_header=False,
-        # uvicorn's own protocol: joining each response's writes into one (a subclass of its
-        # internal HttpToolsProtocol) measured within the noise of bench/load.py, so it went.
-        http="httptools",
+        # uvicorn's httptools protocol with header and request deadlines and a connection cap.
+        http=DeadlineProtocol,
         loop="auto",  # uvloop (a dependency on Linux): its TLS and sockets cost less CPU
         proxy_headers=False,  # no proxy in front is trusted to name the client
     )
     result.tls = (config.tls_cert, config.tls_key, config.tls_client_ca)
+    result.header_timeout = config.header_timeout_seconds
+    result.request_timeout = config.request_timeout_seconds
+    result.max_connections = config.max_connections
     return result
 
 
