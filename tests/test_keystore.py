@@ -35,7 +35,10 @@ from pushprov.keys import (
     Format,
     KeyNotFoundError,
     KeyRecord,
+    Partner,
+    PartnerUnverifiedError,
     Role,
+    RoleEvidence,
     SelfTestFailedError,
     State,
     TransitionRefusedError,
@@ -247,6 +250,64 @@ def test_snapshot_is_frozen_and_survives_later_commits(
         pickle.dumps(old)
     with pytest.raises(TypeError):
         keys.Keyring(PROD, 1, (), lambda r: pytest.fail(), pushprov.GOOGLE_PROFILE)
+
+
+def test_the_last_proven_key_stays_until_its_successor_is_verified_with_the_partner() -> None:
+    proven = dataclasses.replace(_record("A", State.ACTIVE), partner=Partner.VERIFIED)
+    canary = dataclasses.replace(_record("B", State.ACTIVE), partner=Partner.CANARY)
+    with pytest.raises(PartnerUnverifiedError, match=r"B \(canary\) is not verified") as info:
+        plan_transition([proven, canary], proven, State.RETIRING, at=T0 + DAY)
+    assert (info.value.code, info.value.exit_status) == ("partner_unverified", 31)
+    # Forced, it goes, with a reason only.
+    with pytest.raises(UsageError, match="reason"):
+        plan_transition([proven, canary], proven, State.RETIRING, at=T0 + DAY, force=True)
+    (forced,) = plan_transition(
+        [proven, canary], proven, State.RETIRING, at=T0 + DAY, force=True, reason="B is fine"
+    )
+    assert forced.state is State.RETIRING
+    # Once the successor is verified, or another proven key stays, the rule is met.
+    verified = dataclasses.replace(canary, partner=Partner.VERIFIED)
+    assert plan_transition([proven, verified], proven, State.RETIRING, at=T0 + DAY)
+    legacy = _record("L", State.ACTIVE)  # active from before outcomes were kept: proven
+    assert plan_transition([proven, canary, legacy], proven, State.RETIRING, at=T0 + DAY)
+    # The final step of a retiring key is held the same way (the drain window is over here).
+    retiring = dataclasses.replace(_record("A", State.RETIRING), partner=Partner.VERIFIED)
+    with pytest.raises(PartnerUnverifiedError):
+        plan_transition([retiring, canary], retiring, State.RETIRED, at=T0 + 30 * DAY)
+    # A key the partner never proved is no "last proven key": nothing to hold.
+    stopped = dataclasses.replace(canary, partner=Partner.STOPPED)
+    fresh = dataclasses.replace(_record("C", State.ACTIVE), partner=Partner.CANARY)
+    assert plan_transition([stopped, fresh], stopped, State.RETIRING, at=T0 + DAY)
+
+
+def test_promotion_puts_an_outgoing_pgp_key_on_probation_and_outcomes_decide(
+    tmp_path: Path, store_factory: StoreFactory
+) -> None:
+    ks = keystore(store_factory(tmp_path))
+    first = ks.generate(PROD, user_id="I <i@x>", at=T0)
+    assert ks.promote(PROD, first.key_id, at=T0).partner is Partner.CANARY
+    verified = ks.set_partner(PROD, first.key_id, Partner.VERIFIED, at=T0, reason="20 accepted")
+    assert verified is not None and verified.partner is Partner.VERIFIED
+    # Decided already: a second worker's verdict changes nothing.
+    assert ks.set_partner(PROD, first.key_id, Partner.STOPPED, at=T0, reason="late") is None
+    second = ks.generate(PROD, user_id="I <i@x>", at=T0 + DAY)
+    ks.promote(PROD, second.key_id, at=T0 + DAY)
+    ks.record_evidence(PROD, {second.key_id: [(Role.SIGN, RoleEvidence(canary=1, last=5))]})
+    ks.record_evidence(PROD, {second.key_id: [(Role.SIGN, RoleEvidence(canary=2, last=3))]})
+    with pytest.raises(PartnerUnverifiedError):
+        ks.retire(PROD, first.key_id, at=T0 + 2 * DAY)
+    assert ks.set_partner(PROD, second.key_id, Partner.STOPPED, at=T0 + DAY, reason="rejected")
+    ring = ks.snapshot(PROD)
+    # Evidence added between a read and a commit is not written back older by the commit.
+    assert ring.record(second.key_id).evidence["sign"] == RoleEvidence(canary=3, last=5)
+    assert ring.record(second.key_id).partner is Partner.STOPPED
+    assert ring.record(first.key_id).state is State.ACTIVE
+    ks.retire(PROD, first.key_id, at=T0 + 2 * DAY, force=True, reason="B checked by hand")
+    actions = [(e.action, e.key_id, e.reason) for e in ks.audit_log(PROD)]
+    assert ("partner-verified", first.key_id, "20 accepted") in actions
+    assert ("canary-stopped", second.key_id, "rejected") in actions
+    assert actions[-1] == ("retire", first.key_id, "B checked by hand")
+    ks.verify_audit(PROD)
 
 
 def test_rotation_moves_old_to_retiring_in_the_same_version(
@@ -671,6 +732,7 @@ def test_keys_and_store_exports_are_pinned() -> None:
             "ALLOWED_EDGES", "DEFAULT_DRAIN_WINDOW", "DEFAULT_EXPIRY_WARNING", "OURS",
             "AttentionNeededError", "AuditTamperedError", "DrainWindowError", "Environment",
             "Finding", "Format", "KeyGenerator", "KeyNotFoundError", "KeyRecord", "Keyring",
+            "Partner", "PartnerUnverifiedError", "RoleEvidence",
             "Keystore", "Role", "SecretCache", "SelfTestFailedError", "State",
             "FileKeySource", "KeySource", "KeyStatus", "ServiceKeys", "StoreKeySource",
             "TransitionRefusedError", "entry_hash", "findings", "genesis_hash", "key_id_of",
@@ -680,7 +742,8 @@ def test_keys_and_store_exports_are_pinned() -> None:
     assert sorted(store.__all__) == sorted(
         [
             "DEFAULT_KDF_LOG2N", "AuditEntry", "AuditTamperedError", "Backend", "Change",
-            "ClientInfo", "KeyRow", "KeyringWatcher", "PostgresServiceState", "PostgresStore",
+            "ClientInfo", "KeyRow", "KeyringWatcher", "OutcomeRecord", "OutcomeResult",
+            "PostgresServiceState", "PostgresStore",
             "ServiceState", "SqliteServiceState", "SqliteStore", "Store", "StoreConflictError",
             "StoreCorruptError", "StoreInsecureError", "StoreUnavailableError", "StoreView",
             "StoredResponse", "default_store_path", "migrate", "open_backend", "open_store",

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from pushprov.store import (
+    OutcomeRecord,
+    OutcomeResult,
     PostgresServiceState,
     ServiceState,
     SqliteServiceState,
@@ -121,3 +123,72 @@ def test_sqlite_write_gives_up_when_the_lock_is_never_released(
     assert state.remember("c", "r", _answer(state, b"x"), at=T, since=T - WINDOW)
     other.close()
     state.close()
+
+
+def test_an_answer_keeps_the_keys_that_sealed_it(make_state: Callable[[], ServiceState]) -> None:
+    state = make_state()
+    keys = '{"encrypt":["G1","G2"],"sign":["A"]}'
+    answer = StoredResponse(state.body_fingerprint(b"b"), 200, b"sealed", keys)
+    state.remember("c", "r", answer, at=T, since=T - WINDOW)
+    recalled = state.recall("c", "r", since=T - WINDOW)
+    assert recalled is not None and recalled.keys == keys
+
+
+def _sealed(state: ServiceState, client: str, request_id: str, at: dt.datetime) -> None:
+    fingerprint = state.body_fingerprint(request_id.encode())
+    answer = StoredResponse(fingerprint, 200, b"s", '{"sign":["A"]}')
+    state.remember(client, request_id, answer, at=at, since=at - WINDOW)
+
+
+def test_outcomes_join_answers_once_and_only_the_clients_own(
+    make_state: Callable[[], ServiceState],
+) -> None:
+    state = make_state()
+    _sealed(state, "alice", "r-1", T)
+    _sealed(state, "bob", "r-bob", T)
+    since = T - dt.timedelta(hours=1)
+    first = state.record_outcome("alice", "r-1", "accepted", since=since)
+    assert first == OutcomeRecord(OutcomeResult.RECORDED, '{"sign":["A"]}')
+    # The same again: idempotent, and not handed the keys again (it must not count twice).
+    assert state.record_outcome("alice", "r-1", "accepted", since=since) == OutcomeRecord(
+        OutcomeResult.DUPLICATE
+    )
+    # Another outcome for it later: the first stands.
+    again = state.record_outcome("alice", "r-1", "rejected:DECRYPTION_FAILED", since=since)
+    assert again.result is OutcomeResult.CONFLICTING and again.keys is None
+    # Bob's requestId, reported by Alice: refused, and nothing of Bob's record comes back.
+    theirs = state.record_outcome("alice", "r-bob", "rejected", since=since)
+    assert theirs == OutcomeRecord(OutcomeResult.REFUSED)
+    # ... and Bob's own report still counts: Alice's attempt changed nothing.
+    assert state.record_outcome("bob", "r-bob", "accepted", since=since).result is (
+        OutcomeResult.RECORDED
+    )
+    assert state.record_outcome("alice", "r-never", "accepted", since=since) == OutcomeRecord(
+        OutcomeResult.UNKNOWN
+    )
+
+
+def test_a_late_outcome_is_counted_not_trusted(make_state: Callable[[], ServiceState]) -> None:
+    state = make_state()
+    _sealed(state, "c", "old", T - dt.timedelta(hours=2))
+    late = state.record_outcome("c", "old", "accepted", since=T - dt.timedelta(hours=1))
+    assert late == OutcomeRecord(OutcomeResult.LATE)
+    # Past the idempotency window the record is purged: then the requestId is unknown.
+    later = T + WINDOW
+    state.purge_expired(later - WINDOW)
+    gone = state.record_outcome("c", "old", "accepted", since=later - dt.timedelta(hours=1))
+    assert gone.result is OutcomeResult.UNKNOWN
+
+
+def test_an_answer_stored_again_after_its_window_forgets_the_old_outcome(
+    make_state: Callable[[], ServiceState],
+) -> None:
+    state = make_state()
+    _sealed(state, "c", "r", T - WINDOW - dt.timedelta(hours=1))
+    old_since = T - WINDOW - dt.timedelta(hours=2)
+    assert state.record_outcome("c", "r", "accepted", since=old_since).result is (
+        OutcomeResult.RECORDED
+    )
+    _sealed(state, "c", "r", T)  # the requestId reused after its window: a new answer
+    fresh = state.record_outcome("c", "r", "rejected", since=T - dt.timedelta(hours=1))
+    assert fresh.result is OutcomeResult.RECORDED

@@ -34,6 +34,9 @@ from pushprov.keys import (
     AuditTamperedError,
     Environment,
     Keystore,
+    Partner,
+    Role,
+    RoleEvidence,
     StoreKeySource,
     entry_hash,
     genesis_hash,
@@ -221,6 +224,33 @@ def test_a_row_replayed_from_an_older_version_is_store_corrupt(world: World) -> 
     _every_read_path_is_corrupt(world)
 
 
+def test_partner_state_and_evidence_edited_outside_pushprov_are_store_corrupt(
+    world: World,
+) -> None:
+    keystore = world.keystore()
+    try:
+        keystore.record_evidence(
+            SANDBOX, {world.google: [(Role.ENCRYPT, RoleEvidence(sealed=3, canary=1))]}
+        )
+        (google,) = [r for r in keystore.snapshot(SANDBOX).records if r.key_id == world.google]
+    finally:
+        keystore.close()
+    # Evidence is added under the row MAC: it reads back, and the rest still checks out.
+    assert google.partner is Partner.CANARY
+    assert google.evidence["encrypt"] == RoleEvidence(sealed=3, canary=1)
+    assert world.keys("check")[0] == 0
+    # A canary "verified" by editing the row, or its counts inflated, is refused everywhere.
+    world.sql("UPDATE {keys} SET partner = 'verified' WHERE key_id = ?", (world.google,))
+    _every_read_path_is_corrupt(world)
+    world.sql("UPDATE {keys} SET partner = 'canary' WHERE key_id = ?", (world.google,))
+    assert world.keys("check")[0] == 0
+    world.sql(
+        "UPDATE {keys} SET evidence = ? WHERE key_id = ?",
+        ('{"encrypt":{"canary_accepted":999}}', world.google),
+    )
+    _every_read_path_is_corrupt(world)
+
+
 def test_an_untouched_store_reads_and_records_use(world: World) -> None:
     """The counterpart: nothing edited, every path works, and a use recorded (a write that
     re-MACs the row) reads back."""
@@ -338,7 +368,8 @@ def test_audit_times_run_forward_with_the_reference_time_beside_them(world: Worl
 _V1_CHECK_PLAINTEXT = b"pushprov keystore key-encryption key check v1"
 _V1_CHECK_AAD = b"pushprov-keystore-v1\0kek-check"
 _NEW_COLUMNS = (("keyring", "mac"), ("keyring", "audit_mac"), ("keys", "written"),
-                ("keys", "mac"), ("audit", "ref_at"), ("audit", "mac"))  # fmt: skip
+                ("keys", "mac"), ("audit", "ref_at"), ("audit", "mac"), ("keys", "partner"),
+                ("keys", "evidence"))  # fmt: skip
 
 
 def _downgrade_to_v1(world: World) -> None:
@@ -368,14 +399,16 @@ def _downgrade_to_v1(world: World) -> None:
     if world.kind == "sqlite":
         world.sql("UPDATE meta SET value = ? WHERE name = 'schema'", (b"1",))
     else:
-        world.sql("DELETE FROM pushprov_schema WHERE version = 2")
+        for column in ("keys", "outcome"):  # schema 3's service columns
+            world.sql(f"ALTER TABLE pushprov_idempotency DROP COLUMN {column}")
+        world.sql("DELETE FROM pushprov_schema WHERE version >= 2")
 
 
 def test_a_schema_1_store_is_upgraded_when_opened_with_its_passphrase(world: World) -> None:
     listed = world.ok("list")
     _downgrade_to_v1(world)
     if world.kind == "postgresql":
-        assert migrate(world.location) == (1, 2)
+        assert migrate(world.location) == (1, 3)
     else:
         ((schema,),) = world.sql("SELECT value FROM meta WHERE name = 'schema'")
         assert bytes(schema) == b"1"
@@ -386,7 +419,7 @@ def test_a_schema_1_store_is_upgraded_when_opened_with_its_passphrase(world: Wor
     assert all(mac is not None for (mac,) in world.sql("SELECT mac FROM {audit}"))
     if world.kind == "sqlite":
         ((schema,),) = world.sql("SELECT value FROM meta WHERE name = 'schema'")
-        assert bytes(schema) == b"2"
+        assert bytes(schema) == b"3"
     # From now on a MAC removed is an attack, never a row still to be MACed.
     world.sql("UPDATE {keys} SET mac = NULL WHERE key_id = ?", (world.google,))
     _every_read_path_is_corrupt(world)
@@ -412,8 +445,9 @@ def test_a_row_mac_is_hmac_sha256_under_the_hkdf_key_over_the_canonical_row(
         "pushprov-store-mac-v1", "keys", "sandbox", world.google, written,
         (stored.format, stored.owner, stored.roles, stored.label, stored.created,
          stored.expires, stored.state, stored.transitions, stored.last_used, stored.public,
-         stored.has_secret),
+         stored.has_secret, stored.partner, stored.evidence),
     ))  # fmt: skip
+    assert stored.partner == "canary"  # promoted: on probation, so its state is MACed too
     mac_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=MAC_INFO).derive(kek)
     assert bytes(mac) == hmac.new(mac_key, message, hashlib.sha256).digest()
     assert bytes(mac) != hmac.new(kek, message, hashlib.sha256).digest()

@@ -23,9 +23,11 @@ from ._errors import (
     AuditTamperedError,
     DrainWindowError,
     KeyNotFoundError,
+    PartnerUnverifiedError,
     SelfTestFailedError,
     TransitionRefusedError,
 )
+from ._evidence import Partner, RoleEvidence
 from ._keyring import Keyring, SecretCache, key_id_of
 from ._keystore import KeyGenerator, Keystore
 from ._model import ALLOWED_EDGES, OURS, Environment, Format, KeyRecord, Role, State
@@ -51,7 +53,10 @@ __all__ = [
     "KeyStatus",
     "Keyring",
     "Keystore",
+    "Partner",
+    "PartnerUnverifiedError",
     "Role",
+    "RoleEvidence",
     "SecretCache",
     "SelfTestFailedError",
     "ServiceKeys",

@@ -1,4 +1,4 @@
-"""Lifecycle errors (exit statuses 20-23 and 30); their whole outcome: ``pushprov._errors``.
+"""Lifecycle errors (exit statuses 20-23, 30 and 31); their whole outcome: ``pushprov._errors``.
 
 ``AuditTamperedError`` (27) is the store's, which checks the audit MACs; re-exported here."""
 
@@ -12,6 +12,7 @@ __all__ = [
     "AuditTamperedError",
     "DrainWindowError",
     "KeyNotFoundError",
+    "PartnerUnverifiedError",
     "SelfTestFailedError",
     "TransitionRefusedError",
 ]
@@ -49,6 +50,15 @@ class DrainWindowError(KeysError):
 
     code = "still_draining"
     exit_status = 23
+    http_status = 503
+    response_code = "KEYS_UNAVAILABLE"
+
+
+class PartnerUnverifiedError(KeysError):
+    """The last proven key of its role would go before its successor is verified by the partner."""
+
+    code = "partner_unverified"
+    exit_status = 31
     http_status = 503
     response_code = "KEYS_UNAVAILABLE"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from .. import jose, openpgp
 from .._clock import as_unix, now
@@ -32,6 +32,7 @@ from ..store import (
 )
 from ._audit import genesis_hash, make_entry, verify_chain
 from ._errors import AuditTamperedError, SelfTestFailedError, TransitionRefusedError
+from ._evidence import Partner, RoleEvidence, add_evidence
 from ._keyring import _NOT_BUILT_AD_HOC, Keyring, SecretCache, SecretKey, key_id_of
 from ._model import (
     OURS,
@@ -166,6 +167,53 @@ class Keystore:
     def record_use(self, env: Environment, key_ids: Collection[str], *, at: _dt.datetime) -> None:
         """Note that these keys were just used to seal (feeds the drain window)."""
         self._store.record_use(env.value, key_ids, as_unix(at))
+
+    def record_evidence(
+        self, env: Environment, deltas: Mapping[str, Sequence[tuple[Role, RoleEvidence]]]
+    ) -> None:
+        """Add uses and outcomes (by key id, then role) to the keys' evidence, in one write;
+        advisory like ``record_use`` (no version, no audit). Unknown key ids are skipped."""
+        if not deltas:
+            return
+
+        def update(key_id: str, evidence: str | None) -> str | None:
+            found = deltas.get(key_id)
+            if not found:
+                return None
+            return add_evidence(evidence, ((role.value, delta) for role, delta in found))
+
+        self._store.record_evidence(env.value, update)
+
+    def set_partner(
+        self,
+        env: Environment,
+        reference: str,
+        partner: Partner,
+        *,
+        at: _dt.datetime,
+        reason: str,
+        expect_from: Partner = Partner.CANARY,
+    ) -> KeyRecord | None:
+        """Record what the partner's outcomes proved of a key on probation (``verified`` or
+        ``stopped``), audited as ``partner-verified`` / ``canary-stopped``. None when the key
+        is no longer ``expect_from`` (another worker or instance decided first)."""
+        view = self._store.read(env.value)
+        key = self._keyring(env, view).record(reference)
+        if key.partner is not expect_from:
+            return None
+        moved = dataclasses.replace(key, partner=partner)
+        action = "partner-verified" if partner is Partner.VERIFIED else f"canary-{partner.value}"
+        try:
+            self._commit(
+                view, [moved], [_Event(action, key.key_id, key.state, key.state)], at=at,
+                reason=reason,
+            )  # fmt: skip
+        except StoreConflictError:
+            # Another writer moved the keyring on: decide again on what it wrote.
+            return self.set_partner(
+                env, reference, partner, at=at, reason=reason, expect_from=expect_from
+            )
+        return moved
 
     # -- adding keys -------------------------------------------------------------------------
 
@@ -539,6 +587,9 @@ class Keystore:
         )  # fmt: skip
         if to is State.ACTIVE and action == "promote":
             self._self_test(keyring, key, at, test_message)
+            if _on_probation(moved[0]):
+                # Proven locally; now the partner must show it works alone (``Partner``).
+                moved = (dataclasses.replace(moved[0], partner=Partner.CANARY), *moved[1:])
         events = [_Event(action, key.key_id, key.state, to)]
         events += [_Event("retire", r.key_id, r.state, State.RETIRING) for r in old]
         erase = frozenset({key.key_id}) if to is State.DESTROYED and key.has_secret else frozenset()
@@ -659,6 +710,12 @@ class Keystore:
                 audit=tuple(entries),
             )
         )
+
+
+def _on_probation(record: KeyRecord) -> bool:
+    """An OpenPGP key we seal outgoing GOPCs with (ours signs, a partner's is encrypted to):
+    several can be active in a role, so one can be tried alone. A JWK is alone already."""
+    return record.format is Format.PGP and bool(record.roles & {Role.SIGN, Role.ENCRYPT})
 
 
 def _is_jose(data: bytes) -> bool:

@@ -10,6 +10,7 @@ import re
 from .._clock import as_unix, from_unix
 from .._errors import UsageError
 from ..store import KeyRow
+from ._evidence import Partner, RoleEvidence, add_evidence, parse_evidence
 
 __all__ = [
     "ALLOWED_EDGES",
@@ -110,10 +111,19 @@ class KeyRecord:
     last_used: _dt.datetime | None = None
     public: bytes = dataclasses.field(repr=False, default=b"")
     has_secret: bool = False
+    partner: Partner | None = None  # None: promoted before outcomes were kept, or never promoted
+    evidence: dict[str, RoleEvidence] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
     def ours(self) -> bool:
         return self.owner == OURS
+
+    @property
+    def proven(self) -> bool:
+        """Shown to work with the partner: verified, or in use from before outcomes were kept."""
+        return self.partner is Partner.VERIFIED or (
+            self.partner is None and self.state in (State.ACTIVE, State.RETIRING)
+        )
 
     def entered(self, state: State) -> _dt.datetime | None:
         """When the record last entered ``state`` (None if never)."""
@@ -142,6 +152,8 @@ class KeyRecord:
             last_used=None if self.last_used is None else as_unix(self.last_used),
             public=self.public,
             has_secret=self.has_secret,
+            partner=None if self.partner is None else self.partner.value,
+            evidence=add_evidence(None, self.evidence.items()) if self.evidence else None,
         )
 
     @classmethod
@@ -160,4 +172,6 @@ class KeyRecord:
             last_used=None if row.last_used is None else from_unix(row.last_used),
             public=row.public,
             has_secret=row.has_secret,
+            partner=None if row.partner is None else Partner(row.partner),
+            evidence=parse_evidence(row.evidence),
         )

@@ -7,7 +7,7 @@ import datetime as _dt
 from collections.abc import Sequence
 
 from .._errors import UsageError
-from ._errors import DrainWindowError, TransitionRefusedError
+from ._errors import DrainWindowError, PartnerUnverifiedError, TransitionRefusedError
 from ._model import ALLOWED_EDGES, Format, KeyRecord, Role, State
 
 __all__ = [
@@ -61,6 +61,8 @@ def plan_transition(
         raise UsageError("only a promotion or rollback can replace another key")
     if to is State.ACTIVE:
         _check_activation(records, key, at, replacing)
+    if to in (State.RETIRING, State.RETIRED):
+        _check_successor_proven(records, key, force, reason)
     if to is State.RETIRED:
         _check_drained(key, at, force, reason, drain_window)
     moved = [_moved(key, to, at)]
@@ -106,6 +108,40 @@ def _check_activation(
                     f"format jwk allows one active key per role and {other.key_id} is active; "
                     "name it as the key this one replaces"
                 )
+
+
+_OUTGOING = (Role.SIGN, Role.ENCRYPT)
+
+
+def _check_successor_proven(
+    records: Sequence[KeyRecord], key: KeyRecord, force: bool, reason: str
+) -> None:
+    """The last key of an outgoing role the partner has proven stays while a successor in
+    that role is not verified with the partner: if the successor does not work alone, every
+    GOPC would fail once the proven key is gone."""
+    if not key.proven:
+        return
+    for role in _OUTGOING:
+        if role not in key.roles:
+            continue
+        active = [
+            r for r in records if r.key_id != key.key_id and role in r.roles
+            and r.state is State.ACTIVE
+        ]  # fmt: skip
+        unproven = [r for r in active if not r.proven]
+        if not unproven or any(r.proven for r in active):
+            continue
+        if force:
+            if not reason.strip():
+                raise UsageError("forcing out the last proven key needs a reason")
+            continue
+        successor = unproven[0]
+        state = "not verified" if successor.partner is None else successor.partner.value
+        raise PartnerUnverifiedError(
+            f"key {key.key_id} is the last {role.value} key the partner has proven, and "
+            f"{successor.key_id} ({state}) is not verified with the partner yet: wait for "
+            "its canary, or force with a reason"
+        )
 
 
 def _drain_start(key: KeyRecord) -> _dt.datetime:

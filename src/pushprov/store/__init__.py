@@ -20,6 +20,8 @@ from ._sealing import DEFAULT_KDF_LOG2N
 from ._sqlite import SqliteStore
 from ._state import (
     ClientInfo,
+    OutcomeRecord,
+    OutcomeResult,
     PostgresServiceState,
     ServiceState,
     SqliteServiceState,
@@ -35,6 +37,8 @@ __all__ = [
     "ClientInfo",
     "KeyRow",
     "KeyringWatcher",
+    "OutcomeRecord",
+    "OutcomeResult",
     "PostgresServiceState",
     "PostgresStore",
     "ServiceState",

@@ -10,7 +10,8 @@ fails on the next read as ``StoreCorruptError`` (key rows, the keyring head) or
 What is MACed (``mac`` columns, schema version 2):
 
 * a key row: every column, ``has_secret`` (the sealed secret is AEAD-bound to its row already)
-  and ``written``, the keyring version that last wrote the row;
+  and ``written``, the keyring version that last wrote the row; schema 3's ``partner`` state and
+  ``evidence`` join the MAC input once either is set (a row without them MACs as before);
 * the keyring row: its version and the environment's rows as (key id, written) pairs, so a row
   deleted, added, or replayed from an older version no longer matches;
 * the audit head (``audit_mac``): the entry count, the last hash and the keyring version;
@@ -97,10 +98,13 @@ class RowMac:
     # -- key rows and the keyring head --------------------------------------------------------
 
     def key_row(self, row: KeyRow, written: int) -> bytes:
-        fields: Field = (
+        fields: tuple[Field, ...] = (
             row.format, row.owner, row.roles, row.label, row.created, row.expires, row.state,
             row.transitions, row.last_used, row.public, row.has_secret,
         )  # fmt: skip
+        if row.partner is not None or row.evidence is not None:
+            # Which GOPCs a key seals alone, and whether it may be retired, follow from these.
+            fields = (*fields, row.partner, row.evidence)
         return self._tag("keys", row.env, row.key_id, written, fields)
 
     def check_key_row(self, row: KeyRow, written: object, stored: object) -> None:

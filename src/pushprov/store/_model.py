@@ -8,7 +8,7 @@ and ``Store.load_secret``; the store seals them at rest.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 __all__ = ["AuditEntry", "Change", "KeyRow", "Store", "StoreView"]
@@ -31,6 +31,8 @@ class KeyRow:
     last_used: int | None
     public: bytes = dataclasses.field(repr=False)
     has_secret: bool = False  # read-only: the store sets it from the sealed column
+    partner: str | None = None  # what the partner's outcomes proved: canary, verified, stopped
+    evidence: str | None = None  # uses and outcomes per role (JSON); advisory, like last_used
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -101,6 +103,12 @@ class Store(Protocol):
 
     def record_use(self, env: str, key_ids: Collection[str], at: int) -> None:
         """Raise ``last_used`` to ``at``; advisory, so it bumps no version and writes no audit."""
+        ...
+
+    def record_evidence(self, env: str, update: Callable[[str, str | None], str | None]) -> None:
+        """Rewrite the ``evidence`` of the environment's keys, in one write transaction:
+        ``update(key_id, evidence)`` gives the new value (None: leave the row as it is).
+        Advisory like ``record_use``: no version, no audit; each row keeps its MAC."""
         ...
 
     def close(self) -> None: ...

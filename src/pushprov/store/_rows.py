@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
@@ -43,8 +43,9 @@ KEY_COLUMNS = (
     "key_id, env, format, owner, roles, label, created, expires, state, transitions, "
     "last_used, public"
 )
-#: What a read of key rows selects: the columns, whether a secret is sealed, and the MAC's own.
-KEY_READ = f"{KEY_COLUMNS}, sealed_secret IS NOT NULL, written, mac"
+#: What a read of key rows selects: the columns, whether a secret is sealed, the MAC's own, and
+#: what schema 3 added (after the MAC, so that older reads keep their positions).
+KEY_READ = f"{KEY_COLUMNS}, sealed_secret IS NOT NULL, written, mac, partner, evidence"
 #: What a read of an environment's keyring row selects.
 HEAD_READ = "version, audit_seq, audit_head, mac, audit_mac"
 
@@ -55,14 +56,16 @@ def upsert_key_sql(table: str, mark: str) -> str:
     The update applies only within the row's own environment, so a key id can never move
     between sandbox and production.
     """
-    marks = ", ".join([mark] * 14)
+    marks = ", ".join([mark] * 16)
     return (
-        f"INSERT INTO {table} ({KEY_COLUMNS}, written, mac) VALUES ({marks}) "  # noqa: S608
+        f"INSERT INTO {table} ({KEY_COLUMNS}, written, mac, partner, evidence) "  # noqa: S608
+        f"VALUES ({marks}) "
         "ON CONFLICT (key_id) DO UPDATE SET format = excluded.format, "
         "owner = excluded.owner, roles = excluded.roles, label = excluded.label, "
         "created = excluded.created, expires = excluded.expires, state = excluded.state, "
         "transitions = excluded.transitions, last_used = excluded.last_used, "
-        "public = excluded.public, written = excluded.written, mac = excluded.mac "
+        "public = excluded.public, written = excluded.written, mac = excluded.mac, "
+        "partner = excluded.partner, evidence = excluded.evidence "
         f"WHERE {table}.env = excluded.env"
     )
 
@@ -71,17 +74,19 @@ def key_params(env: str, row: KeyRow, written: int, mac: bytes) -> tuple[object,
     return (
         row.key_id, env, row.format, row.owner, ",".join(row.roles), row.label,
         row.created, row.expires, row.state, json.dumps(row.transitions),
-        row.last_used, row.public, written, mac,
+        row.last_used, row.public, written, mac, row.partner, row.evidence,
     )  # fmt: skip
 
 
 def key_row(r: tuple[Any, ...]) -> KeyRow:
-    """A row read as ``KEY_COLUMNS, has_secret`` (and anything after, ignored here).
+    """A row read as ``KEY_COLUMNS, has_secret`` (then, as ``KEY_READ``, written, mac, partner
+    and evidence; a shorter read has no partner state or evidence).
 
     Any value of an unexpected shape is ``StoreCorruptError``: the row was not written by us.
     """
     (key_id, env, fmt, owner, roles, label, created, expires, state, transitions, last_used,
      public, has_secret) = r[:13]  # fmt: skip
+    partner, evidence = r[15:17] if len(r) >= 17 else (None, None)
     try:
         return KeyRow(
             key_id=str(key_id),
@@ -97,6 +102,8 @@ def key_row(r: tuple[Any, ...]) -> KeyRow:
             last_used=None if last_used is None else int(last_used),
             public=bytes(public),
             has_secret=bool(has_secret),
+            partner=None if partner is None else str(partner),
+            evidence=None if evidence is None else str(evidence),
         )
     except (TypeError, ValueError):
         raise StoreCorruptError(f"key record {key_id!s:.64} is unreadable") from None
@@ -259,6 +266,28 @@ class SqlStore:
         with self._transaction(write=True):
             self._note_use(env, key_ids, at)
 
+    def record_evidence(self, env: str, update: Callable[[str, str | None], str | None]) -> None:
+        """Each row of ``env`` is read locked and checked against its MAC, then rewritten with
+        ``update``'s evidence and MACed anew (a tampered row is never MACed again)."""
+        keys, m = self._dialect.table("keys"), self._dialect.mark
+        macs = self._box.rows
+        with self._transaction(write=True):
+            found = self._db.execute(
+                f"SELECT {KEY_READ} FROM {keys} WHERE env = {m}"  # noqa: S608
+                f"{self._dialect.row_lock}",
+                (env,),
+            ).fetchall()
+            for row, written in checked_key_rows(found, macs):
+                evidence = update(row.key_id, row.evidence)
+                if evidence is None or evidence == row.evidence:
+                    continue
+                updated = dataclasses.replace(row, evidence=evidence)
+                self._db.execute(
+                    f"UPDATE {keys} SET evidence = {m}, mac = {m} "  # noqa: S608
+                    f"WHERE env = {m} AND key_id = {m}",
+                    (evidence, macs.key_row(updated, written), env, row.key_id),
+                )
+
     def _write_change(self, change: Change, version: int) -> None:
         """The rows of ``change`` as written by ``version``, each with its MAC."""
         env = change.env
@@ -268,6 +297,7 @@ class SqlStore:
         for row in change.upsert:
             if row.env != env:
                 raise ValueError("a change touches one environment only")
+            row = self._current_evidence(env, row)  # noqa: PLW2901 - the row as written
             params = key_params(env, row, version, macs.key_row(row, version))
             if self._db.execute(upsert, params).rowcount != 1:
                 raise StoreConflictError(f"key {row.key_id} belongs to another environment")
@@ -287,6 +317,19 @@ class SqlStore:
                     entry.prev_hash, entry.hash, macs.audit_entry(entry),
                 ),
             )  # fmt: skip
+
+    def _current_evidence(self, env: str, row: KeyRow) -> KeyRow:
+        """``row`` with the evidence stored now (checked against its MAC): evidence is added
+        without a new version, so a change prepared before it must not write it back older."""
+        keys, m = self._dialect.table("keys"), self._dialect.mark
+        found = self._db.execute(
+            f"SELECT {KEY_READ} FROM {keys} WHERE env = {m} AND key_id = {m}",  # noqa: S608
+            (env, row.key_id),
+        ).fetchone()
+        if found is None:
+            return row
+        ((stored, _),) = checked_key_rows([found], self._box.rows)
+        return dataclasses.replace(row, evidence=stored.evidence)
 
     # -- the MACs of the keyring row ------------------------------------------------------------
 
@@ -336,7 +379,8 @@ class SqlStore:
         macs = self._box.rows
         for key_id in sorted(key_ids):
             found = self._db.execute(
-                f"SELECT {KEY_READ} FROM {keys} WHERE env = {m} AND key_id = {m}",  # noqa: S608
+                f"SELECT {KEY_READ} FROM {keys} WHERE env = {m} AND key_id = {m}"  # noqa: S608
+                f"{self._dialect.row_lock}",
                 (env, key_id),
             ).fetchone()
             if found is None:

@@ -1,17 +1,18 @@
 """The tables, described once and rendered for each dialect (SQLite and PostgreSQL).
 
-Schema version 2::
+Schema version 3::
 
     meta        (name PRIMARY KEY, value)          kdf_log2n, kdf_salt, kek_check; in PostgreSQL
                                                    also service_hmac_key
     keyring     (env PRIMARY KEY, version, audit_seq, audit_head, mac², audit_mac²)
     keys        (key_id PRIMARY KEY, env, format, owner, roles, label, created, expires, state,
-                 transitions (JSON text), last_used, public, sealed_secret NULL, written², mac²)
+                 transitions (JSON text), last_used, public, sealed_secret NULL, written², mac²,
+                 partner³, evidence³)
     audit       (env, seq, at, actor, action, key_id, from_state, to_state, reason, version,
                  prev_hash, hash, ref_at², mac²; PRIMARY KEY (env, seq))
     clients     (name PRIMARY KEY, key_hash UNIQUE, created, revoked)
-    idempotency (client, request_id, fingerprint, status, body, created;
-                 PRIMARY KEY (client, request_id))
+    idempotency (client, request_id, fingerprint, status, body, created, keys³, outcome³;
+                 PRIMARY KEY (client, request_id); index on request_id³)
     rate        (client, window, count; PRIMARY KEY (client, window))
 
 The key tables and the service tables share one PostgreSQL database (``pushprov_`` names,
@@ -26,6 +27,12 @@ service's frequent small writes never wait on the key store's FULL-sync commits.
 PostgreSQL's migration 1 stays version 1), ``added_columns`` the ``ALTER TABLE`` steps to one
 (PostgreSQL's migration 2, SQLite's upgrade on open). A change to these tables is a new version
 in both, never an edit of an old one.
+
+³ Version 3 added what a partner's outcomes prove: a key's partner state (``partner``: canary,
+verified or stopped; it decides which GOPCs a key seals alone, so the row MAC covers it) and its
+evidence (``evidence``: uses and outcomes per role, JSON, MACed too), and with each sealed
+answer the keys that sealed it (``keys``: fingerprints and roles, never card data) and the
+outcome reported for it (``outcome``).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ __all__ = [
     "SQLITE_SERVICE",
     "Dialect",
     "added_columns",
+    "columns_added",
     "create_statements",
 ]
 
@@ -49,7 +57,7 @@ _Kind = Literal["text", "int", "int32", "blob"]
 
 
 #: The schema version this code creates and expects.
-LATEST = 2
+LATEST = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +66,7 @@ class _Table:
     columns: tuple[tuple[str, _Kind, bool, int], ...]  # name, kind, NOT NULL, version added
     primary_key: tuple[str, ...]
     unique: tuple[str, ...] = ()
-    index: str | None = None  # one column worth an index
+    indexes: tuple[tuple[str, int], ...] = ()  # (column, version added): one column each
 
 
 def _cols(spec: str) -> tuple[tuple[str, _Kind, bool, int], ...]:
@@ -89,10 +97,11 @@ _TABLES = {
             _cols(
                 "key_id text, env text, format text, owner text, roles text, label text, "
                 "created int, expires int?, state text, transitions text, last_used int?, "
-                "public blob, sealed_secret blob?, written int?@2, mac blob?@2"
+                "public blob, sealed_secret blob?, written int?@2, mac blob?@2, partner text?@3, "
+                "evidence text?@3"
             ),
             ("key_id",),
-            index="env",
+            indexes=(("env", 1),),
         ),
         _Table(
             "audit",
@@ -113,10 +122,10 @@ _TABLES = {
             "idempotency",
             _cols(
                 "client text, request_id text, fingerprint blob, status int32, body blob, "
-                "created int"
+                "created int, keys text?@3, outcome text?@3"
             ),
             ("client", "request_id"),
-            index="created",
+            indexes=(("created", 1), ("request_id", 3)),
         ),
         _Table("rate", _cols("client text, window int, count int32"), ("client", "window")),
     )
@@ -191,19 +200,40 @@ def create_statements(
             key = ", ".join(dialect.column(column) for column in table.primary_key)
             lines.append(f"PRIMARY KEY ({key})")
         statements.append(f"CREATE TABLE {guard}{physical} ({', '.join(lines)})")
-        if table.index is not None:
-            statements.append(
-                f"CREATE INDEX {guard}{physical}_{table.index} ON {physical} ({table.index})"
-            )
+        statements += [
+            _index(dialect, name, column, guard)
+            for column, since in table.indexes
+            if since <= version
+        ]
     return statements
 
 
+def _index(dialect: Dialect, name: str, column: str, guard: str = "") -> str:
+    physical = dialect.table(name)
+    return f"CREATE INDEX {guard}{physical}_{column} ON {physical} ({column})"
+
+
 def added_columns(dialect: Dialect, tables: tuple[str, ...], version: int) -> list[str]:
-    """The ``ALTER TABLE ... ADD COLUMN`` statements that bring ``tables`` from ``version - 1``
-    to ``version`` (added columns are nullable: the rows already there have none)."""
+    """The ``ALTER TABLE ... ADD COLUMN`` (and ``CREATE INDEX``) statements that bring
+    ``tables`` from ``version - 1`` to ``version`` (added columns are nullable: the rows already
+    there have none)."""
     return [
-        f"ALTER TABLE {dialect.table(name)} ADD COLUMN " + _column(dialect, column, kind, required)
-        for name in tables
-        for column, kind, required, since in _TABLES[name].columns
-        if since == version
+        *(
+            f"ALTER TABLE {dialect.table(name)} ADD COLUMN "
+            + _column(dialect, column, kind, required)
+            for name in tables
+            for column, kind, required, since in _TABLES[name].columns
+            if since == version
+        ),
+        *(
+            _index(dialect, name, column, "IF NOT EXISTS ")
+            for name in tables
+            for column, since in _TABLES[name].indexes
+            if since == version
+        ),
     ]
+
+
+def columns_added(table: str, version: int) -> tuple[str, ...]:
+    """The columns of ``table`` that schema ``version`` added."""
+    return tuple(column for column, _, _, since in _TABLES[table].columns if since == version)

@@ -2,8 +2,8 @@
 
 The tables are ``_schema``'s key tables with plain names (``meta``, ``keyring``, ``keys``,
 ``audit``); ``meta`` holds the schema version, kdf_log2n, kdf_salt and kek_check.
-A store of schema version 1 (before the row MACs) is upgraded the first time it is opened with
-its passphrase (``_upgrade``).
+A store of an older schema (1: before the row MACs; 2: before the partner evidence) is upgraded
+the first time it is opened with its passphrase (``_upgrade``).
 ``key_id`` is unique across environments, so one key can never serve sandbox and production.
 Every commit is one ``BEGIN IMMEDIATE`` transaction that first checks the environment's version:
 a crash leaves the old or the new version, and a stale writer gets ``StoreConflictError``.
@@ -28,6 +28,7 @@ __all__ = ["SqliteStore", "run_in_transaction"]
 
 _SCHEMA_VERSION = str(LATEST).encode()
 _SCHEMA_V1 = b"1"
+_KNOWN_SCHEMAS = tuple(str(version).encode() for version in range(1, LATEST + 1))
 
 
 class SqliteStore(SqlStore):
@@ -72,8 +73,8 @@ class SqliteStore(SqlStore):
             else:
                 box, schema, maced = _unlock(connection, passphrase)
                 store = cls(connection, box, path)
-                if not maced:
-                    store._upgrade(schema)
+                if not maced or schema != _SCHEMA_VERSION:
+                    store._upgrade(schema, maced=maced)
         except BaseException:
             connection.close()
             raise
@@ -94,9 +95,10 @@ class SqliteStore(SqlStore):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _upgrade(self, schema: bytes) -> None:
-        """A store from before the MACs: add their columns (schema 1), MAC every row as it
-        stands and mark the store MACed (its KEK check), all in one transaction."""
+    def _upgrade(self, schema: bytes, *, maced: bool) -> None:
+        """A store of an older schema: add the columns of each later version and, for a store
+        from before the MACs, MAC every row as it stands and mark the store MACed (its KEK
+        check), all in one transaction."""
         with self._transaction(write=True):
             if schema != _SCHEMA_VERSION:
                 for version in range(int(schema) + 1, LATEST + 1):
@@ -105,6 +107,8 @@ class SqliteStore(SqlStore):
                 self._db.execute(
                     "UPDATE meta SET value = ? WHERE name = 'schema'", (_SCHEMA_VERSION,)
                 )
+            if maced:
+                return
             self._mac_existing_rows()
             self._db.execute(
                 "UPDATE meta SET value = ? WHERE name = 'kek_check'", (self._box.make_check(),)
@@ -164,9 +168,9 @@ def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> tuple[SecretBo
     except sqlite3.DatabaseError:
         raise StoreCorruptError("not a pushprov key store") from None
     schema = meta.get("schema")
-    if schema not in (_SCHEMA_VERSION, _SCHEMA_V1):
+    if schema not in _KNOWN_SCHEMAS:
         raise StoreCorruptError("unknown key store schema")
     box, maced = unlock(meta, passphrase)
-    if maced and schema != _SCHEMA_VERSION:
+    if maced and schema == _SCHEMA_V1:
         raise StoreCorruptError("the key store schema does not match its MACs")
     return box, bytes(schema), maced

@@ -6,13 +6,16 @@ key store's database, for several instances: a replay through any instance finds
 answer, and the rate limit counts a client's requests across all of them). Both use
 ``_schema``'s service tables. API keys are stored as SHA-256 hashes only (they are 256-bit
 random, so no slow hash is needed). Idempotency records hold an HMAC of the request body and
-the response, which carries only the sealed card, never the clear one.
+the response, which carries only the sealed card, never the clear one, and which keys sealed it
+(fingerprints and roles, as the service encodes them) with the outcome its client reported
+(``record_outcome``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import enum
 import hashlib
 import hmac
 import re
@@ -32,11 +35,22 @@ from .._errors import UsageError
 from ._errors import StoreUnavailableError
 from ._paths import private_database_file
 from ._postgres import check_schema, connect, redacted_url
-from ._schema import POSTGRES, SERVICE_TABLES, SQLITE_SERVICE, Dialect, create_statements
+from ._schema import (
+    LATEST,
+    POSTGRES,
+    SERVICE_TABLES,
+    SQLITE_SERVICE,
+    Dialect,
+    added_columns,
+    columns_added,
+    create_statements,
+)
 from ._sqlite import run_in_transaction
 
 __all__ = [
     "ClientInfo",
+    "OutcomeRecord",
+    "OutcomeResult",
     "PostgresServiceState",
     "ServiceState",
     "SqliteServiceState",
@@ -59,6 +73,24 @@ class StoredResponse:
     fingerprint: bytes  # HMAC of the request body
     status: int
     body: bytes
+    keys: str | None = None  # which keys sealed it: fingerprints and roles, never card data
+
+
+class OutcomeResult(enum.StrEnum):
+    """What became of one reported outcome."""
+
+    RECORDED = "recorded"  # first report for a live answer of this client: it counts
+    DUPLICATE = "duplicate"  # the same outcome again: counted once
+    CONFLICTING = "conflicting"  # another outcome than the first: the first stands
+    LATE = "late"  # the answer is older than the outcome window: not trusted
+    UNKNOWN = "unknown"  # no answer with this requestId (never made, or purged)
+    REFUSED = "refused"  # another client's requestId: never trusted, never told apart
+
+
+@dataclasses.dataclass(frozen=True)
+class OutcomeRecord:
+    result: OutcomeResult
+    keys: str | None = None  # the sealing keys, for a recorded outcome only
 
 
 class ServiceState(Protocol):
@@ -81,6 +113,9 @@ class ServiceState(Protocol):
         since: _dt.datetime,
     ) -> StoredResponse: ...
     def purge_expired(self, before: _dt.datetime) -> int: ...
+    def record_outcome(
+        self, client: str, request_id: str, outcome: str, *, since: _dt.datetime
+    ) -> OutcomeRecord: ...
     def ping(self) -> bool: ...
     def close(self) -> None: ...
 
@@ -96,14 +131,22 @@ _STATEMENTS = {
     "ON CONFLICT (client, {window}) DO UPDATE "
     "SET count = {rate}.count + excluded.count RETURNING count",
     "forget_windows": "DELETE FROM {rate} WHERE {window} < {p}",
-    "recall": "SELECT fingerprint, status, body FROM {idempotency} "
+    "recall": "SELECT fingerprint, status, body, keys FROM {idempotency} "
     "WHERE client = {p} AND request_id = {p} AND created >= {p}",
+    # Every client's record of a requestId (the request_id index): whose it is decides.
+    "outcomes_of": "SELECT client, created, keys, outcome FROM {idempotency} "
+    "WHERE request_id = {p}",
+    # The first outcome wins; a concurrent second report changes nothing.
+    "set_outcome": "UPDATE {idempotency} SET outcome = {p} "
+    "WHERE client = {p} AND request_id = {p} AND outcome IS NULL",
     # The insert, or the replacement of a record older than the window, or nothing (a live
     # record is kept, and RETURNING gives no row).
     "remember": "INSERT INTO {idempotency} (client, request_id, fingerprint, status, body, "
-    "created) VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (client, request_id) DO UPDATE "
+    "created, keys) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) "
+    "ON CONFLICT (client, request_id) DO UPDATE "
     "SET fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body, "
-    "created = excluded.created WHERE {idempotency}.created < {p} RETURNING 1",
+    "created = excluded.created, keys = excluded.keys, outcome = NULL "
+    "WHERE {idempotency}.created < {p} RETURNING 1",
     # One bounded batch (by primary key, which both dialects compare as a row value), so that a
     # backlog (~2,000 records a second at capacity) never holds the caller's loop for long.
     "purge": "DELETE FROM {idempotency} WHERE (client, request_id) IN (SELECT client, "
@@ -122,6 +165,8 @@ class _Sql:
     count: str
     forget_windows: str
     recall: str
+    outcomes_of: str
+    set_outcome: str
     remember: str
     purge: str
 
@@ -220,7 +265,10 @@ class _SqlServiceState:
 
     def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
         row = self._execute(self._sql.recall, (client, request_id, as_unix(since))).fetchone()
-        return None if row is None else StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]))
+        if row is None:
+            return None
+        keys = None if row[3] is None else str(row[3])
+        return StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]), keys)
 
     def remember(
         self,
@@ -236,7 +284,7 @@ class _SqlServiceState:
         stored = self._execute(
             self._sql.remember,
             (client, request_id, response.fingerprint, response.status, response.body,
-             as_unix(at), as_unix(since)),
+             as_unix(at), response.keys, as_unix(since)),
         ).fetchall()  # fmt: skip
         now = self._monotonic()
         if now >= self._next_purge:  # at most once per interval per process, one batch
@@ -253,6 +301,32 @@ class _SqlServiceState:
         start of the window); how many went. The ``created`` index bounds the search."""
         cursor = self._execute(self._sql.purge, (as_unix(before), self.purge_batch))
         return int(cursor.rowcount)
+
+    def record_outcome(
+        self, client: str, request_id: str, outcome: str, *, since: _dt.datetime
+    ) -> OutcomeRecord:
+        """Keep the first ``outcome`` reported for ``client``'s answer to ``request_id`` if
+        that answer was made since ``since`` (the outcome window); what became of it.
+
+        A requestId only another client used is ``REFUSED`` (and nothing of that record is
+        returned), one nobody used (or whose record was purged) ``UNKNOWN``.
+        """
+        rows = self._execute(self._sql.outcomes_of, (request_id,)).fetchall()
+        own = next((row for row in rows if row[0] == client), None)
+        if own is None:
+            return OutcomeRecord(OutcomeResult.REFUSED if rows else OutcomeResult.UNKNOWN)
+        _, created, keys, first = own
+        if int(created) < as_unix(since):
+            return OutcomeRecord(OutcomeResult.LATE)
+        if first is None:
+            cursor = self._execute(self._sql.set_outcome, (outcome, client, request_id))
+            if cursor.rowcount == 1:
+                return OutcomeRecord(OutcomeResult.RECORDED, None if keys is None else str(keys))
+            # Another report won meanwhile: judge this one against it.
+            rows = self._execute(self._sql.outcomes_of, (request_id,)).fetchall()
+            first = next((row[3] for row in rows if row[0] == client), None)
+        same = first == outcome
+        return OutcomeRecord(OutcomeResult.DUPLICATE if same else OutcomeResult.CONFLICTING)
 
     def ping(self) -> bool:
         try:
@@ -284,6 +358,7 @@ class SqliteServiceState(_SqlServiceState):
             ("INSERT OR IGNORE INTO service_meta (name, value) VALUES ('hmac_key', ?)",
              (secrets.token_bytes(32),)),
         ])  # fmt: skip
+        _add_missing_columns(self._db)
         row = self._db.execute("SELECT value FROM service_meta WHERE name = 'hmac_key'").fetchone()
         self._hmac_key = bytes(row[0])
         # Waiting for another process's write lock is ours to do (see _execute): SQLite's own
@@ -314,6 +389,27 @@ class SqliteServiceState(_SqlServiceState):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A service file from an older pushprov gains each later version's columns, once: the
+    check and the change in one write transaction, as every worker runs this at start."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for version in range(3, LATEST + 1):
+            present = {
+                str(row[1])
+                for table in SERVICE_TABLES
+                for row in db.execute(f"PRAGMA table_info({SQLITE_SERVICE.table(table)})")
+            }
+            wanted = {c for table in SERVICE_TABLES for c in columns_added(table, version)}
+            if not wanted <= present:
+                for statement in added_columns(SQLITE_SERVICE, SERVICE_TABLES, version):
+                    db.execute(statement)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 _BUSY_FIRST_WAIT = 50e-6
