@@ -732,11 +732,11 @@ def test_keys_and_store_exports_are_pinned() -> None:
             "ALLOWED_EDGES", "DEFAULT_DRAIN_WINDOW", "DEFAULT_EXPIRY_WARNING", "OURS",
             "AttentionNeededError", "AuditTamperedError", "DrainWindowError", "Environment",
             "Finding", "Format", "KeyGenerator", "KeyNotFoundError", "KeyRecord", "Keyring",
-            "Partner", "PartnerUnverifiedError", "RoleEvidence",
+            "Partner", "PartnerUnverifiedError", "RoleEvidence", "Sealing",
             "Keystore", "Role", "SecretCache", "SelfTestFailedError", "State",
             "FileKeySource", "KeySource", "KeyStatus", "ServiceKeys", "StoreKeySource",
             "TransitionRefusedError", "entry_hash", "findings", "genesis_hash", "key_id_of",
-            "key_warnings",
+            "key_warnings", "partner_use",
         ]
     )  # fmt: skip
     assert sorted(store.__all__) == sorted(

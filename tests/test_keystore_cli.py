@@ -130,8 +130,15 @@ def test_lifecycle_through_the_cli_and_store_backed_gopc(cli: Cli) -> None:
 def test_check_exits_30_with_the_findings_on_stderr(cli: Cli) -> None:
     status, out, err = cli.keys("check")
     assert status == 2 and "no key store" in err  # nothing to check yet
-    ours, _ = _bootstrap(cli)
-    assert cli.keys("check") == (0, b"ok: sandbox keyring version 4, nothing needs attention\n", "")
+    ours, google = _bootstrap(cli)
+    status, out, err = cli.keys("check")
+    assert (status, err) == (0, "")
+    # Besides "ok", when the partner last used each key it uses: never yet, here.
+    assert out.decode().splitlines() == [
+        "ok: sandbox keyring version 4, nothing needs attention",
+        f"  {google.fingerprint}: last GOPC to it the partner accepted: never",
+        f"  {ours}: last partner message opened with it: never",
+    ]
     status, out, err = cli.keys("check", at="2027-10-10T00:00:00Z")
     assert (status, out) == (30, b"")
     assert err.startswith("error: attention_needed: 2 finding(s)") and "expires in" in err

@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from .._clock import parse_duration, parse_time
 from .._errors import UsageError
+from .._text import printable_lines
 from ..keys import (
     DEFAULT_DRAIN_WINDOW,
     AttentionNeededError,
@@ -23,7 +24,7 @@ from ..keys import (
     findings,
 )
 from ._io import first_line, json_output, read_capped
-from ._keys_output import render_audit, render_list, render_record
+from ._keys_output import partner_use_lines, render_audit, render_list, render_record
 from ._keystore import PASSPHRASE_ENV, add_store_location, open_keystore
 from ._options import Handler, Subparsers
 
@@ -249,13 +250,21 @@ def _check(
     found = findings(
         ring.records, at, expiry_warning=ks.expiry_warning, drain_window=ks.drain_window
     )
+    # When the partner last used each key it uses: nobody retires a key still in use.
+    used = partner_use_lines(ring.records)
+    seen = [f"{u['key_id']}: {u['seen']}: {u['partner_last'] or 'never'}" for u in used]
     if found:
         raise AttentionNeededError(
-            f"{len(found)} finding(s) in {env.value}: " + "; ".join(f.message for f in found)
+            f"{len(found)} finding(s) in {env.value}: "
+            + "; ".join([*(f.message for f in found), *seen])
         )
     if args.json:
-        return json_output({"env": env.value, "version": ring.version, "ok": True, "findings": []})
-    return f"ok: {env.value} keyring version {ring.version}, nothing needs attention\n".encode()
+        return json_output({
+            "env": env.value, "version": ring.version, "ok": True, "findings": [],
+            "partner_use": used,
+        })  # fmt: skip
+    lines = [f"ok: {env.value} keyring version {ring.version}, nothing needs attention"]
+    return printable_lines([*lines, *(f"  {line}" for line in seen)])
 
 
 def _audit(

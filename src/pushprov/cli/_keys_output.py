@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from typing import Any
 
 from .. import jose, openpgp
 from .._clock import from_unix
 from .._text import printable_lines
-from ..keys import Environment, Finding, KeyRecord, Keystore, key_warnings
+from ..keys import Environment, Finding, KeyRecord, Keystore, key_warnings, partner_use
 from ..store import AuditEntry
 from ._io import json_output
 
-__all__ = ["render_audit", "render_list", "render_record"]
+__all__ = ["partner_use_lines", "render_audit", "render_list", "render_record"]
+
+
+def partner_use_lines(records: tuple[KeyRecord, ...]) -> list[dict[str, str | None]]:
+    """When the partner last used each live key it uses (``keys check``)."""
+    return [
+        {"key_id": key_id, "partner_last": _iso(when), "seen": how}
+        for key_id, how, when in partner_use(records)
+    ]
 
 
 def render_list(
@@ -31,9 +40,10 @@ def render_list(
     for r in records:
         notes = "; ".join(f.message.replace(f"key {r.key_id} ", "") for f in _warnings(ks, r, at))
         expires = r.expires.date().isoformat() if r.expires else "never"
+        partner = f"  partner {r.partner.value}" if r.partner is not None else ""
         lines.append(
             f"{r.key_id}  {r.owner:<8} {r.state.value:<9} {','.join(sorted(r.roles)):<14} "
-            f"created {r.created.date().isoformat()}  expires {expires}"
+            f"created {r.created.date().isoformat()}  expires {expires}{partner}"
             + (f"  ! {notes}" if notes else "")
         )
     return printable_lines(lines)
@@ -76,6 +86,14 @@ def _record_text(data: dict[str, Any]) -> bytes:
         f"roles {','.join(data['roles'])}",
         f"  created {data['created']}  expires {data['expires']}  last used {data['last_used']}",
         "  history " + ", ".join(f"{t['state']} {t['at']}" for t in data["transitions"]),
+    ]
+    if data["partner"] is not None:
+        lines.append(f"  partner {data['partner']}")
+    lines += [
+        f"  {role}: {e['sealed']} uses ({e['canary']} canary), accepted {e['accepted']} "
+        f"({e['canary_accepted']} canary), rejected {e['rejected']} ({e['canary_rejected']} "
+        f"canary), last {e['last'] or '-'}"
+        for role, e in data["evidence"].items()
     ]
     lines += [
         f"  subkey {s['key_id']} [{s['capabilities'].upper()}] {s['bits']}"
@@ -140,6 +158,17 @@ def _record(ks: Keystore, record: KeyRecord, at: _dt.datetime) -> dict[str, Any]
         "transitions": [{"state": s.value, "at": _iso(t)} for s, t in record.transitions],
         "last_used": _iso(record.last_used),
         "has_secret": record.has_secret,
+        "partner": None if record.partner is None else record.partner.value,
+        "evidence": {
+            role: {
+                **dataclasses.asdict(evidence),
+                **{
+                    name: _iso(getattr(evidence, name))
+                    for name in ("last", "last_accepted", "last_rejected")
+                },
+            }
+            for role, evidence in sorted(record.evidence.items())
+        },
         "warnings": [{"code": f.code, "message": f.message} for f in _warnings(ks, record, at)],
     }
 

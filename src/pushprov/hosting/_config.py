@@ -52,6 +52,14 @@ class ServiceConfig:
     max_connections: int = 1000
     queue_limit: int = 32  # requests waiting for or in a seal, per worker; more: 503
     key_refresh_seconds: float = 1.0
+    # Canary rotations: a key on probation seals this fraction of GOPCs alone in its role, at
+    # most canary_per_minute a minute per worker, and is verified with the partner after
+    # canary_verify_after of them are accepted; outcomes for answers older than
+    # outcome_window are counted as late and trusted for nothing.
+    canary_fraction: float = 0.05
+    canary_per_minute: int = 60
+    canary_verify_after: int = 20
+    outcome_window: _dt.timedelta = _dt.timedelta(hours=1)
     graceful_shutdown_seconds: float = 20.0
     log_level: str = "info"
 
@@ -106,6 +114,10 @@ class ServiceConfig:
             raise UsageError("header_timeout_seconds and request_timeout_seconds: 0 < s <= 3600")
         if self.max_connections < 1:
             raise UsageError("max_connections must be positive")
+        if not 0 <= self.canary_fraction <= 1:
+            raise UsageError("canary_fraction must be within 0 and 1")
+        if min(self.canary_per_minute, self.canary_verify_after) < 1:
+            raise UsageError("canary_per_minute and canary_verify_after must be positive")
 
 
 def keys_options(config: ServiceConfig) -> str:

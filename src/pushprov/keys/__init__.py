@@ -31,8 +31,22 @@ from ._evidence import Partner, RoleEvidence
 from ._keyring import Keyring, SecretCache, key_id_of
 from ._keystore import KeyGenerator, Keystore
 from ._model import ALLOWED_EDGES, OURS, Environment, Format, KeyRecord, Role, State
-from ._rules import DEFAULT_DRAIN_WINDOW, DEFAULT_EXPIRY_WARNING, Finding, findings, key_warnings
-from ._source import FileKeySource, KeySource, KeyStatus, ServiceKeys, StoreKeySource
+from ._rules import (
+    DEFAULT_DRAIN_WINDOW,
+    DEFAULT_EXPIRY_WARNING,
+    Finding,
+    findings,
+    key_warnings,
+    partner_use,
+)
+from ._source import (
+    FileKeySource,
+    KeySource,
+    KeyStatus,
+    Sealing,
+    ServiceKeys,
+    StoreKeySource,
+)
 
 __all__ = [
     "ALLOWED_EDGES",
@@ -57,6 +71,7 @@ __all__ = [
     "PartnerUnverifiedError",
     "Role",
     "RoleEvidence",
+    "Sealing",
     "SecretCache",
     "SelfTestFailedError",
     "ServiceKeys",
@@ -68,4 +83,5 @@ __all__ = [
     "genesis_hash",
     "key_id_of",
     "key_warnings",
+    "partner_use",
 ]

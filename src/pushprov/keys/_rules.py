@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from .._errors import UsageError
 from ._errors import DrainWindowError, PartnerUnverifiedError, TransitionRefusedError
+from ._evidence import Partner
 from ._model import ALLOWED_EDGES, Format, KeyRecord, Role, State
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Finding",
     "findings",
     "key_warnings",
+    "partner_use",
     "plan_transition",
 ]
 
@@ -26,7 +28,8 @@ _LIVE = (State.PENDING, State.ACTIVE, State.RETIRING)
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
-    """Something an operator must act on. ``code``: no_active_key, expiring, expired, drained."""
+    """Something an operator must act on. ``code``: no_active_key, expiring, expired, drained,
+    canary_stopped."""
 
     code: str
     message: str
@@ -192,6 +195,16 @@ def key_warnings(
                 record.key_id,
             )
         )
+    if record.state is State.ACTIVE and record.partner is Partner.STOPPED:
+        out.append(
+            Finding(
+                "canary_stopped",
+                f"key {record.key_id}: its canary stopped, a GOPC sealed with it alone was "
+                "rejected for a reason it causes; check the key the partner holds, then "
+                "retire it or promote a new one",
+                record.key_id,
+            )
+        )
     if record.state is State.RETIRING and at - _drain_start(record) >= drain_window:
         out.append(
             Finding(
@@ -219,3 +232,28 @@ def findings(
     for record in records:
         out += key_warnings(record, at, expiry_warning=expiry_warning, drain_window=drain_window)
     return tuple(out)
+
+
+def partner_use(records: Sequence[KeyRecord]) -> tuple[tuple[str, str, _dt.datetime | None], ...]:
+    """For each live key the partner uses, when it last showed it did: (key id, how, when).
+
+    Our decryption keys: the last message of the partner's we opened with it. A partner key
+    we encrypt to: the last GOPC encrypted to it that the partner accepted. None: never seen
+    (nobody should retire a key before knowing this)."""
+    out: list[tuple[str, str, _dt.datetime | None]] = []
+    for record in records:
+        if record.state not in (State.ACTIVE, State.RETIRING):
+            continue
+        if Role.DECRYPT in record.roles:
+            seen = record.evidence.get(Role.DECRYPT.value)
+            last = None if seen is None else seen.last
+            out.append((record.key_id, "last partner message opened with it", _when(last)))
+        if Role.ENCRYPT in record.roles:
+            seen = record.evidence.get(Role.ENCRYPT.value)
+            last = None if seen is None else seen.last_accepted
+            out.append((record.key_id, "last GOPC to it the partner accepted", _when(last)))
+    return tuple(out)
+
+
+def _when(unix: int | None) -> _dt.datetime | None:
+    return None if unix is None else _dt.datetime.fromtimestamp(unix, _dt.UTC)

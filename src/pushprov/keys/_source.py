@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .. import jose, openpgp
 from .._errors import KeyUnusableError
+from ._evidence import Partner, RoleEvidence
 from ._keyring import Keyring, SecretCache
 from ._keystore import Keystore
-from ._model import Environment, Format, State
+from ._model import Environment, Format, Role, State
 from ._rules import findings
 
-__all__ = ["FileKeySource", "KeySource", "KeyStatus", "ServiceKeys", "StoreKeySource"]
+__all__ = [
+    "FileKeySource",
+    "KeySource",
+    "KeyStatus",
+    "Sealing",
+    "ServiceKeys",
+    "StoreKeySource",
+]
 
 SigningKey = openpgp.SecretKey | jose.JwkKey
 RecipientKey = openpgp.Certificate | jose.JwkKey
@@ -33,6 +42,41 @@ class KeyStatus:
     expires: _dt.datetime | None
     created: _dt.datetime | None = None
     transitions: tuple[tuple[str, _dt.datetime], ...] = ()  # (state entered, when)
+    partner: str | None = None  # canary, verified, stopped (``Partner``)
+    evidence: tuple[tuple[str, RoleEvidence], ...] = ()  # by role, as last read
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sealing:
+    """Which keys sealed one GOPC (ids only), and the roles in which it was a canary GOPC:
+    sealed with a key on probation alone in that role."""
+
+    signed_with: tuple[str, ...]
+    encrypted_to: tuple[str, ...]
+    canary: tuple[str, ...] = ()  # "sign", "encrypt"
+
+    def encode(self) -> str:
+        """Compact JSON (key ids are hex or kids: nothing to escape), kept with the answer."""
+
+        def names(ids: tuple[str, ...]) -> str:
+            return ",".join(f'"{i}"' for i in ids)
+
+        return (
+            f'{{"sign":[{names(self.signed_with)}],"encrypt":[{names(self.encrypted_to)}],'
+            f'"canary":[{names(self.canary)}]}}'
+        )
+
+    @classmethod
+    def decode(cls, text: str) -> Sealing | None:
+        try:
+            document = json.loads(text)
+            return cls(
+                tuple(str(i) for i in document["sign"]),
+                tuple(str(i) for i in document["encrypt"]),
+                tuple(str(r) for r in document["canary"] if r in ("sign", "encrypt")),
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -47,6 +91,10 @@ class ServiceKeys:
     published: tuple[tuple[Format, str], ...]  # our active public keys, as handed to Google
     inventory: tuple[KeyStatus, ...]
     warnings: tuple[str, ...] = ()  # what `keys check` would report
+    #: Keys on probation, OpenPGP: (role, key id), "sign" or "encrypt", at most one per role.
+    canaries: tuple[tuple[str, str], ...] = ()
+    #: The primary id of each (sub)key fingerprint we decrypt with (for the evidence).
+    decryption_owners: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"ServiceKeys(version={self.version!r}, keys={len(self.inventory)})"
@@ -90,8 +138,16 @@ class KeySource(Protocol):
         """The snapshot in force; cheap to call per request."""
         ...
 
-    def note_use(self, key_ids: Iterable[str], at: _dt.datetime) -> None:
-        """The keys sealed with (so the lifecycle knows they are still in use)."""
+    def note_seal(self, sealing: Sealing, at: _dt.datetime) -> None:
+        """The keys a GOPC was sealed with (so the lifecycle knows they are in use)."""
+        ...
+
+    def note_open(self, decryption_key: str, at: _dt.datetime) -> None:
+        """One of our keys (by any of its fingerprints) opened a partner's message."""
+        ...
+
+    def lifecycle(self) -> Keystore | None:
+        """Where outcomes are recorded and partner states decided, or None (key files)."""
         ...
 
 
@@ -133,8 +189,14 @@ class FileKeySource:
     def current(self, at: _dt.datetime) -> ServiceKeys:
         return self._keys
 
-    def note_use(self, key_ids: Iterable[str], at: _dt.datetime) -> None:
+    def note_seal(self, sealing: Sealing, at: _dt.datetime) -> None:
         """Files have no lifecycle to tell."""
+
+    def note_open(self, decryption_key: str, at: _dt.datetime) -> None:
+        """Files have no lifecycle to tell."""
+
+    def lifecycle(self) -> Keystore | None:
+        return None
 
 
 def _status(key_id: str, fmt: str, owner: str, expires: _dt.datetime | None) -> KeyStatus:
@@ -143,6 +205,8 @@ def _status(key_id: str, fmt: str, owner: str, expires: _dt.datetime | None) -> 
 
 
 _USE_RECORD_INTERVAL = 60.0  # seconds between drain-window use records per key and process
+#: Seconds between evidence writes per process: one write transaction for every key's counts.
+EVIDENCE_INTERVAL = 1.0
 
 
 class StoreKeySource:
@@ -175,6 +239,9 @@ class StoreKeySource:
         self._generation = 0
         self._loaded_generation = 0
         self._recorded: dict[str, float] = {}
+        # Uses since the last write, by (key id, role): [count, canary count, last Unix time].
+        self._uses: dict[tuple[str, Role], list[int]] = {}
+        self._next_flush = monotonic() + EVIDENCE_INTERVAL
 
     def _keystore(self) -> Keystore:
         keystore: Keystore | None = getattr(self._local, "keystore", None)
@@ -202,16 +269,62 @@ class StoreKeySource:
                 self._keys, self._loaded, self._loaded_generation = keys, now, generation
         return keys
 
-    def note_use(self, key_ids: Iterable[str], at: _dt.datetime) -> None:
-        """Feed the drain window (a key in use must not be retired), at most once a minute."""
+    def note_seal(self, sealing: Sealing, at: _dt.datetime) -> None:
+        """Count the use in memory; the store hears of it at most once a second (evidence)
+        and once a minute per key (the drain window: a key in use must not be retired)."""
+        when = int(at.timestamp())
+        canary = sealing.canary
+        for role, ids in ((Role.SIGN, sealing.signed_with), (Role.ENCRYPT, sealing.encrypted_to)):
+            alone = 1 if role.value in canary else 0
+            for key_id in ids:
+                use = self._uses.get((key_id, role))
+                if use is None:
+                    self._uses[(key_id, role)] = [1, alone, when]
+                else:
+                    use[0] += 1
+                    use[1] += alone
+                    use[2] = when
+        self._maybe_flush(at)
+
+    def note_open(self, decryption_key: str, at: _dt.datetime) -> None:
+        keys = self._keys
+        owner = None if keys is None else keys.decryption_owners.get(decryption_key)
+        key_id = owner or decryption_key
+        use = self._uses.setdefault((key_id, Role.DECRYPT), [0, 0, 0])
+        use[0] += 1
+        use[2] = int(at.timestamp())
+        self._maybe_flush(at)
+
+    def _maybe_flush(self, at: _dt.datetime) -> None:
         now = self._monotonic()
+        if now >= self._next_flush:
+            self._next_flush = now + EVIDENCE_INTERVAL
+            self.flush(at)
+
+    def flush(self, at: _dt.datetime) -> None:
+        """Write the uses counted since the last write (and the drain window's last use)."""
+        uses, self._uses = self._uses, {}
+        if not uses:
+            return
+        deltas: dict[str, list[tuple[Role, RoleEvidence]]] = {}
+        for (key_id, role), (count, canary, last) in uses.items():
+            deltas.setdefault(key_id, []).append(
+                (role, RoleEvidence(sealed=count, canary=canary, last=last))
+            )
+        keystore = self._keystore()
+        keystore.record_evidence(self._env, deltas)
+        now = self._monotonic()
+        sealed = {key_id for key_id, role in uses if role is not Role.DECRYPT}
         due = [
-            k for k in key_ids if now - self._recorded.get(k, float("-inf")) >= _USE_RECORD_INTERVAL
+            k for k in sealed if now - self._recorded.get(k, float("-inf")) >= _USE_RECORD_INTERVAL
         ]
         if due:
-            self._keystore().record_use(self._env, due, at=at)
+            keystore.record_use(self._env, due, at=at)
             for key_id in due:
                 self._recorded[key_id] = now
+
+    def lifecycle(self) -> Keystore | None:
+        return self._keystore()
 
 
 def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
@@ -233,10 +346,31 @@ def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
             expires=record.expires,
             created=record.created,
             transitions=tuple((state.value, when) for state, when in record.transitions),
+            partner=None if record.partner is None else record.partner.value,
+            evidence=tuple(sorted(record.evidence.items())),
         )
         for record in ring.records
         if record.state is not State.DESTROYED
     )
+    canaries: dict[str, str] = {}
+    for record in ring.records:
+        if (
+            record.partner is Partner.CANARY
+            and record.state is State.ACTIVE
+            and record.format is Format.PGP
+            and record.created <= at
+            and not record.expired(at)
+        ):
+            for role in sorted(record.roles & {Role.SIGN, Role.ENCRYPT}):
+                canaries.setdefault(role.value, record.key_id)  # the oldest one first
+    decryption_owners = {
+        info.fingerprint: record.key_id
+        for record in ring.records
+        if Role.DECRYPT in record.roles
+        and record.format is Format.PGP
+        and record.state in (State.ACTIVE, State.RETIRING)
+        for info in ring.certificate(record).key_infos()
+    }
     return ServiceKeys(
         version=str(ring.version),
         signers=(*ring.signing_keys(at=at), *(() if jwe_signer is None else (jwe_signer,))),
@@ -246,4 +380,6 @@ def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
         published=published,
         inventory=inventory,
         warnings=tuple(finding.message for finding in findings(ring.records, at)),
+        canaries=tuple(sorted(canaries.items())),
+        decryption_owners=decryption_owners,
     )

@@ -9,6 +9,7 @@ router per concern:
     _gopc        POST /v1/gopc                 plain ASGI, the hot path
     _echo        POST /v1/echo
     _keys        GET /v1/keys/public, GET /v1/keys
+    _outcomes    POST /v1/gopc/outcomes        what Google answered, joined to the sealing keys
     _health      GET /livez, GET /readyz, GET /metrics
     _dashboard   GET /dashboard
 
@@ -38,6 +39,7 @@ from ._gopc import GopcEndpoint, openapi_path
 from ._health import health_router
 from ._keys import keys_router
 from ._metrics import Metrics
+from ._outcomes import outcomes_router
 from ._runtime import CryptoQueue, RateLimiter
 from ._state import ServiceState
 from ._transport import GOPC_PATH, Transport
@@ -66,7 +68,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    for router in (echo_router, keys_router, health_router, dashboard_router):
+    for router in (echo_router, keys_router, outcomes_router, health_router, dashboard_router):
         app.include_router(router(context))
 
     @app.exception_handler(Answer)

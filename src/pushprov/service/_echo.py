@@ -30,6 +30,7 @@ from .._errors import (
     PushprovError,
     SignatureInvalidError,
 )
+from .._opened import Opened
 from ..keys import ServiceKeys
 from ._answers import (
     TRANSPORT_ERRORS,
@@ -107,18 +108,21 @@ async def _open(
 ) -> bytes:
     decryptors, verifiers = snapshot.inbound(fmt)
 
-    def open_() -> bytes:
+    def open_() -> Opened:
         return _api.open_message(
             sealed, decrypt_with=decryptors, verify_with=verifiers, format=fmt, at=at
-        ).plaintext
+        )
 
     try:
-        return await context.queue.run(open_, at=at, request_id=None)
+        opened = await context.queue.run(open_, at=at, request_id=None)
     except PushprovError as failure:
         context.metrics.open_failures.labels(type(failure).code).inc()
         if isinstance(failure, _UNKNOWN_CALLER_FAILURES):
             raise not_found() from None
         raise refusal(failure, at, None) from None
+    # The partner used this key of ours: `keys check` tells when, before anyone retires it.
+    context.keys.note_open(opened.decryption_key, at)
+    return opened.plaintext
 
 
 def _echo_request(plaintext: bytes, at: _dt.datetime) -> tuple[RequestHeader, str]:

@@ -29,7 +29,7 @@ from .. import _api
 from .._card import Card, Gopc, Pan, parse_strict_json
 from .._encoding import Encoding
 from .._errors import GopcInvalidError, PushprovError
-from ..keys import key_id_of
+from ..keys import Sealing, key_id_of
 from ._answers import (
     ERROR_STATUSES,
     Answer,
@@ -39,6 +39,7 @@ from ._answers import (
     refusal,
     validation_error,
 )
+from ._canary import CanarySelector
 from ._context import Context
 from ._models import ErrorResponse, GopcRequest, GopcResponse
 from ._runtime import RateLimiter, check_request_time
@@ -59,6 +60,9 @@ class GopcEndpoint:
         self._queue = context.queue
         self._callers = context.callers
         self._limiter = limiter
+        self._canary = CanarySelector(
+            context.config.canary_fraction, context.config.canary_per_minute
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -95,7 +99,7 @@ class GopcEndpoint:
         )
         since = at - config.idempotency_window
         try:
-            sealed, signed_with, encrypted_to = await self._seal(body, at, request_id)
+            sealed, sealing = await self._seal(body, at, request_id)
         except Answer:
             # A stored record wins over any refusal from here on: a replay is answered as the
             # first time was, a reused requestId is a 409, whatever else is wrong now.
@@ -103,23 +107,22 @@ class GopcEndpoint:
             if stored is None:
                 raise
             return _replay(stored, fingerprint, at, request_id)
-        scope["state"]["keys"] = used = signed_with + encrypted_to
-        self._keys.note_use(used, at)
-        self._metrics.count_seals(signed_with, encrypted_to)
+        scope["state"]["keys"] = [*sealing.signed_with, *sealing.encrypted_to]
+        self._keys.note_seal(sealing, at)
+        self._metrics.count_seals(sealing.signed_with, sealing.encrypted_to, sealing.canary)
         answer = {
             "responseHeader": {"responseTimestamp": millis(at), "requestId": request_id},
             "googleOpaquePaymentCard": sealed.decode("ascii"),
         }
         encoded = json.dumps(answer, separators=(",", ":")).encode()
-        winner = state.remember(
-            client, request_id, StoredResponse(fingerprint, 200, encoded), at=at, since=since
-        )
+        answer_record = StoredResponse(fingerprint, 200, encoded, sealing.encode())
+        winner = state.remember(client, request_id, answer_record, at=at, since=since)
         return _replay(winner, fingerprint, at, request_id)
 
     async def _seal(
         self, body: GopcRequest, at: _dt.datetime, request_id: str
-    ) -> tuple[bytes, list[str], list[str]]:
-        """The sealed card and the ids of the keys it was signed with and encrypted to."""
+    ) -> tuple[bytes, Sealing]:
+        """The sealed card and which keys sealed it (a canary GOPC: one key alone in a role)."""
         config = self._config
         try:
             card = Card(
@@ -139,6 +142,9 @@ class GopcEndpoint:
             signers, recipients = snapshot.outgoing(fmt)
         except PushprovError:
             raise keys_unavailable(at, request_id) from None
+        canary: tuple[str, ...] = ()
+        if snapshot.canaries and fmt == "pgp":
+            signers, recipients, canary = self._canary.choose(snapshot, signers, recipients)
 
         def seal() -> bytes:
             return _api.seal_gopc(
@@ -154,7 +160,12 @@ class GopcEndpoint:
             sealed = await self._queue.run(seal, at=at, request_id=request_id)
         except PushprovError as failure:
             raise refusal(failure, at, request_id) from None
-        return sealed, [key_id_of(key) for key in signers], [key_id_of(key) for key in recipients]
+        sealing = Sealing(
+            tuple(key_id_of(key) for key in signers),
+            tuple(key_id_of(key) for key in recipients),
+            canary,
+        )
+        return sealed, sealing
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -22,6 +22,8 @@ from prometheus_client import (
     values,
 )
 
+from ..keys import KeyStatus, Partner
+
 __all__ = ["Metrics"]
 
 
@@ -59,6 +61,51 @@ class Metrics:
             "Requests answered 503 because the crypto queue was full",
             registry=registry,
         )
+        self.canary_seals = Counter(
+            "pushprov_canary_seals_total",
+            "GOPCs sealed with a key on probation alone in its role, by key and use",
+            ["key", "use"],
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "pushprov_gopc_outcomes_total",
+            "Outcomes reported through /v1/gopc/outcomes, by what became of them",
+            ["result"],
+            registry=registry,
+        )
+        self.key_outcomes = Counter(
+            "pushprov_key_outcomes_total",
+            "Outcomes recorded for GOPCs each key sealed, by key, use and outcome",
+            ["key", "use", "outcome"],
+            registry=registry,
+        )
+        self.canary_stops = Counter(
+            "pushprov_canary_stopped_total",
+            "Canaries stopped by a rejection attributable to the key on probation",
+            ["key", "use"],
+            registry=registry,
+        )
+        self.last_use = Gauge(
+            "pushprov_key_last_use_timestamp_seconds",
+            "When each key was last used in each role (seal; for decrypt: a message opened)",
+            ["key", "use"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.evidence = Gauge(
+            "pushprov_key_evidence",
+            "Each key's evidence as stored (all instances): uses, canary uses, outcomes, by use",
+            ["key", "use", "count"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.partner_state = Gauge(
+            "pushprov_key_partner_state",
+            "1 for each key's state with the partner: canary, verified or stopped",
+            ["key", "state"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
         self.expiry = Gauge(
             "pushprov_key_seconds_to_expiry",
             "Seconds until each key expires",
@@ -82,12 +129,34 @@ class Metrics:
         self._child(self.requests, route, str(status)).inc()
         self._child(self.latency, route).observe(seconds)
 
-    def count_seals(self, signers: Iterable[str], recipients: Iterable[str]) -> None:
-        """One seal: the ids of the keys it signed with and encrypted to."""
+    def count_seals(
+        self, signers: Iterable[str], recipients: Iterable[str], canary: tuple[str, ...] = ()
+    ) -> None:
+        """One seal: the ids of the keys it signed with and encrypted to, and the roles in
+        which it was a canary GOPC (one key alone, on probation)."""
         for key_id in signers:
             self._child(self.seals, key_id, "sign").inc()
+            if "sign" in canary:
+                self._child(self.canary_seals, key_id, "sign").inc()
         for key_id in recipients:
             self._child(self.seals, key_id, "encrypt").inc()
+            if "encrypt" in canary:
+                self._child(self.canary_seals, key_id, "encrypt").inc()
+
+    def observe_evidence(self, inventory: Iterable[KeyStatus]) -> None:
+        """At scrape time: each key's stored evidence (the store's, so every instance's) and
+        its partner state; last use per key and role (for decrypt: a partner's message)."""
+        for status in inventory:
+            for state in Partner:
+                self.partner_state.labels(status.id, state.value).set(
+                    1 if status.partner == state.value else 0
+                )
+            for role, evidence in status.evidence:
+                if evidence.last is not None:
+                    self.last_use.labels(status.id, role).set(evidence.last)
+                for count in ("sealed", "canary", "accepted", "rejected", "canary_accepted",
+                              "canary_rejected"):  # fmt: skip
+                    self.evidence.labels(status.id, role, count).set(getattr(evidence, count))
 
     def render(self) -> bytes:
         if _multiprocess():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = [
     "CardIn",
@@ -13,6 +13,10 @@ __all__ = [
     "GopcResponse",
     "KeyState",
     "KeysResponse",
+    "OutcomeItem",
+    "OutcomeReport",
+    "OutcomesRequest",
+    "OutcomesResponse",
     "PublicKeysResponse",
     "RequestHeader",
     "ResponseHeader",
@@ -88,3 +92,38 @@ class KeyState(BaseModel):
 class KeysResponse(BaseModel):
     version: str
     keys: list[KeyState]
+
+
+#: The most outcomes one report may carry (the transport's body cap bounds it too).
+MAX_OUTCOMES = 500
+
+
+class OutcomeItem(_Strict):
+    requestId: str = Field(pattern=REQUEST_ID_PATTERN, description="as sent to /v1/gopc")
+    outcome: Literal["accepted", "rejected"]
+    errorCode: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z0-9_]{1,64}$",
+        description="Google's error code as the app saw it (rejected only)",
+    )
+
+    @model_validator(mode="after")
+    def _code_goes_with_a_rejection(self) -> OutcomeItem:
+        if self.outcome == "accepted" and self.errorCode is not None:
+            raise ValueError("errorCode goes with a rejection")
+        return self
+
+
+class OutcomesRequest(_Strict):
+    outcomes: list[OutcomeItem] = Field(min_length=1, max_length=MAX_OUTCOMES)
+
+
+class OutcomeReport(BaseModel):
+    requestId: str
+    result: Literal["recorded", "duplicate", "conflicting", "late", "unknown", "refused"]
+    canary: list[str] = Field(description="roles this GOPC was a canary for (recorded only)")
+
+
+class OutcomesResponse(BaseModel):
+    results: list[OutcomeReport]
+    counts: dict[str, int]

@@ -31,6 +31,7 @@ GOPC_PATH = "/v1/gopc"
 _ROUTES = frozenset(
     (
         GOPC_PATH,
+        "/v1/gopc/outcomes",
         "/v1/echo",
         "/v1/keys/public",
         "/v1/keys",
