@@ -252,3 +252,25 @@ def test_which_rejections_a_canary_key_is_blamed_for() -> None:
     assert blamed_roles("SESSION_EXPIRED", ("sign",)) == ()
     assert blamed_roles(None, ("encrypt",)) == ("encrypt",)
     assert blamed_roles("SOMETHING_NEW", ("sign", "encrypt")) == ("sign", "encrypt")
+
+
+def test_uses_reach_the_store_in_batches_and_show_in_metrics_and_the_dashboard(
+    world: World, server: Server
+) -> None:
+    with server.client() as client:
+        sealed = _seal(client, 5, "first")
+        # Nothing is written per request: the counts wait for the next second's flush.
+        assert "sign" not in world.record(world.b).evidence
+        time.sleep(1.1)
+        sealed |= _seal(client, 1, "flush")  # the first request after a second writes them
+        evidence = world.record(world.b).evidence["sign"]
+        alone = sum(world.signers(server, gopc) == {world.b} for gopc in sealed.values())
+        assert (evidence.sealed, evidence.canary) == (6, alone)
+        assert world.record(world.g1).evidence["encrypt"].sealed == 6
+        time.sleep(0.2)  # the keyring refresh, for the inventory /metrics reads
+        metrics = client.get("/metrics").text
+        page = client.get("/dashboard").text
+    assert f'pushprov_key_evidence{{count="sealed",key="{world.b}",use="sign"}} 6.0' in metrics
+    assert f'pushprov_key_partner_state{{key="{world.b}",state="canary"}} 1.0' in metrics
+    assert f'pushprov_key_last_use_timestamp_seconds{{key="{world.a}",use="sign"}}' in metrics
+    assert "<td>canary</td><td>6 (" in page

@@ -193,7 +193,8 @@ th{{background:#f1f3f5;text-align:left}}.id{{font-family:monospace}}
 <h2>Warnings</h2><ul id="warnings">{warnings}</ul>
 <h2>Keys</h2>
 <table id="keys"><tr><th>key</th><th>owner</th><th>roles</th><th>state</th><th>created</th>
-<th>expires</th><th>days left</th></tr>{"".join(rows)}</table>
+<th>expires</th><th>days left</th><th>partner</th><th>sealed (canary)</th>
+<th>accepted</th><th>rejected</th><th>last use</th></tr>{"".join(rows)}</table>
 <h2>Timeline</h2><p>{legend}</p>{_timeline(keys.inventory, at)}
 <h2>Counters</h2><table id="counters">{counter_rows}</table>
 </body></html>
@@ -209,5 +210,24 @@ def _key_row(key: KeyStatus, at: _dt.datetime) -> str:
         f'<td><span class="state {_h(key.state)}">{_h(key.state)}</span></td>'
         f"<td>{_h(key.created.date().isoformat() if key.created else '')}</td>"
         f"<td>{_h(key.expires.date().isoformat() if key.expires else 'never')}</td>"
-        f"<td>{days}</td></tr>"
+        f"<td>{days}</td>{_evidence_cells(key)}</tr>"
+    )
+
+
+def _evidence_cells(key: KeyStatus) -> str:
+    """The partner state and, over every role, uses and outcomes (canary ones in brackets),
+    and the last use: what the partner's outcomes say of the key."""
+    roles = [evidence for _, evidence in key.evidence]
+    sealed = sum(e.sealed for e in roles)
+    canary = sum(e.canary for e in roles)
+    accepted = sum(e.accepted for e in roles)
+    canary_accepted = sum(e.canary_accepted for e in roles)
+    rejected = sum(e.rejected for e in roles)
+    canary_rejected = sum(e.canary_rejected for e in roles)
+    last = max((e.last for e in roles if e.last is not None), default=None)
+    when = "" if last is None else _dt.datetime.fromtimestamp(last, _dt.UTC).isoformat()
+    return (
+        f"<td>{_h(key.partner or '')}</td><td>{sealed} ({canary})</td>"
+        f"<td>{accepted} ({canary_accepted})</td><td>{rejected} ({canary_rejected})</td>"
+        f"<td>{_h(when)}</td>"
     )
