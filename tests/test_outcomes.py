@@ -192,7 +192,7 @@ def test_duplicate_conflicting_unknown_late_and_another_clients_outcomes(
         sealed = list(_seal(client, 3, "mine"))
         first = _report(client, _accepted(sealed[0]))
         assert first.json()["results"][0]["result"] == "recorded"
-        before = world.record(world.a).evidence["sign"].accepted
+        before = world.record(world.g1).evidence["encrypt"].accepted
         again = _report(
             client,
             _accepted(sealed[0]),  # the same: idempotent
@@ -204,7 +204,7 @@ def test_duplicate_conflicting_unknown_late_and_another_clients_outcomes(
         ]  # fmt: skip
         assert again.json()["counts"]["duplicate"] == 1
         # Nothing of those was added to any key.
-        assert world.record(world.a).evidence["sign"].accepted == before
+        assert world.record(world.g1).evidence["encrypt"].accepted == before
     headers = {"authorization": f"Bearer {other_key}"}
     with httpx.Client(base_url=server.url, verify=server.tls(), headers=headers) as other:
         theirs = _report(
@@ -212,7 +212,7 @@ def test_duplicate_conflicting_unknown_late_and_another_clients_outcomes(
             {"requestId": sealed[1], "outcome": "rejected", "errorCode": "SIGNATURE_UNTRUSTED"},
         )
     assert theirs.json()["results"] == [{"requestId": sealed[1], "result": "refused", "canary": []}]
-    assert world.record(world.a).evidence["sign"].rejected == 0
+    assert world.record(world.g1).evidence["encrypt"].rejected == 0
     assert world.record(world.b).partner is Partner.CANARY
     # Past the outcome window (2 s here): counted as late, trusted for nothing.
     time.sleep(3.1)  # whole seconds are stored: a full second past the window
@@ -220,7 +220,7 @@ def test_duplicate_conflicting_unknown_late_and_another_clients_outcomes(
         late = _report(client, _accepted(sealed[2]))
         metrics = client.get("/metrics").text
     assert late.json()["results"][0]["result"] == "late"
-    assert world.record(world.a).evidence["sign"].accepted == before
+    assert world.record(world.g1).evidence["encrypt"].accepted == before
     for result in ("recorded", "duplicate", "conflicting", "unknown", "refused", "late"):
         assert f'pushprov_gopc_outcomes_total{{result="{result}"}}' in metrics
 

@@ -35,4 +35,46 @@ def test_rehearsal_rotates_both_keys_without_a_single_failed_gopc() -> None:
     assert order.index(["sandbox", "Sandbox-S2"]) < order.index(
         ["issuer", "Sandbox-S2"]
     )  # decrypts first
+    # Each new key proved itself with the partner before the old one could retire.
+    timeline = [
+        list(event.groups())
+        for event in re.finditer(r"(?m)^\s+\d+\.\d\s+(issuer|sandbox)\s+(\S+)\s+(.*)$", report)
+    ]
+    for new, old in (("Issuer-B", "Issuer-A"), ("Sandbox-S2", "Sandbox-S1")):
+        refused = timeline.index(["issuer", old, _refused(new)])
+        verified = next(
+            i for i, event in enumerate(timeline)
+            if event[:2] == ["issuer", new] and event[2].startswith("verified with the partner")
+        )  # fmt: skip
+        retired = timeline.index(["issuer", old, "active -> retiring"])
+        assert refused < verified < retired, (new, old)
+    figures = re.search(r"canary\s+(\d+) canary GOPCs, accepted (\d+), rejected (\d+); "
+                        r"outside the canary, failed (\d+)", report)  # fmt: skip
+    assert figures is not None, report
+    canary, canary_accepted, canary_rejected, outside = map(int, figures.groups())
+    assert canary > 0 and canary == canary_accepted and canary_rejected == outside == 0
     assert report.rstrip().endswith("rehearsal ok")
+
+
+def _refused(new: str) -> str:
+    return f"retire refused: {new} is not verified with the partner yet (partner_unverified)"
+
+
+def test_the_canary_catches_a_key_the_sandbox_never_trusted() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pushprov", "rehearse", "--step-seconds", "0.6",
+         "--fault", "sandbox-forgets-issuer-key"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    report = result.stdout
+    assert result.returncode == 0, report + result.stderr[-2000:]
+    canary = re.search(r"canary\s+(\d+) canary GOPCs .*accepted (\d+), rejected (\d+)", report)
+    outside = re.search(r"outside\s+(\d+) GOPCs outside the canary, failed (\d+)", report)
+    assert canary is not None and outside is not None, report
+    sent, accepted, rejected = map(int, canary.groups())
+    assert rejected > 0 and accepted == 0 and sent == rejected
+    assert int(outside.group(1)) > 0 and int(outside.group(2)) == 0
+    assert "Issuer-A active, partner verified" in report
+    assert re.search(r"Issuer-B\s+canary stopped", report)
+    assert "retire refused: Issuer-B" in report
+    assert report.rstrip().endswith("rehearsal ok (the canary caught the fault)")

@@ -3,10 +3,18 @@
 An issuer key store and a sandbox (Google's side) key store are made in a throwaway directory;
 keys are generated and exchanged; `pushprov serve` and `pushprov sandbox serve` start as real
 TLS servers; traffic runs throughout (session from the sandbox -> GOPC from pushprov ->
-acceptance by the sandbox) while an operator rotates the issuer's signing key and then the
-sandbox's encryption key, each new key verified before it is used and the old one removed only
-after it stopped being used. The report ends with the key timeline; the exit status is 1 if
-any GOPC failed or was rejected.
+acceptance by the sandbox -> the app's result reported back to pushprov, POST
+/v1/gopc/outcomes) while an operator rotates the issuer's signing key and then the sandbox's
+encryption key. Each new key is verified locally (the self-test), then with the partner: on
+probation it seals a fraction of the GOPCs alone in its role, and only once the sandbox accepted
+enough of them may the old key retire (an earlier attempt is refused, and the timeline shows
+it). The report ends with the key timeline; the exit status is 1 if any GOPC failed or was
+rejected.
+
+With ``fault="sandbox-forgets-issuer-key"`` the sandbox never trusts the issuer's new key B: the
+canary GOPCs signed by B alone are rejected, the first rejections reported stop the canary,
+every GOPC is signed by A and B again, A stays in force (retiring it is refused), and no GOPC
+outside the canary fails; the exit status is 1 unless all of that held.
 """
 
 from __future__ import annotations
@@ -28,19 +36,26 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from .._clock import now
-from ..keys import Environment, Keystore
+from ..keys import Environment, Keystore, Partner, PartnerUnverifiedError
 from ..store import SqliteStore
 from ._demo import random_test_pan
 
-__all__ = ["run_rehearsal"]
+__all__ = ["FAULTS", "run_rehearsal"]
 
 ENV = Environment.SANDBOX
 DRAIN = _dt.timedelta(seconds=1)  # the 7-day drain window, compressed for the rehearsal
 REFRESH_SECONDS = 0.2  # how often the servers re-read their keyring
+# The canary, compressed like the drain window: a fifth of the GOPCs, ten accepted to verify.
+CANARY_FRACTION = 0.2
+CANARY_VERIFY_AFTER = 10
+OUTCOME_BATCH = 8  # outcomes a traffic thread reports at once
+PARTNER_TIMEOUT = 60.0  # seconds to wait for a canary's verdict
+FAULTS = ("sandbox-forgets-issuer-key",)
 
 
 @dataclasses.dataclass
@@ -50,6 +65,7 @@ class _Sample:
     total_ms: float
     status: int
     reason: str
+    canary: bool = False  # sealed with a key on probation alone (as pushprov reported back)
 
 
 @dataclasses.dataclass
@@ -61,8 +77,9 @@ class _Event:
 
 
 class _Rehearsal:
-    def __init__(self, root: Path, bits: int, step_seconds: float) -> None:
+    def __init__(self, root: Path, bits: int, step_seconds: float, fault: str | None) -> None:
         self.root = root
+        self.fault = fault
         self.bits = bits
         self.step_seconds = step_seconds
         self.passphrase = secrets.token_urlsafe(24)
@@ -71,6 +88,8 @@ class _Rehearsal:
         self.events: list[_Event] = []
         self.started = time.monotonic()
         self.labels: dict[str, str] = {}
+        self.crashes: list[str] = []  # traffic threads that died, and why
+        self.fault_started = float("inf")  # perf_counter when the faulty key came into use
         for side in ("issuer", "sandbox"):
             (root / side).mkdir(mode=0o700)
 
@@ -114,6 +133,40 @@ class _Rehearsal:
             keystore.retire(ENV, key_id, at=now(), final=final, reason="rehearsal")
         self.note(side, key_id, "retiring -> retired" if final else "active -> retiring")
 
+    def retire_refused(self, key_id: str, successor: str) -> None:
+        """The rule in action: the last proven key stays while its successor is unverified."""
+        try:
+            with contextlib.closing(self.keystore("issuer")) as keystore:
+                keystore.retire(ENV, key_id, at=now(), reason="rehearsal")
+        except PartnerUnverifiedError:
+            self.note("issuer", key_id, f"retire refused: {self.labels[successor]} is not "
+                      "verified with the partner yet (partner_unverified)")  # fmt: skip
+            return
+        raise RuntimeError("retiring the last proven key was not refused")
+
+    def partner(self, key_id: str) -> Partner | None:
+        with contextlib.closing(self.keystore("issuer")) as keystore:
+            return keystore.snapshot(ENV).record(key_id).partner
+
+    def await_partner(self, key_id: str, *, until: Partner) -> None:
+        """Wait for the issuer's service to decide a canary from the sandbox's outcomes."""
+        deadline = time.monotonic() + PARTNER_TIMEOUT
+        while (state := self.partner(key_id)) is Partner.CANARY:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no partner verdict on {self.labels[key_id]} in time")
+            time.sleep(0.1)
+        if state is not until:
+            raise RuntimeError(f"{self.labels[key_id]} is {state}, expected {until.value}")
+        with contextlib.closing(self.keystore("issuer")) as keystore:
+            record = keystore.snapshot(ENV).record(key_id)
+        proof = sum(e.canary_accepted for e in record.evidence.values())
+        blame = sum(e.canary_rejected for e in record.evidence.values())
+        if until is Partner.VERIFIED:
+            change = f"verified with the partner ({proof} canary GOPCs accepted, none rejected)"
+        else:
+            change = f"canary stopped ({blame} canary GOPC(s) rejected because of it)"
+        self.note("issuer", key_id, change)
+
     def settle(self) -> None:
         """Long enough for both servers to re-read their keyrings and for traffic to flow."""
         time.sleep(max(self.step_seconds, 5 * REFRESH_SECONDS))
@@ -129,6 +182,8 @@ class _Rehearsal:
                  "--data-dir", str(data)],
                 env={**self.env, "PUSHPROV_KEY_REFRESH_SECONDS": str(REFRESH_SECONDS),
                      "PUSHPROV_LOG_LEVEL": "warning",
+                     "PUSHPROV_CANARY_FRACTION": str(CANARY_FRACTION),
+                     "PUSHPROV_CANARY_VERIFY_AFTER": str(CANARY_VERIFY_AFTER),
                      # One client drives all the traffic; the per-client limit is not under test.
                      "PUSHPROV_RATE_LIMIT_PER_SECOND": "100000"},
                 stdout=subprocess.DEVNULL, stderr=log,
@@ -161,6 +216,16 @@ class _Rehearsal:
     def traffic(
         self, pushprov: httpx.Client, sandbox: httpx.Client, stop: threading.Event, pan: str
     ) -> None:
+        try:
+            self._traffic(pushprov, sandbox, stop, pan)
+        except Exception as failure:  # a thread that died must fail the rehearsal, visibly
+            self.crashes.append(f"{type(failure).__name__}: {failure}"[:300])
+            raise
+
+    def _traffic(
+        self, pushprov: httpx.Client, sandbox: httpx.Client, stop: threading.Event, pan: str
+    ) -> None:
+        pending: dict[str, tuple[_Sample, Any]] = {}
         index = 0
         while not stop.is_set():
             index += 1
@@ -178,15 +243,33 @@ class _Rehearsal:
             response = pushprov.post("/v1/gopc", json=body)
             pushprov_ms = (time.perf_counter() - sealing) * 1000
             reason = f"HTTP {response.status_code} from pushprov"
+            sample = _Sample(started, pushprov_ms, 0.0, response.status_code, reason)
             if response.status_code == 200:
                 gopc = response.json()["googleOpaquePaymentCard"]
-                reason = sandbox.post("/v1/gopc", json={"googleOpaquePaymentCard": gopc}).json()[
-                    "reasonCode"
-                ]
-            total_ms = (time.perf_counter() - started) * 1000
-            self.samples.append(
-                _Sample(started, pushprov_ms, total_ms, response.status_code, reason)
-            )
+                verdict = sandbox.post("/v1/gopc", json={"googleOpaquePaymentCard": gopc}).json()
+                sample.reason = verdict["reasonCode"]
+                # The app's result, as the issuer's backend reports it to pushprov.
+                pending[body["requestHeader"]["requestId"]] = (sample, verdict["appResult"])
+            sample.total_ms = (time.perf_counter() - started) * 1000
+            self.samples.append(sample)
+            if len(pending) >= OUTCOME_BATCH:
+                self.report(pushprov, pending)
+        self.report(pushprov, pending)
+
+    @staticmethod
+    def report(pushprov: httpx.Client, pending: dict[str, tuple[_Sample, Any]]) -> None:
+        """POST /v1/gopc/outcomes; pushprov says which GOPCs were canary GOPCs."""
+        if not pending:
+            return
+        items = [
+            {"requestId": request_id, **{k: v for k, v in result.items() if v is not None}}
+            for request_id, (_, result) in pending.items()
+        ]
+        answer = pushprov.post("/v1/gopc/outcomes", json={"outcomes": items})
+        answer.raise_for_status()
+        for report in answer.json()["results"]:
+            pending[report["requestId"]][0].canary = bool(report["canary"])
+        pending.clear()
 
 
 def _free_port() -> int:
@@ -209,12 +292,14 @@ def _percentiles(values: list[float]) -> str:
 
 
 def run_rehearsal(
-    *, bits: int = 2048, step_seconds: float = 1.5, clients: int = 2
+    *, bits: int = 2048, step_seconds: float = 1.5, clients: int = 2, fault: str | None = None
 ) -> tuple[bytes, int]:
+    if fault is not None and fault not in FAULTS:
+        raise ValueError(f"unknown fault {fault!r}")
     root = Path(tempfile.mkdtemp(prefix="pushprov-rehearsal-"))
     root.chmod(0o700)
     try:
-        return _run(_Rehearsal(root, bits, step_seconds), clients)
+        return _run(_Rehearsal(root, bits, step_seconds, fault), clients)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -254,8 +339,14 @@ def _run(r: _Rehearsal, clients: int) -> tuple[bytes, int]:
             threads.append(thread)
         traffic_started = time.monotonic()
         r.settle()
-        _rotate_issuer_key(r, a)
-        _rotate_sandbox_key(r, s1)
+        # The first keys are alone in their roles: every GOPC is a canary GOPC for both.
+        r.await_partner(a, until=Partner.VERIFIED)
+        r.await_partner(s1, until=Partner.VERIFIED)
+        if r.fault == "sandbox-forgets-issuer-key":
+            _issuer_key_the_sandbox_forgot(r, a)
+        else:
+            _rotate_issuer_key(r, a)
+            _rotate_sandbox_key(r, s1)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
@@ -263,6 +354,8 @@ def _run(r: _Rehearsal, clients: int) -> tuple[bytes, int]:
     for side in ("issuer", "sandbox"):
         with contextlib.closing(r.keystore(side)) as keystore:
             keystore.verify_audit(ENV)  # raises if the audit chain does not replay
+    if r.fault is not None:
+        return _fault_report(r, elapsed, a)
     return _report(r, elapsed)
 
 
@@ -280,13 +373,18 @@ def _first_keys(r: _Rehearsal) -> tuple[str, str]:
 
 
 def _rotate_issuer_key(r: _Rehearsal, a: str) -> None:
-    """A -> B. The sandbox trusts B before the issuer signs with it; A leaves the sandbox's
-    trust only after the issuer stopped using it."""
+    """A -> B. The sandbox trusts B before the issuer signs with it; B signs a fraction of the
+    GOPCs alone until the sandbox accepted enough of them; only then may A retire, and A
+    leaves the sandbox's trust only after the issuer stopped using it."""
     b = r.generate("issuer", "Issuer-B")
     r.hand_over(b, "issuer", "sandbox", owner="issuer")
     r.promote("sandbox", b)
     r.settle()
-    r.promote("issuer", b, replacing=(a,))
+    r.promote("issuer", b)
+    r.note("issuer", b, "on probation: signs a canary fraction of the GOPCs alone")
+    r.retire_refused(a, b)
+    r.await_partner(b, until=Partner.VERIFIED)
+    r.retire("issuer", a, final=False)
     r.settle()
     r.retire("issuer", a, final=True)
     r.retire("sandbox", a, final=False)
@@ -296,19 +394,71 @@ def _rotate_issuer_key(r: _Rehearsal, a: str) -> None:
 
 
 def _rotate_sandbox_key(r: _Rehearsal, s1: str) -> None:
-    """S1 -> S2. The sandbox can decrypt with S2 before the issuer encrypts to it; S1 is
-    retired on the sandbox only after the issuer dropped it."""
+    """S1 -> S2. The sandbox can decrypt with S2 before the issuer encrypts to it; S2 proves
+    itself alone on a fraction of the GOPCs before S1 may go; S1 is retired on the sandbox only
+    after the issuer dropped it."""
     s2 = r.generate("sandbox", "Sandbox-S2")
     r.promote("sandbox", s2)
     r.hand_over(s2, "sandbox", "issuer", owner="google")
     r.settle()
-    r.promote("issuer", s2, replacing=(s1,))
+    r.promote("issuer", s2)
+    r.note("issuer", s2, "on probation: a canary fraction of the GOPCs is encrypted to it alone")
+    r.retire_refused(s1, s2)
+    r.await_partner(s2, until=Partner.VERIFIED)
+    r.retire("issuer", s1, final=False)
     r.settle()
     r.retire("issuer", s1, final=True)
     r.retire("sandbox", s1, final=False)
     r.settle()
     r.retire("sandbox", s1, final=True)
     r.settle()
+
+
+def _issuer_key_the_sandbox_forgot(r: _Rehearsal, a: str) -> None:
+    """A -> B, but the sandbox never trusts B (the certificate was handed over and not
+    imported): B's canary GOPCs are rejected, its canary stops, A stays in force."""
+    b = r.generate("issuer", "Issuer-B")
+    r.note("sandbox", b, "never imported from the issuer (the fault)")
+    r.settle()
+    r.fault_started = time.perf_counter()
+    r.promote("issuer", b)
+    r.note("issuer", b, "on probation: signs a canary fraction of the GOPCs alone")
+    r.await_partner(b, until=Partner.STOPPED)
+    r.retire_refused(a, b)
+    r.settle()  # traffic on, every GOPC signed by A and B again
+
+
+def _canary_figures(r: _Rehearsal, since: float = 0.0) -> tuple[int, int, int, int]:
+    """Canary GOPCs, of them accepted and rejected, and GOPCs outside the canary that failed,
+    among those sent from ``since`` (``perf_counter``) on."""
+    samples = [s for s in r.samples if s.started >= since]
+    canary = [s for s in samples if s.canary]
+    accepted = sum(1 for s in canary if s.reason == "ACCEPTED")
+    outside = sum(1 for s in samples if not s.canary and s.reason != "ACCEPTED")
+    return len(canary), accepted, len(canary) - accepted, outside
+
+
+def _fault_report(r: _Rehearsal, elapsed: float, a: str) -> tuple[bytes, int]:
+    canary, accepted, rejected, outside = _canary_figures(r, r.fault_started)
+    _, _, _, outside_before = _canary_figures(r)
+    total = sum(1 for s in r.samples if s.started >= r.fault_started)
+    still = r.partner(a)
+    with contextlib.closing(r.keystore("issuer")) as keystore:
+        a_state = keystore.snapshot(ENV).record(a).state.value
+    lines = [
+        f"pushprov rehearsal, fault {r.fault}: issuer service + Google sandbox over TLS",
+        f"  traffic      {len(r.samples)} GOPCs in {elapsed:.1f} s "
+        f"({len(r.samples) / elapsed:.1f}/s); {total} of them once Issuer-B was on probation:",
+        f"  canary       {canary} canary GOPCs (signed by Issuer-B alone), accepted {accepted}, "
+        f"rejected {rejected}",
+        f"  outside      {total - canary} GOPCs outside the canary, failed {outside}",
+        f"  old key      Issuer-A {a_state}, partner {still.value if still else '-'}",
+        *_problems_and_timeline(r),
+    ]
+    ok = rejected > 0 and outside == outside_before == 0 and a_state == "active"
+    ok = ok and total > canary and not r.crashes
+    lines.append("rehearsal ok (the canary caught the fault)" if ok else "REHEARSAL FAILED")
+    return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
 
 
 def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
@@ -322,9 +472,11 @@ def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
         f"  pushprov     {_percentiles([s.pushprov_ms for s in r.samples])} (POST /v1/gopc)",
         f"  end to end   {_percentiles([s.total_ms for s in r.samples])} "
         "(session + GOPC + acceptance)",
+        "  canary       {} canary GOPCs, accepted {}, rejected {}; outside the canary, "
+        "failed {}".format(*_canary_figures(r)),
         *_problems_and_timeline(r),
     ]
-    ok = total > 0 and accepted == total
+    ok = total > 0 and accepted == total and not r.crashes
     lines.append("rehearsal ok" if ok else "REHEARSAL FAILED")
     return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
 
@@ -334,7 +486,11 @@ def _problems_and_timeline(r: _Rehearsal) -> list[str]:
     reasons = sorted({s.reason for s in r.samples if s.reason != "ACCEPTED"})
     if reasons:
         lines.append(f"  problems     {', '.join(reasons)}")
-    lines.append("  key timeline (seconds from start; every promotion ran its self-test first)")
+    lines += [f"  traffic thread died: {crash}" for crash in r.crashes]
+    lines.append(
+        "  key timeline (seconds from start; every promotion ran its self-test first, then "
+        "the partner's canary)"
+    )
     for event in r.events:
         lines.append(f"    {event.at:6.1f}  {event.side:8} {event.key:11} {event.change}")
     return lines

@@ -24,6 +24,12 @@ def register(commands: Subparsers) -> None:
     rehearse.add_argument(
         "--step-seconds", type=float, default=1.5, help="traffic time between rotation steps"
     )
+    rehearse.add_argument(
+        "--fault",
+        choices=("sandbox-forgets-issuer-key",),
+        help="inject a fault: the sandbox never trusts the issuer's new key; the canary must "
+        "catch it with no GOPC outside the canary failing",
+    )
     rehearse.set_defaults(handler=_rehearse)
 
 
@@ -31,4 +37,4 @@ def _rehearse(args: argparse.Namespace, _at: _dt.datetime, _: BinaryIO) -> tuple
     from ._rehearsal import run_rehearsal
 
     # The report goes out whatever the verdict; the status carries the verdict.
-    return run_rehearsal(bits=args.bits, step_seconds=args.step_seconds)
+    return run_rehearsal(bits=args.bits, step_seconds=args.step_seconds, fault=args.fault)

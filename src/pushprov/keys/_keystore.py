@@ -32,7 +32,7 @@ from ..store import (
 )
 from ._audit import genesis_hash, make_entry, verify_chain
 from ._errors import AuditTamperedError, SelfTestFailedError, TransitionRefusedError
-from ._evidence import Partner, RoleEvidence, add_evidence
+from ._evidence import Partner, RoleEvidence, add_evidence, parse_evidence
 from ._keyring import _NOT_BUILT_AD_HOC, Keyring, SecretCache, SecretKey, key_id_of
 from ._model import (
     OURS,
@@ -170,19 +170,24 @@ class Keystore:
 
     def record_evidence(
         self, env: Environment, deltas: Mapping[str, Sequence[tuple[Role, RoleEvidence]]]
-    ) -> None:
+    ) -> dict[str, dict[str, RoleEvidence]]:
         """Add uses and outcomes (by key id, then role) to the keys' evidence, in one write;
-        advisory like ``record_use`` (no version, no audit). Unknown key ids are skipped."""
+        advisory like ``record_use`` (no version, no audit). Unknown key ids are skipped.
+        Returns the evidence of the keys it changed, as now stored."""
+        written: dict[str, dict[str, RoleEvidence]] = {}
         if not deltas:
-            return
+            return written
 
         def update(key_id: str, evidence: str | None) -> str | None:
             found = deltas.get(key_id)
             if not found:
                 return None
-            return add_evidence(evidence, ((role.value, delta) for role, delta in found))
+            text = add_evidence(evidence, ((role.value, delta) for role, delta in found))
+            written[key_id] = parse_evidence(text)
+            return text
 
         self._store.record_evidence(env.value, update)
+        return written
 
     def set_partner(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -45,11 +46,20 @@ class GopcSubmission(BaseModel):
     googleOpaquePaymentCard: str = Field(max_length=GOPC_CAP)  # noqa: N815
 
 
+class AppResult(BaseModel):
+    """What the issuer's app gets back from Google for this GOPC, as its backend would report
+    it to pushprov (POST /v1/gopc/outcomes): accepted, or rejected with Google's code."""
+
+    outcome: Literal["accepted", "rejected"]
+    errorCode: str | None  # noqa: N815
+
+
 class AcceptanceResponse(BaseModel):
     accepted: bool
     reasonCode: str  # noqa: N815
     signers: list[str]
     decryptionKey: str | None  # noqa: N815
+    appResult: AppResult  # noqa: N815
 
 
 def create_sandbox_app(
@@ -77,6 +87,10 @@ def create_sandbox_app(
             reasonCode=verdict.reason.value,
             signers=list(verdict.signers),
             decryptionKey=verdict.decryption_key,
+            appResult=AppResult(
+                outcome="accepted" if verdict.accepted else "rejected",
+                errorCode=None if verdict.accepted else verdict.reason.value,
+            ),
         )
 
     @app.get("/v1/keys/public", summary="The sandbox's active public keys (armored)")

@@ -162,7 +162,7 @@ def _apply(context: Context, keystore: Keystore, tally: _Tally, at: _dt.datetime
         for role, delta in deltas:
             outcome = "accepted" if delta.accepted else "rejected"
             metrics.key_outcomes.labels(key_id, role.value, outcome).inc()
-    keystore.record_evidence(env, tally.deltas)
+    stored = keystore.record_evidence(env, tally.deltas)
     for key_id, blamed in tally.stopped.items():
         stopped = keystore.set_partner(
             env, key_id, Partner.STOPPED, at=at,
@@ -171,19 +171,15 @@ def _apply(context: Context, keystore: Keystore, tally: _Tally, at: _dt.datetime
         if stopped is not None:
             metrics.canary_stops.labels(key_id, blamed).inc()
             log.warning("canary stopped", extra={"key": key_id, "role": blamed})
-    candidates = tally.credited - set(tally.stopped)
-    if not candidates:
-        return
+    # Keys still on probation as this worker last read them; set_partner checks again.
+    on_probation = {key_id for _, key_id in context.current_keys(at).canaries}
     wanted = context.config.canary_verify_after
-    for record in keystore.snapshot(env).records:
-        if record.key_id not in candidates or record.partner is not Partner.CANARY:
-            continue
-        proof = [record.evidence.get(role) for role in ("sign", "encrypt")]
-        accepted = sum(e.canary_accepted for e in proof if e is not None)
-        rejected = sum(e.canary_rejected for e in proof if e is not None)
-        if rejected == 0 and accepted >= wanted:
+    for key_id in (tally.credited & on_probation) - set(tally.stopped):
+        proof = stored.get(key_id, {}).values()
+        accepted = sum(e.canary_accepted for e in proof)
+        if accepted >= wanted and not any(e.canary_rejected for e in proof):
             keystore.set_partner(
-                env, record.key_id, Partner.VERIFIED, at=at,
+                env, key_id, Partner.VERIFIED, at=at,
                 reason=f"{accepted} canary GOPCs sealed with it alone accepted by the partner, "
                 "none rejected because of it",
             )  # fmt: skip
