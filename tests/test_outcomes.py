@@ -24,6 +24,7 @@ from pushprov.keys import (
     PartnerUnverifiedError,
     SecretCache,
     StoreKeySource,
+    partner_use,
 )
 from pushprov.service._outcomes import blamed_roles
 from pushprov.store import SqliteStore
@@ -274,3 +275,20 @@ def test_uses_reach_the_store_in_batches_and_show_in_metrics_and_the_dashboard(
     assert f'pushprov_key_partner_state{{key="{world.b}",state="canary"}} 1.0' in metrics
     assert f'pushprov_key_last_use_timestamp_seconds{{key="{world.a}",use="sign"}}' in metrics
     assert "<td>canary</td><td>6 (" in page
+
+
+def test_a_partner_message_opened_with_our_key_is_when_the_partner_last_used_it(
+    world: World,
+) -> None:
+    source = StoreKeySource(lambda cache: _open(world.path, cache), ENV, refresh=0.05)
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    owners = source.current(at).decryption_owners
+    # The opened message names the subkey that decrypted; the evidence goes to its key.
+    subkey = next(fp for fp, key_id in owners.items() if key_id == world.a and fp != world.a)
+    before = {key_id: when for key_id, _, when in partner_use(world.operator.snapshot(ENV).records)}
+    assert before[world.a] is None
+    source.note_open(subkey, at)
+    source.flush(at)
+    after = {key_id: when for key_id, _, when in partner_use(world.operator.snapshot(ENV).records)}
+    assert after[world.a] == at and after[world.b] is None
+    assert world.record(world.a).evidence["decrypt"].sealed == 1
