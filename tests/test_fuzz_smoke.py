@@ -169,6 +169,7 @@ _CONFIG_KEYS = [
     "rate_limit_per_second", "max_body_bytes", "read_timeout", "queue_limit",
     "key_refresh_seconds", "graceful_shutdown_seconds", "log_level", "service",
     "header_timeout_seconds", "request_timeout_seconds", "max_connections",
+    "canary_fraction", "canary_per_minute", "canary_verify_after", "outcome_window",
 ]  # fmt: skip
 
 

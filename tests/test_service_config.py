@@ -45,6 +45,20 @@ def test_config_layers(tmp_path: Path) -> None:
         ServiceConfig.load(None, environ={"PUSHPROV_PORT": "many"})
 
 
+def test_canary_settings_are_bounded() -> None:
+    config = ServiceConfig.load(None, environ={"PUSHPROV_CANARY_FRACTION": "0.25"})
+    assert (config.canary_fraction, config.canary_per_minute, config.canary_verify_after) == (
+        0.25, 60, 20,
+    )  # fmt: skip
+    assert config.outcome_window.total_seconds() == 3600
+    for name, value in (
+        ("CANARY_FRACTION", "1.5"), ("CANARY_FRACTION", "nan"), ("CANARY_PER_MINUTE", "0"),
+        ("CANARY_VERIFY_AFTER", "-1"), ("OUTCOME_WINDOW", "0"),
+    ):  # fmt: skip
+        with pytest.raises(UsageError):
+            ServiceConfig.load(None, environ={f"PUSHPROV_{name}": value})
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

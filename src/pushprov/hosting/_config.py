@@ -118,6 +118,8 @@ class ServiceConfig:
             raise UsageError("canary_fraction must be within 0 and 1")
         if min(self.canary_per_minute, self.canary_verify_after) < 1:
             raise UsageError("canary_per_minute and canary_verify_after must be positive")
+        if self.outcome_window <= _dt.timedelta(0):
+            raise UsageError("outcome_window must be positive")
 
 
 def keys_options(config: ServiceConfig) -> str:
