@@ -46,12 +46,15 @@ from pushprov.keys import (
 from pushprov.keys._rules import findings, plan_transition
 from pushprov.store import (
     Change,
+    SqliteServiceState,
     SqliteStore,
     StoreConflictError,
     StoreCorruptError,
+    StoredResponse,
     StoreInsecureError,
     default_store_path,
 )
+from pushprov.store._schema import SERVICE_TABLES, SQLITE_SERVICE, create_statements
 
 from .conftest import T0
 from .test_keystore_support import (
@@ -308,6 +311,45 @@ def test_promotion_puts_an_outgoing_pgp_key_on_probation_and_outcomes_decide(
     assert ("canary-stopped", second.key_id, "rejected") in actions
     assert actions[-1] == ("retire", first.key_id, "B checked by hand")
     ks.verify_audit(PROD)
+
+
+def test_a_schema_2_sqlite_store_gains_the_partner_columns_on_open(tmp_path: Path) -> None:
+    ks = keystore(sqlite_factory(tmp_path))
+    first = ks.generate(PROD, user_id="I <i@x>", at=T0)  # pending: no partner state yet
+    ks.close()
+    # What a schema 2 store holds: no partner or evidence columns.
+    with sqlite3.connect(tmp_path / "keystore.db") as db:
+        db.execute("ALTER TABLE keys DROP COLUMN partner")
+        db.execute("ALTER TABLE keys DROP COLUMN evidence")
+        db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (b"2",))
+    ks = keystore(sqlite_factory(tmp_path))
+    try:
+        # Its rows still check out (a row without partner state MACs as before), and the
+        # first promotion on the upgraded store records one.
+        assert ks.promote(PROD, first.key_id, at=T0).partner is Partner.CANARY
+        assert ks.snapshot(PROD).record(first.key_id).partner is Partner.CANARY
+    finally:
+        ks.close()
+    with sqlite3.connect(tmp_path / "keystore.db") as db:
+        ((schema,),) = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall()
+    assert bytes(schema) == b"3"
+
+
+def test_a_service_file_from_before_schema_3_gains_its_columns(tmp_path: Path) -> None:
+    path = tmp_path / "service.sqlite"
+    old = create_statements(SQLITE_SERVICE, ("meta", *SERVICE_TABLES), version=2)
+    with sqlite3.connect(path) as db:
+        for statement in old:
+            db.execute(statement)
+    path.chmod(0o600)
+    state = SqliteServiceState(path)
+    try:
+        answer = StoredResponse(state.body_fingerprint(b"b"), 200, b"s", '{"sign":["A"]}')
+        state.remember("c", "r", answer, at=T0, since=T0 - DAY)
+        assert state.record_outcome("c", "r", "accepted", since=T0 - DAY).keys == ('{"sign":["A"]}')
+    finally:
+        state.close()
+    SqliteServiceState(path).close()  # the next worker's start: nothing left to add
 
 
 def test_rotation_moves_old_to_retiring_in_the_same_version(
