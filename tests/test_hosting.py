@@ -18,6 +18,7 @@ from pushprov.store import (
     PostgresServiceState,
     SqliteServiceState,
     SqliteStore,
+    StoreCorruptError,
     StoreInsecureError,
     migrate,
     open_backend,
@@ -123,7 +124,7 @@ def test_the_state_schema_is_made_in_one_transaction(tmp_path: Path) -> None:
     path.touch(mode=0o600)
     with sqlite3.connect(path) as conn:  # a table named as the index to be
         conn.execute("CREATE TABLE service_idempotency_created (x)")
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreCorruptError):  # not the schema we make: not ours
         SqliteServiceState(path)
     with sqlite3.connect(path) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}

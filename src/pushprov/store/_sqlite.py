@@ -17,14 +17,14 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ._errors import StoreConflictError, StoreCorruptError
+from ._errors import StoreConflictError, StoreCorruptError, StoreUnavailableError
 from ._model import Change
 from ._paths import private_database_file
 from ._rows import SqlStore
 from ._schema import KEY_TABLES, LATEST, SQLITE, added_columns, create_statements
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, unlock
 
-__all__ = ["SqliteStore", "run_in_transaction"]
+__all__ = ["SqliteStore", "run_in_transaction", "store_error"]
 
 _SCHEMA_VERSION = str(LATEST).encode()
 _SCHEMA_V1 = b"1"
@@ -58,7 +58,10 @@ class SqliteStore(SqlStore):
         """
         path = Path(path)
         new = private_database_file(path, create=create)
-        connection = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        try:
+            connection = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as error:
+            raise store_error(error) from None
         try:
             if on_connect is not None:
                 on_connect(connection)
@@ -74,6 +77,9 @@ class SqliteStore(SqlStore):
                 store = cls(connection, box, path)
                 if not maced:
                     store._upgrade(schema)
+        except sqlite3.Error as error:
+            connection.close()
+            raise store_error(error) from None
         except BaseException:
             connection.close()
             raise
@@ -112,17 +118,58 @@ class SqliteStore(SqlStore):
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield
-        except sqlite3.IntegrityError:
-            self._db.execute("ROLLBACK")
-            raise StoreConflictError("the change clashes with a stored record") from None
-        except BaseException:
-            if self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield
+            except sqlite3.IntegrityError:
+                self._rollback()
+                raise StoreConflictError("the change clashes with a stored record") from None
+            except BaseException:
+                self._rollback()
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._rollback()
+            raise store_error(error) from None
+
+    def _rollback(self) -> None:
+        # A full disk or failing I/O may fail the rollback too; SQLite then rolls back itself.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+
+
+# What a failed SQLite call means for the store, by its primary result code. Unavailable: the
+# file cannot be used now (another writer holds it past the wait, the disk is full, I/O fails,
+# the file or its directory cannot be opened or written); a retry may succeed. Corrupt: the
+# file is not a database or not ours (damaged pages, random bytes, a table or column missing:
+# our statements are fixed, so SQLITE_ERROR at run time means the schema is not the one we made).
+_UNAVAILABLE_CODES = frozenset({
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+    sqlite3.SQLITE_NOLFS, sqlite3.SQLITE_PERM,
+})  # fmt: skip
+_CORRUPT_CODES = frozenset({
+    sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_SCHEMA,
+    sqlite3.SQLITE_MISMATCH,
+})  # fmt: skip
+
+
+def store_error(error: sqlite3.Error) -> Exception:
+    """What to raise for ``error``: ``StoreUnavailableError`` or ``StoreCorruptError`` by its
+    result code, else ``error`` itself (a misuse of the driver is a bug, not the store's state).
+    The message names the result code (``SQLITE_FULL``), never a statement or a value."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return error
+    primary = code & 0xFF
+    name = getattr(error, "sqlite_errorname", "SQLITE_UNKNOWN")
+    if primary in _UNAVAILABLE_CODES:
+        return StoreUnavailableError(f"the SQLite store cannot be used now ({name})")
+    if primary in _CORRUPT_CODES:
+        return StoreCorruptError(f"the SQLite store is damaged or not ours ({name})")
+    return error
 
 
 def run_in_transaction(
@@ -161,8 +208,11 @@ def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> tuple[SecretBo
     """The box, the schema version and whether the rows are MACed."""
     try:
         meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
-    except sqlite3.DatabaseError:
-        raise StoreCorruptError("not a pushprov key store") from None
+    except sqlite3.Error as error:
+        outcome = store_error(error)
+        if isinstance(outcome, StoreCorruptError):
+            raise StoreCorruptError("not a pushprov key store") from None
+        raise outcome from None
     schema = meta.get("schema")
     if schema not in (_SCHEMA_VERSION, _SCHEMA_V1):
         raise StoreCorruptError("unknown key store schema")
