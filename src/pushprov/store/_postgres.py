@@ -45,6 +45,8 @@ _MIGRATIONS: tuple[str, ...] = (
     # 2: the row MACs and the audit's reference time; the first open with the passphrase
     # then MACs the rows already there (``PostgresStore._upgrade``).
     ";\n".join(added_columns(POSTGRES, KEY_TABLES, 2)),
+    # 3: where an HSM key's private halves live (``custody``; NULL for the rows already there).
+    ";\n".join(added_columns(POSTGRES, KEY_TABLES, 3)),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Any constant will do: it only has to be the same for every `store migrate` run.
