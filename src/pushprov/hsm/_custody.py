@@ -10,15 +10,19 @@ token afresh, so a service recovers without a restart.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import NoReturn, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric import rsa
+import pkcs11
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from pkcs11 import exceptions as p11
 
 from .. import openpgp
 from .._errors import KeyInvalidError, UsageError
@@ -95,6 +99,11 @@ class TokenCustody:
         self._pin_source = pin_source
         self._tokens: dict[tuple[str, str], Token] = {}
         self._lock = threading.Lock()
+        # Bumped whenever tokens are dropped: keys handed out find their objects again.
+        self.generation = 0
+        # Modules whose token or session was lost, and when the library was last restarted.
+        self._lost: set[str] = set()
+        self._restarted: dict[str, float] = {}
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> TokenCustody:
@@ -155,17 +164,30 @@ class TokenCustody:
     def destroy(self, custody: Custody) -> None:
         """Destroy both key pairs' objects in the token; objects already gone are no error."""
         token = self._token(custody.token(), custody.module_path, custody.pin_source)
-        roles: tuple[tuple[str, Role], ...] = ((custody.sign, "sign"), (custody.decrypt, "decrypt"))
-        for uri, role in roles:
+        for uri, role in _roles(custody):
             try:
                 key = token.rsa_key(uri, role)
             except TokenKeyNotFoundError:
                 continue
             token.destroy(key)
 
+    def probe(self, custody: Custody) -> None:
+        """Prove the token keys usable now: find both, sign a probe digest with one and
+        decrypt a probe block with the other. Raises what a use would raise."""
+        for uri, role in _roles(custody):
+            held = _HeldKey(self, custody, uri, role)
+            if role == "sign":
+                held.sign_digest(_PROBE_HASH, _PROBE_DIGEST)
+            else:
+                block = os.urandom(16)
+                sealed = held.public_key.encrypt(block, padding.PKCS1v15())
+                if held.decrypt_block(sealed) != block:
+                    raise TokenUnavailableError("the token's decryption probe came back wrong")
+
     def close(self) -> None:
         with self._lock:
             tokens, self._tokens = list(self._tokens.values()), {}
+            self.generation += 1
         for token in tokens:
             token.close()
 
@@ -178,16 +200,36 @@ class TokenCustody:
                 f"no PKCS#11 module for token keys: set {self.MODULE_ENV} or module-path= "
                 "in the URI"
             )
+        where = Pkcs11Uri(token=label)
+        pins = self._pin_source or pin_source
         with self._lock:
             token = self._tokens.get((module, label))
             if token is None:
-                token = open_token(
-                    Pkcs11Uri(token=label),
-                    module_path=module,
-                    pin_source=self._pin_source or pin_source,
-                )
+                try:
+                    token = open_token(where, module_path=module, pin_source=pins)
+                except TokenUnavailableError:
+                    if not self._restart(module):
+                        raise
+                    token = open_token(where, module_path=module, pin_source=pins)
+                self._lost.discard(module)
                 self._tokens[(module, label)] = token
             return token
+
+    def _restart(self, module: str) -> bool:
+        """After a loss, restart the library (C_Finalize, C_Initialize) at most once per
+        ``_RESTART_INTERVAL``: a token that went away and came back is often only found again
+        by a fresh C_Initialize (SoftHSM2, several network HSMs). Every session of the module
+        in this process ends with it, so only a custody that saw a loss does it."""
+        now = time.monotonic()
+        if module not in self._lost or now - self._restarted.get(module, -1e9) < _RESTART_INTERVAL:
+            return False
+        self._restarted[module] = now
+        for place in [place for place in self._tokens if place[0] == module]:
+            del self._tokens[place]  # its session ended with the library; nothing to close
+        self.generation += 1
+        with contextlib.suppress(p11.PKCS11Error):
+            pkcs11.lib(module).reinitialize()
+        return True
 
     def _forget(self, token: Token) -> None:
         """The token or its session is gone: drop it, so the next use opens it afresh."""
@@ -195,6 +237,8 @@ class TokenCustody:
             for place, held in list(self._tokens.items()):
                 if held is token:
                     del self._tokens[place]
+                    self._lost.add(place[0])
+            self.generation += 1
         token.close()
 
     def __repr__(self) -> str:
@@ -202,6 +246,16 @@ class TokenCustody:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("token sessions cannot be pickled")
+
+
+_RESTART_INTERVAL = 1.0  # seconds
+# What the probe signs: a fixed SHA-384 digest (OpenPGP hash 9), never anything a caller gave.
+_PROBE_HASH = 9
+_PROBE_DIGEST = bytes(48)
+
+
+def _roles(custody: Custody) -> tuple[tuple[str, Role], ...]:
+    return ((custody.sign, "sign"), (custody.decrypt, "decrypt"))
 
 
 _SHARED: dict[tuple[str | None, str | None], TokenCustody] = {}
@@ -219,7 +273,7 @@ os.register_at_fork(after_in_child=_after_fork)
 class _HeldKey:
     """A token key as ``openpgp.PrivateKeyOps``, found again after its token was lost."""
 
-    __slots__ = ("_custody", "_key", "_place", "_public", "_role", "_uri")
+    __slots__ = ("_custody", "_generation", "_key", "_place", "_public", "_role", "_uri")
 
     def __init__(self, custody: TokenCustody, place: Custody, uri: str, role: Role) -> None:
         self._custody = custody
@@ -227,6 +281,7 @@ class _HeldKey:
         self._uri = uri
         self._role: Role = role
         self._key: TokenRsaKey | None = None
+        self._generation = -1
         self._public = self._current().public_key
 
     @property
@@ -241,16 +296,17 @@ class _HeldKey:
 
     def _current(self) -> TokenRsaKey:
         key = self._key
-        if key is None:
+        if key is None or self._generation != self._custody.generation:
+            generation = self._custody.generation
             token = self._custody._token(
                 self._place.token(), self._place.module_path, self._place.pin_source
             )
-            key = self._key = token.rsa_key(self._uri, self._role)
+            key = token.rsa_key(self._uri, self._role)
             if getattr(self, "_public", None) is not None and (
                 key.public_key.public_numbers() != self._public.public_numbers()
             ):
-                self._key = None
                 raise KeyInvalidError("the token key the record names is another key now")
+            self._key, self._generation = key, generation
         return key
 
     def _run(self, operation: Callable[[TokenRsaKey], _T]) -> _T:

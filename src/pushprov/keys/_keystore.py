@@ -156,6 +156,12 @@ class Keystore:
             key = self._token_keys[record.key_id] = self.custody.open_openpgp_key(cert, custody)
         return key
 
+    def probe_token_keys(self, record: KeyRecord) -> None:
+        """Prove an HSM key's token keys usable now (a sign and a decrypt in the token)."""
+        if record.custody is None:
+            raise UsageError(f"key {record.key_id} is not in an HSM")
+        self.custody.probe(hsm.Custody.from_text(record.custody))
+
     def _parse_secret(self, fmt: Format, clear: bytes) -> SecretKey:
         if fmt is Format.PGP:
             (key,) = openpgp.read_secret_keys(clear, policy=self.policy)
