@@ -338,7 +338,8 @@ def test_audit_times_run_forward_with_the_reference_time_beside_them(world: Worl
 _V1_CHECK_PLAINTEXT = b"pushprov keystore key-encryption key check v1"
 _V1_CHECK_AAD = b"pushprov-keystore-v1\0kek-check"
 _NEW_COLUMNS = (("keyring", "mac"), ("keyring", "audit_mac"), ("keys", "written"),
-                ("keys", "mac"), ("audit", "ref_at"), ("audit", "mac"))  # fmt: skip
+                ("keys", "mac"), ("audit", "ref_at"), ("audit", "mac"),
+                ("keys", "custody"))  # fmt: skip
 
 
 def _downgrade_to_v1(world: World) -> None:
@@ -368,14 +369,14 @@ def _downgrade_to_v1(world: World) -> None:
     if world.kind == "sqlite":
         world.sql("UPDATE meta SET value = ? WHERE name = 'schema'", (b"1",))
     else:
-        world.sql("DELETE FROM pushprov_schema WHERE version = 2")
+        world.sql("DELETE FROM pushprov_schema WHERE version >= 2")
 
 
 def test_a_schema_1_store_is_upgraded_when_opened_with_its_passphrase(world: World) -> None:
     listed = world.ok("list")
     _downgrade_to_v1(world)
     if world.kind == "postgresql":
-        assert migrate(world.location) == (1, 2)
+        assert migrate(world.location) == (1, 3)
     else:
         ((schema,),) = world.sql("SELECT value FROM meta WHERE name = 'schema'")
         assert bytes(schema) == b"1"
@@ -386,9 +387,28 @@ def test_a_schema_1_store_is_upgraded_when_opened_with_its_passphrase(world: Wor
     assert all(mac is not None for (mac,) in world.sql("SELECT mac FROM {audit}"))
     if world.kind == "sqlite":
         ((schema,),) = world.sql("SELECT value FROM meta WHERE name = 'schema'")
-        assert bytes(schema) == b"2"
+        assert bytes(schema) == b"3"
     # From now on a MAC removed is an attack, never a row still to be MACed.
     world.sql("UPDATE {keys} SET mac = NULL WHERE key_id = ?", (world.google,))
+    _every_read_path_is_corrupt(world)
+
+
+def test_a_schema_2_store_gains_the_custody_column_and_keeps_its_macs(world: World) -> None:
+    listed = world.ok("list")
+    macs = sorted(world.sql("SELECT key_id, mac FROM {keys}"))
+    world.sql("ALTER TABLE {keys} DROP COLUMN custody")
+    if world.kind == "postgresql":
+        world.sql("DELETE FROM pushprov_schema WHERE version = 3")
+        assert migrate(world.location) == (2, 3)
+    else:
+        world.sql("UPDATE meta SET value = ? WHERE name = 'schema'", (b"2",))
+    assert world.ok("list") == listed
+    assert sorted(world.sql("SELECT key_id, mac FROM {keys}")) == macs
+    if world.kind == "sqlite":
+        ((schema,),) = world.sql("SELECT value FROM meta WHERE name = 'schema'")
+        assert bytes(schema) == b"3"
+    # The new column is MACed: custody written behind pushprov's back is refused.
+    world.sql("UPDATE {keys} SET custody = ? WHERE key_id = ?", ('{"x": 1}', world.google))
     _every_read_path_is_corrupt(world)
 
 

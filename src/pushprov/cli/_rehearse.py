@@ -24,6 +24,12 @@ def register(commands: Subparsers) -> None:
     rehearse.add_argument(
         "--step-seconds", type=float, default=1.5, help="traffic time between rotation steps"
     )
+    rehearse.add_argument(
+        "--hsm",
+        action="store_true",
+        help="the issuer's new signing key (Issuer-B) is made in a throwaway SoftHSM2 token, "
+        "so the rotation moves the role from a software key into the HSM (needs softhsm2)",
+    )
     rehearse.set_defaults(handler=_rehearse)
 
 
@@ -31,4 +37,4 @@ def _rehearse(args: argparse.Namespace, _at: _dt.datetime, _: BinaryIO) -> tuple
     from ._rehearsal import run_rehearsal
 
     # The report goes out whatever the verdict; the status carries the verdict.
-    return run_rehearsal(bits=args.bits, step_seconds=args.step_seconds)
+    return run_rehearsal(bits=args.bits, step_seconds=args.step_seconds, hsm=args.hsm)

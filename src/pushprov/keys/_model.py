@@ -110,10 +110,22 @@ class KeyRecord:
     last_used: _dt.datetime | None = None
     public: bytes = dataclasses.field(repr=False, default=b"")
     has_secret: bool = False
+    #: An HSM key's token keys (``hsm.Custody`` text: pkcs11: URIs, never a PIN); None for a
+    #: key whose secret, if any, is sealed in the store.
+    custody: str | None = None
 
     @property
     def ours(self) -> bool:
         return self.owner == OURS
+
+    @property
+    def in_hsm(self) -> bool:
+        return self.custody is not None
+
+    @property
+    def usable_secret(self) -> bool:
+        """Whether we can sign and decrypt with it: a sealed secret, or token keys."""
+        return self.has_secret or (self.in_hsm and self.state is not State.DESTROYED)
 
     def entered(self, state: State) -> _dt.datetime | None:
         """When the record last entered ``state`` (None if never)."""
@@ -142,6 +154,7 @@ class KeyRecord:
             last_used=None if self.last_used is None else as_unix(self.last_used),
             public=self.public,
             has_secret=self.has_secret,
+            custody=self.custody,
         )
 
     @classmethod
@@ -160,4 +173,5 @@ class KeyRecord:
             last_used=None if row.last_used is None else from_unix(row.last_used),
             public=row.public,
             has_secret=row.has_secret,
+            custody=row.custody,
         )

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from .. import jose, openpgp
-from .._errors import KeyUnusableError
+from .._errors import KeyUnusableError, PushprovError
 from ._keyring import Keyring, SecretCache
 from ._keystore import Keystore
 from ._model import Environment, Format, State
@@ -47,6 +48,19 @@ class ServiceKeys:
     published: tuple[tuple[Format, str], ...]  # our active public keys, as handed to Google
     inventory: tuple[KeyStatus, ...]
     warnings: tuple[str, ...] = ()  # what `keys check` would report
+    # HSM keys in use, each with a check that proves its token usable now (key id, check).
+    token_checks: tuple[tuple[str, Callable[[], None]], ...] = ()
+
+    def token_problems(self) -> list[str]:
+        """HSM keys whose token cannot sign or decrypt now (each check is a real sign and
+        decrypt in the token; a lost token or session is opened again on the way)."""
+        problems = []
+        for key_id, check in self.token_checks:
+            try:
+                check()
+            except PushprovError as failure:
+                problems.append(f"key {key_id}: {failure.code}")
+        return problems
 
     def __repr__(self) -> str:
         return f"ServiceKeys(version={self.version!r}, keys={len(self.inventory)})"
@@ -197,7 +211,8 @@ class StoreKeySource:
             or generation != self._loaded_generation
             or now - self._loaded >= self._refresh
         ):
-            keys = _service_keys(self._keystore().snapshot(self._env), at)
+            keystore = self._keystore()
+            keys = _service_keys(keystore.snapshot(self._env), at, keystore)
             with self._lock:
                 self._keys, self._loaded, self._loaded_generation = keys, now, generation
         return keys
@@ -214,7 +229,7 @@ class StoreKeySource:
                 self._recorded[key_id] = now
 
 
-def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
+def _service_keys(ring: Keyring, at: _dt.datetime, keystore: Keystore) -> ServiceKeys:
     """Both formats side by side; the envelope a request asks for picks its keys by type."""
     # The stored public form is what `keys export` hands out: no need to parse and re-armor.
     published = tuple(
@@ -246,4 +261,9 @@ def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
         published=published,
         inventory=inventory,
         warnings=tuple(finding.message for finding in findings(ring.records, at)),
+        token_checks=tuple(
+            (record.key_id, functools.partial(keystore.probe_token_keys, record))
+            for record in ring.in_state(State.ACTIVE, State.RETIRING)
+            if record.in_hsm
+        ),
     )

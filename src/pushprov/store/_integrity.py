@@ -9,8 +9,9 @@ fails on the next read as ``StoreCorruptError`` (key rows, the keyring head) or
 
 What is MACed (``mac`` columns, schema version 2):
 
-* a key row: every column, ``has_secret`` (the sealed secret is AEAD-bound to its row already)
-  and ``written``, the keyring version that last wrote the row;
+* a key row: every column (schema 3's ``custody`` only when set), ``has_secret`` (the sealed
+  secret is AEAD-bound to its row already) and ``written``, the keyring version that last
+  wrote the row;
 * the keyring row: its version and the environment's rows as (key id, written) pairs, so a row
   deleted, added, or replayed from an older version no longer matches;
 * the audit head (``audit_mac``): the entry count, the last hash and the keyring version;
@@ -97,10 +98,14 @@ class RowMac:
     # -- key rows and the keyring head --------------------------------------------------------
 
     def key_row(self, row: KeyRow, written: int) -> bytes:
-        fields: Field = (
+        fields: tuple[Field, ...] = (
             row.format, row.owner, row.roles, row.label, row.created, row.expires, row.state,
             row.transitions, row.last_used, row.public, row.has_secret,
         )  # fmt: skip
+        if row.custody is not None:
+            # Schema 3's column, only when set: a row without it keeps the MAC it had, and
+            # adding, removing or changing it no longer matches.
+            fields = (*fields, row.custody)
         return self._tag("keys", row.env, row.key_id, written, fields)
 
     def check_key_row(self, row: KeyRow, written: object, stored: object) -> None:

@@ -31,6 +31,7 @@ class KeyRow:
     last_used: int | None
     public: bytes = dataclasses.field(repr=False)
     has_secret: bool = False  # read-only: the store sets it from the sealed column
+    custody: str | None = None  # where a key kept outside the store lives (opaque text)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

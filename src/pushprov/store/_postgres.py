@@ -46,6 +46,8 @@ _MIGRATIONS: tuple[str, ...] = (
     # 2: the row MACs and the audit's reference time; the first open with the passphrase
     # then MACs the rows already there (``PostgresStore._upgrade``).
     ";\n".join(added_columns(POSTGRES, KEY_TABLES, 2)),
+    # 3: where an HSM key's private halves live (``custody``; NULL for the rows already there).
+    ";\n".join(added_columns(POSTGRES, KEY_TABLES, 3)),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # A table or column of the schema gone (dropped by hand): the store is not as we made it.

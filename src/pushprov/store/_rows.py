@@ -41,7 +41,7 @@ _AUDIT_NAMES = AUDIT_COLUMNS.split(", ")
 
 KEY_COLUMNS = (
     "key_id, env, format, owner, roles, label, created, expires, state, transitions, "
-    "last_used, public"
+    "last_used, public, custody"
 )
 #: What a read of key rows selects: the columns, whether a secret is sealed, and the MAC's own.
 KEY_READ = f"{KEY_COLUMNS}, sealed_secret IS NOT NULL, written, mac"
@@ -55,14 +55,15 @@ def upsert_key_sql(table: str, mark: str) -> str:
     The update applies only within the row's own environment, so a key id can never move
     between sandbox and production.
     """
-    marks = ", ".join([mark] * 14)
+    marks = ", ".join([mark] * 15)
     return (
         f"INSERT INTO {table} ({KEY_COLUMNS}, written, mac) VALUES ({marks}) "  # noqa: S608
         "ON CONFLICT (key_id) DO UPDATE SET format = excluded.format, "
         "owner = excluded.owner, roles = excluded.roles, label = excluded.label, "
         "created = excluded.created, expires = excluded.expires, state = excluded.state, "
         "transitions = excluded.transitions, last_used = excluded.last_used, "
-        "public = excluded.public, written = excluded.written, mac = excluded.mac "
+        "public = excluded.public, custody = excluded.custody, written = excluded.written, "
+        "mac = excluded.mac "
         f"WHERE {table}.env = excluded.env"
     )
 
@@ -71,7 +72,7 @@ def key_params(env: str, row: KeyRow, written: int, mac: bytes) -> tuple[object,
     return (
         row.key_id, env, row.format, row.owner, ",".join(row.roles), row.label,
         row.created, row.expires, row.state, json.dumps(row.transitions),
-        row.last_used, row.public, written, mac,
+        row.last_used, row.public, row.custody, written, mac,
     )  # fmt: skip
 
 
@@ -81,7 +82,7 @@ def key_row(r: tuple[Any, ...]) -> KeyRow:
     Any value of an unexpected shape is ``StoreCorruptError``: the row was not written by us.
     """
     (key_id, env, fmt, owner, roles, label, created, expires, state, transitions, last_used,
-     public, has_secret) = r[:13]  # fmt: skip
+     public, custody, has_secret) = r[:14]  # fmt: skip
     try:
         return KeyRow(
             key_id=str(key_id),
@@ -97,6 +98,7 @@ def key_row(r: tuple[Any, ...]) -> KeyRow:
             last_used=None if last_used is None else int(last_used),
             public=bytes(public),
             has_secret=bool(has_secret),
+            custody=None if custody is None else str(custody),
         )
     except (TypeError, ValueError):
         raise StoreCorruptError(f"key record {key_id!s:.64} is unreadable") from None
@@ -106,7 +108,7 @@ def checked_key_rows(rows: Iterable[tuple[Any, ...]], macs: RowMac) -> list[tupl
     """Rows read as ``KEY_READ``, each checked against its MAC; with the version that wrote it."""
     checked = []
     for r in rows:
-        row, written, stored = key_row(r), r[13], r[14]
+        row, written, stored = key_row(r), r[14], r[15]
         macs.check_key_row(row, written, stored)
         checked.append((row, int(written)))
     return checked

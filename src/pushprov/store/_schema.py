@@ -1,12 +1,13 @@
 """The tables, described once and rendered for each dialect (SQLite and PostgreSQL).
 
-Schema version 2::
+Schema version 3::
 
     meta        (name PRIMARY KEY, value)          kdf_log2n, kdf_salt, kek_check; in PostgreSQL
                                                    also service_hmac_key
     keyring     (env PRIMARY KEY, version, audit_seq, audit_head, mac², audit_mac²)
     keys        (key_id PRIMARY KEY, env, format, owner, roles, label, created, expires, state,
-                 transitions (JSON text), last_used, public, sealed_secret NULL, written², mac²)
+                 transitions (JSON text), last_used, public, sealed_secret NULL, written², mac²,
+                 custody³ NULL)
     audit       (env, seq, at, actor, action, key_id, from_state, to_state, reason, version,
                  prev_hash, hash, ref_at², mac²; PRIMARY KEY (env, seq))
     clients     (name PRIMARY KEY, key_hash UNIQUE, created, revoked)
@@ -26,6 +27,9 @@ service's frequent small writes never wait on the key store's FULL-sync commits.
 PostgreSQL's migration 1 stays version 1), ``added_columns`` the ``ALTER TABLE`` steps to one
 (PostgreSQL's migration 2, SQLite's upgrade on open). A change to these tables is a new version
 in both, never an edit of an old one.
+
+³ Version 3 added ``custody``: where the private halves of a key kept outside the store live
+(an HSM key's ``pkcs11:`` URIs, as JSON text; never a secret). The row MAC covers it.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ _Kind = Literal["text", "int", "int32", "blob"]
 
 
 #: The schema version this code creates and expects.
-LATEST = 2
+LATEST = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +93,7 @@ _TABLES = {
             _cols(
                 "key_id text, env text, format text, owner text, roles text, label text, "
                 "created int, expires int?, state text, transitions text, last_used int?, "
-                "public blob, sealed_secret blob?, written int?@2, mac blob?@2"
+                "public blob, sealed_secret blob?, written int?@2, mac blob?@2, custody text?@3"
             ),
             ("key_id",),
             index="env",

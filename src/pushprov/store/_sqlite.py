@@ -3,7 +3,8 @@
 The tables are ``_schema``'s key tables with plain names (``meta``, ``keyring``, ``keys``,
 ``audit``); ``meta`` holds the schema version, kdf_log2n, kdf_salt and kek_check.
 A store of schema version 1 (before the row MACs) is upgraded the first time it is opened with
-its passphrase (``_upgrade``).
+its passphrase (``_upgrade``); one of version 2 gains version 3's ``custody`` column then too
+(its rows' MACs stand: a row without custody is MACed as before).
 ``key_id`` is unique across environments, so one key can never serve sandbox and production.
 Every commit is one ``BEGIN IMMEDIATE`` transaction that first checks the environment's version:
 a crash leaves the old or the new version, and a stale writer gets ``StoreConflictError``.
@@ -28,6 +29,7 @@ __all__ = ["SqliteStore", "run_in_transaction", "store_error"]
 
 _SCHEMA_VERSION = str(LATEST).encode()
 _SCHEMA_V1 = b"1"
+_KNOWN_SCHEMAS = frozenset(str(version).encode() for version in range(1, LATEST + 1))
 
 
 class SqliteStore(SqlStore):
@@ -77,6 +79,8 @@ class SqliteStore(SqlStore):
                 store = cls(connection, box, path)
                 if not maced:
                     store._upgrade(schema)
+                elif schema != _SCHEMA_VERSION:
+                    store._add_columns(schema)
         except sqlite3.Error as error:
             connection.close()
             raise store_error(error) from None
@@ -104,17 +108,24 @@ class SqliteStore(SqlStore):
         """A store from before the MACs: add their columns (schema 1), MAC every row as it
         stands and mark the store MACed (its KEK check), all in one transaction."""
         with self._transaction(write=True):
-            if schema != _SCHEMA_VERSION:
-                for version in range(int(schema) + 1, LATEST + 1):
-                    for statement in added_columns(SQLITE, KEY_TABLES, version):
-                        self._db.execute(statement)
-                self._db.execute(
-                    "UPDATE meta SET value = ? WHERE name = 'schema'", (_SCHEMA_VERSION,)
-                )
+            self._columns_since(schema)
             self._mac_existing_rows()
             self._db.execute(
                 "UPDATE meta SET value = ? WHERE name = 'kek_check'", (self._box.make_check(),)
             )
+
+    def _add_columns(self, schema: bytes) -> None:
+        """A MACed store of an older schema: the columns added since, in one transaction."""
+        with self._transaction(write=True):
+            self._columns_since(schema)
+
+    def _columns_since(self, schema: bytes) -> None:
+        if schema == _SCHEMA_VERSION:
+            return
+        for version in range(int(schema) + 1, LATEST + 1):
+            for statement in added_columns(SQLITE, KEY_TABLES, version):
+                self._db.execute(statement)
+        self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (_SCHEMA_VERSION,))
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[None]:
@@ -214,9 +225,9 @@ def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> tuple[SecretBo
             raise StoreCorruptError("not a pushprov key store") from None
         raise outcome from None
     schema = meta.get("schema")
-    if schema not in (_SCHEMA_VERSION, _SCHEMA_V1):
+    if schema not in _KNOWN_SCHEMAS:
         raise StoreCorruptError("unknown key store schema")
     box, maced = unlock(meta, passphrase)
-    if maced and schema != _SCHEMA_VERSION:
+    if maced and schema == _SCHEMA_V1:
         raise StoreCorruptError("the key store schema does not match its MACs")
     return box, bytes(schema), maced
