@@ -1,6 +1,6 @@
 """The CLI's shape: every command reaches a handler, functions stay short, and building the
 parser (all `--help` needs) loads neither the service nor the sandbox nor the rehearsal's HTTP
-client."""
+client, nor uvicorn or psycopg."""
 
 from __future__ import annotations
 
@@ -45,9 +45,7 @@ def test_help_loads_no_server_and_no_http_client() -> None:
         "    main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        # Not uvicorn: pushprov.hosting (the passphrase rule, which the parser's help names)
-        # imports it with its server module; it is a tenth of what FastAPI costs.
-        "heavy = ('fastapi', 'starlette', 'httpx', 'pushprov.service', "
+        "heavy = ('fastapi', 'starlette', 'httpx', 'uvicorn', 'psycopg', 'pushprov.service', "
         "'pushprov.sandbox', 'pushprov.cli._rehearsal', 'pushprov.cli._first_run')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)), file=sys.stderr)\n"
     )
