@@ -11,7 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pushprov import UsageError
+from pushprov import InputTooLargeError, UsageError
+from pushprov.cli._io import first_line as cli_first_line
 from pushprov.hosting import PASSPHRASE_ENV, ServiceConfig, bind, listen_socket, read_passphrase
 from pushprov.hosting._server import _OwnSocket
 from pushprov.store import (
@@ -53,6 +54,23 @@ def test_one_passphrase_rule_refuses_empty_from_a_file_and_from_the_environment(
     beside.chmod(0o644)
     with pytest.raises(StoreInsecureError):
         read_passphrase(None, backend, {})
+
+
+def test_a_named_passphrase_file_is_read_alike_by_the_service_and_the_cli(tmp_path: Path) -> None:
+    # One reading rule (pushprov._files): the first line of at most 4096 bytes, else refused.
+    backend = open_backend(tmp_path / "keystore.db")
+    environ = {PASSPHRASE_ENV: "not used when a file is named"}
+    largest = tmp_path / "largest"
+    largest.write_bytes(b"x" * 4095 + b"\n")
+    too_large = tmp_path / "too-large"
+    too_large.write_bytes(b"x" * 4097)
+    missing = tmp_path / "missing"
+    for read in (lambda path: read_passphrase(path, backend, environ), cli_first_line):
+        assert read(str(largest)) == b"x" * 4095
+        with pytest.raises(InputTooLargeError, match="too-large is larger than the policy allows"):
+            read(str(too_large))
+        with pytest.raises(UsageError, match=r"cannot read .*missing: No such file"):
+            read(str(missing))
 
 
 def test_each_worker_binds_its_own_socket_and_the_kernel_spreads_connections() -> None:
