@@ -186,5 +186,11 @@ def test_both_databases_have_the_tables_of_one_description(
             for name in logical
         }
     assert embedded == shared
-    # The row MACs (schema 2) come last, after what version 1 had.
-    assert embedded["keys"][-3:] == [("sealed_secret", False), ("written", False), ("mac", False)]
+    # Columns are added in schema order: the row MACs (schema 2) after what version 1 had, then
+    # the custody of HSM keys (schema 3).
+    assert embedded["keys"][-4:] == [
+        ("sealed_secret", False),
+        ("written", False),
+        ("mac", False),
+        ("custody", False),
+    ]
