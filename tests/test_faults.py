@@ -18,6 +18,7 @@ import errno
 import json
 import os
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -33,7 +34,7 @@ import pytest
 
 from pushprov import open_gopc, openpgp
 from pushprov.cli._demo import random_test_pan
-from pushprov.keys import Environment, Keystore
+from pushprov.keys import Environment, FileKeySource, Keystore
 from pushprov.store import (
     PostgresServiceState,
     PostgresStore,
@@ -41,12 +42,13 @@ from pushprov.store import (
     SqliteServiceState,
     SqliteStore,
     Store,
+    _state,
     migrate,
 )
 
 from .instances import child_env
 from .postgres_support import Cluster, find_binaries, postgres_cluster
-from .service_support import request_body
+from .service_support import request_body, running_server
 
 PASSPHRASE = b"faults test passphrase"
 PAN = random_test_pan().reveal()
@@ -576,3 +578,39 @@ def test_worker_killed_under_load(tmp_path: Path) -> None:
         readyz_after_kill=dict(probes),
         accepted_replayed=kept,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# in process, without PostgreSQL or root: the SQLite state store locked past the wait
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_locked_state_store_is_503_for_callers_and_readiness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the write lock past the wait (its own lock: a real one): the
+    request's idempotency write and the readiness probe give up, 503, never 500; released,
+    both work again."""
+    monkeypatch.setattr(_state, "_BUSY_TIMEOUT_SECONDS", 0.2)
+    now = dt.datetime.now(dt.UTC)
+    key = openpgp.generate_key("I <i@issuer.example>", bits=2048, at=now)
+    google = openpgp.generate_key("G <g@google.example>", bits=2048, at=now)
+    keys = FileKeySource(signers=[key], recipients=[google.certificate])
+    with running_server(tmp_path, keys) as server, server.client() as client:
+        holder = sqlite3.connect(tmp_path / "service.sqlite", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            refused = client.post("/v1/gopc", json=request_body(PAN, request_id="locked"))
+            not_ready = client.get("/readyz")
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["errorResponseCode"] == "SERVICE_UNAVAILABLE"
+        assert b"INSERT" not in refused.content and PAN.encode() not in refused.content
+        assert not_ready.status_code == 503
+        assert "state store unreachable" in not_ready.json()["problems"]
+        again = client.post("/v1/gopc", json=request_body(PAN, request_id="locked"))
+        assert again.status_code == 200, again.text
+        assert client.get("/readyz").status_code == 200
