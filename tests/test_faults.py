@@ -18,6 +18,7 @@ import errno
 import json
 import os
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -33,7 +34,7 @@ import pytest
 
 from pushprov import open_gopc, openpgp
 from pushprov.cli._demo import random_test_pan
-from pushprov.keys import Environment, Keystore
+from pushprov.keys import Environment, FileKeySource, Keystore
 from pushprov.store import (
     PostgresServiceState,
     PostgresStore,
@@ -41,12 +42,13 @@ from pushprov.store import (
     SqliteServiceState,
     SqliteStore,
     Store,
+    _state,
     migrate,
 )
 
 from .instances import child_env
 from .postgres_support import Cluster, find_binaries, postgres_cluster
-from .service_support import request_body
+from .service_support import request_body, running_server
 
 PASSPHRASE = b"faults test passphrase"
 PAN = random_test_pan().reveal()
@@ -455,24 +457,29 @@ def test_sqlite_disk_full_under_traffic(tmp_path: Path) -> None:
             SqliteStore.open(store, passphrase=PASSPHRASE, create=True, kdf_log2n=10),
             SqliteServiceState(data / "service.sqlite"),
         )
-        with (
-            serving(data, tmp_path / "serve.log", store=str(store), env={}) as served,
-            Readiness(served) as readiness,
-            Traffic(served, provisioned.api_key, "full") as traffic,
-        ):
-            wait_for(lambda: traffic.first(200, 0) is not None, 20, "a first 200")
-            time.sleep(1.0)
-            filling = time.monotonic()
-            filled = fill(data / "filler")
-            wait_for(lambda: traffic.first(503, filling) is not None, 30, "a caller's 503")
-            first_503 = traffic.first(503, filling)
-            time.sleep(2.0)
-            freeing = time.monotonic()
-            (data / "filler").unlink()
-            wait_for(lambda: traffic.first(200, freeing) is not None, 20, "a caller's 200 again")
-            time.sleep(1.0)
-            assert served.process.poll() is None  # kept running through it
+        with serving(data, tmp_path / "serve.log", store=str(store), env={}) as served:
+            with (
+                Readiness(served) as readiness,
+                Traffic(served, provisioned.api_key, "full") as traffic,
+            ):
+                wait_for(lambda: traffic.first(200, 0) is not None, 20, "a first 200")
+                time.sleep(1.0)
+                filling = time.monotonic()
+                filled = fill(data / "filler")
+                wait_for(lambda: traffic.first(503, filling) is not None, 30, "a caller's 503")
+                first_503 = traffic.first(503, filling)
+                assert first_503 is not None
+                time.sleep(2.0)
+                freeing = time.monotonic()
+                (data / "filler").unlink()
+                wait_for(lambda: traffic.first(200, freeing) is not None, 20, "a 200 again")
+                wait_for(lambda: readiness.first(200, freeing) is not None, 10, "/readyz 200")
+                time.sleep(1.0)
+                assert served.process.poll() is None  # kept running through it
             during = [o for o in traffic.outcomes if filling <= o.started < freeing]
+            # From half a second after the first 503: a probe begun before it may still pass.
+            full_probes = Counter(s for t, s in readiness.seen if first_503 + 0.5 <= t < freeing)
+            # After the traffic, so that every 200 it got is replayed.
             kept = check_answers_kept(served, provisioned, traffic.outcomes)
         leftovers = sorted(p.name for p in data.iterdir())
     outcomes = traffic.outcomes
@@ -491,7 +498,10 @@ def test_sqlite_disk_full_under_traffic(tmp_path: Path) -> None:
         if not name.startswith(("keystore.db", "service.sqlite", "dev-tls."))
     ], leftovers
     back = traffic.first(200, freeing)
-    assert first_503 is not None and back is not None
+    ready_again = readiness.first(200, freeing)
+    assert back is not None and ready_again is not None
+    # Readiness writes too (a full disk still reads): not ready while the writes fail.
+    assert full_probes[503] > 0 and set(full_probes) == {503}, full_probes
     figures(
         "sqlite-disk-full",
         callers=traffic.counts(),
@@ -499,7 +509,8 @@ def test_sqlite_disk_full_under_traffic(tmp_path: Path) -> None:
         filler_bytes=filled,
         first_503_after_fill_seconds=round(first_503 - filling, 2),
         first_200_after_freeing_seconds=round(back - freeing, 2),
-        readyz_while_full=dict(Counter(s for t, s in readiness.seen if filling <= t < freeing)),
+        readyz_while_full=dict(full_probes),
+        readyz_200_after_freeing_seconds=round(ready_again - freeing, 2),
         accepted_replayed=kept,
         slowest_answer_seconds=round(max(o.ended - o.started for o in outcomes), 3),
     )
@@ -567,3 +578,39 @@ def test_worker_killed_under_load(tmp_path: Path) -> None:
         readyz_after_kill=dict(probes),
         accepted_replayed=kept,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# in process, without PostgreSQL or root: the SQLite state store locked past the wait
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_locked_state_store_is_503_for_callers_and_readiness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the write lock past the wait (its own lock: a real one): the
+    request's idempotency write and the readiness probe give up, 503, never 500; released,
+    both work again."""
+    monkeypatch.setattr(_state, "_BUSY_TIMEOUT_SECONDS", 0.2)
+    now = dt.datetime.now(dt.UTC)
+    key = openpgp.generate_key("I <i@issuer.example>", bits=2048, at=now)
+    google = openpgp.generate_key("G <g@google.example>", bits=2048, at=now)
+    keys = FileKeySource(signers=[key], recipients=[google.certificate])
+    with running_server(tmp_path, keys) as server, server.client() as client:
+        holder = sqlite3.connect(tmp_path / "service.sqlite", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            refused = client.post("/v1/gopc", json=request_body(PAN, request_id="locked"))
+            not_ready = client.get("/readyz")
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["errorResponseCode"] == "SERVICE_UNAVAILABLE"
+        assert b"INSERT" not in refused.content and PAN.encode() not in refused.content
+        assert not_ready.status_code == 503
+        assert "state store unreachable" in not_ready.json()["problems"]
+        again = client.post("/v1/gopc", json=request_body(PAN, request_id="locked"))
+        assert again.status_code == 200, again.text
+        assert client.get("/readyz").status_code == 200

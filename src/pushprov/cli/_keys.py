@@ -11,7 +11,7 @@ import datetime as _dt
 from collections.abc import Callable
 from typing import BinaryIO
 
-from .._clock import parse_duration, parse_time
+from .._clock import parse_duration, parse_reference_time
 from .._errors import UsageError
 from ..keys import (
     DEFAULT_DRAIN_WINDOW,
@@ -98,7 +98,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--at",
         metavar="TIME",
-        type=parse_time,
+        type=parse_reference_time,
         help="reference time for the operation (ISO 8601 or Unix seconds); default: now",
     )
     common.add_argument("--actor", help="who acts, for the audit log (default: login name)")

@@ -266,10 +266,14 @@ class _SqlServiceState:
 
     def ping(self) -> bool:
         try:
-            self._execute("SELECT 1")
+            self._execute(*self._probe())
         except StoreError:
             return False
         return True
+
+    def _probe(self) -> tuple[str, tuple[Any, ...]]:
+        """What ``ping`` runs: a statement that fails when the store cannot serve requests."""
+        return "SELECT 1", ()
 
 
 class SqliteServiceState(_SqlServiceState):
@@ -311,6 +315,14 @@ class SqliteServiceState(_SqlServiceState):
 
     def __repr__(self) -> str:
         return "SqliteServiceState([secret])"
+
+    def _probe(self) -> tuple[str, tuple[Any, ...]]:
+        # A committed write: the file can be read while the disk is full, and readiness must
+        # fail as the requests' writes do. A new value each time, so a page really changes.
+        return (
+            "INSERT OR REPLACE INTO service_meta (name, value) VALUES ('ready_probe', ?)",
+            (secrets.token_bytes(8),),
+        )
 
     def _execute(self, query: str, params: tuple[Any, ...] = ()) -> _Result:
         with self._lock:
