@@ -388,7 +388,7 @@ def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
     failed = sum(1 for s in r.samples if s.status != 200)
     lines = [
         "pushprov rehearsal: issuer service + Google sandbox on loopback over TLS",
-        *_hsm_lines(r),
+        *_hsm_line(r),
         f"  traffic      {total} GOPCs in {elapsed:.1f} s ({total / elapsed:.1f}/s), "
         f"accepted {accepted}, rejected {total - accepted - failed}, failed {failed}",
         f"  pushprov     {_percentiles([s.pushprov_ms for s in r.samples])} (POST /v1/gopc)",
@@ -401,7 +401,7 @@ def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
     return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
 
 
-def _hsm_lines(r: _Rehearsal) -> list[str]:
+def _hsm_line(r: _Rehearsal) -> list[str]:
     if r.token is None:
         return []
     return [f"  hsm          Issuer-B in a throwaway SoftHSM2 token ({r.token.module})"]
