@@ -8,10 +8,15 @@ directory under its own SOFTHSM2_CONF. Rounds alternate, the figure is the media
 
     RESULT hsm-seal-3072 <token msg/s> <software msg/s> <ratio>
     RESULT hsm-open-3072 <token msg/s> <software msg/s> <ratio>
+    RESULT hsm-store-seal-3072 <token msg/s> <software msg/s> <ratio>
     RESULT hsm-sign-seam-3072 <sign_digest/s> <bare C_Sign/s> <ratio>
+    RESULT hsm-sign-rsa-3072 <bare C_Sign/s> <pyca sign/s> <ratio>
 
-The last line isolates pushprov's own share: the seam's ``sign_digest`` against the same
-C_Sign (CKM_RSA_PKCS over the DigestInfo) called on python-pkcs11 directly.
+hsm-store-seal is the key as the key store and the service hold it (``hsm.TokenCustody``: the
+token opened once, the key found again after a loss). The last two lines split the seal ratio:
+pushprov's own share (the seam's ``sign_digest`` against the same C_Sign, CKM_RSA_PKCS over
+the DigestInfo, called on python-pkcs11 directly) and the token's (that bare C_Sign against
+pyca/cryptography's signature over the same digest).
 
 where ratio = software rate / token rate (target <= 1.3 for seal).
 Usage: python bench/hsm.py [--seconds 3.0] [--module /usr/lib/softhsm/libsofthsm2.so]
@@ -32,6 +37,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pkcs11 import Mechanism
 
 from pushprov import Card, Gopc, Pan, hsm, open_gopc, openpgp, seal_gopc
@@ -74,8 +82,12 @@ def main() -> int:
         uri = f"pkcs11:token=bench?module-path={args.module}&pin-source=file:{pin}"
         with hsm.open_token(uri) as token:
             made = hsm.generate_openpgp_key(token, "Bench HSM <b@x>", label="b", at=AT)
-            in_token, primary, _ = made
+            in_token, primary, subkey = made
+            custody = hsm.Custody(sign=primary.uri(), decrypt=subkey.uri())
+            held = hsm.TokenCustody(module_path=args.module, pin_source=f"file:{pin}")
+            from_store = held.open_openpgp_key(in_token.certificate, custody)
             software = openpgp.generate_key("Bench software <s@x>", at=AT)
+            pyca = rsa.generate_private_key(65537, 3072)
             google = openpgp.generate_key("Google <g@x>", at=AT)
             gopc = Gopc(server_session_id=SESSION, card=CARD)
 
@@ -98,11 +110,21 @@ def main() -> int:
                     seal(software, google.certificate),
                 ),
                 "hsm-open-3072": (opener(in_token), opener(software)),
+                "hsm-store-seal-3072": (
+                    seal(from_store, google.certificate),
+                    seal(software, google.certificate),
+                ),
                 "hsm-sign-seam-3072": (
                     lambda: primary.sign_digest(9, DIGEST),  # 9: SHA-384
                     lambda: primary._private.sign(
                         SHA384_DIGEST_INFO + DIGEST, mechanism=Mechanism.RSA_PKCS
                     ),
+                ),
+                "hsm-sign-rsa-3072": (
+                    lambda: primary._private.sign(
+                        SHA384_DIGEST_INFO + DIGEST, mechanism=Mechanism.RSA_PKCS
+                    ),
+                    lambda: pyca.sign(DIGEST, padding.PKCS1v15(), Prehashed(hashes.SHA384())),
                 ),
             }
             for name, (ours, floor) in cases.items():

@@ -14,7 +14,10 @@ with wrk (a separate C process, so the load generator takes little CPU from the 
 
 Every run ends by itself (wrk -d). Prints `RESULT` lines and a JSON summary.
 ``--capacity-only`` stops after 2: what comparing two ways of hosting the service needs.
-Usage: python bench/load.py [--seconds 10] [--bits 3072] [--rounds 3] [--capacity-only]
+``--hsm`` makes the issuer key in a throwaway SoftHSM2 token (its own SOFTHSM2_CONF): the
+service then signs through PKCS#11, one session per worker; the in-process rate stays the
+software key's, so the ratio is the token-backed capacity against software seals.
+Usage: python bench/load.py [--seconds 10] [--bits 3072] [--rounds 3] [--capacity-only] [--hsm]
 """
 
 from __future__ import annotations
@@ -221,8 +224,37 @@ def wrk(
     return report
 
 
+_SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+def _throwaway_token(data: Path, env: dict[str, str]) -> list[str]:
+    """A SoftHSM2 token under ``data``, its configuration added to ``env``; the option that
+    makes the issuer key in it."""
+    util = shutil.which("softhsm2-util")
+    if util is None or not Path(_SOFTHSM_MODULE).is_file():
+        raise SystemExit("--hsm needs SoftHSM2: apt-get install softhsm2")
+    (data / "tokens").mkdir(mode=0o700)
+    conf = data / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {data / 'tokens'}\nlog.level = ERROR\n")
+    pin = data / "pin"
+    pin.write_text("bench-pin\n")
+    env.update(
+        SOFTHSM2_CONF=str(conf),
+        PUSHPROV_PKCS11_MODULE=_SOFTHSM_MODULE,
+        PUSHPROV_PKCS11_PIN_SOURCE=f"file:{pin}",
+    )
+    init = ["--init-token", "--free", "--label", "bench", "--pin", "bench-pin"]
+    subprocess.run([util, *init, "--so-pin", "bench-so"], env=env, check=True, capture_output=True)
+    return ["--hsm", "pkcs11:token=bench;object=issuer"]
+
+
 def _report_capacity(
-    bits: int, baseline: float, capacity: dict[str, Any], rounds: list[tuple[float, Any]]
+    bits: int,
+    baseline: float,
+    capacity: dict[str, Any],
+    rounds: list[tuple[float, Any]],
+    *,
+    hsm: bool = False,
 ) -> None:
     ratio = capacity["ok_rate"] / baseline
     each = " ".join(f"{measured['ok_rate'] / in_process:.3f}" for in_process, measured in rounds)
@@ -230,7 +262,8 @@ def _report_capacity(
     cpu = " ".join(f"{measured['cpu_us_per_request']:.0f}" for _, measured in rounds)
     busiest = " ".join(f"{measured['busiest_worker_share']:.2f}" for _, measured in rounds)
     print(
-        f"RESULT service-capacity-{bits} {capacity['ok_rate']:.1f} {ratio:.2f} "
+        f"RESULT service-capacity-{bits}{'-hsm' if hsm else ''} {capacity['ok_rate']:.1f} "
+        f"{ratio:.2f} "
         f"errors={capacity['errors']} rounds={each} per_round={rates} "
         f"in_process={baseline:.1f} cpu_us_per_request={cpu} busiest_worker_share={busiest}"
     )
@@ -246,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--capacity-only", action="store_true", help="stop after the capacity rounds"
     )
+    parser.add_argument(
+        "--hsm", action="store_true", help="the issuer key in a throwaway SoftHSM2 token"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -258,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         "PUSHPROV_DATA_DIR": str(data),
     }
     store = str(data / "keystore.db")
+    hsm_option = _throwaway_token(data, env) if args.hsm else []
     try:
         common = ["--store", store, "--env", "sandbox", "--json"]
         ours = json.loads(
@@ -269,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                 "Bench issuer <b@issuer.example>",
                 "--bits",
                 str(args.bits),
+                *hsm_option,
                 env=env,
             )
         )
@@ -344,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 ],
             }
             if args.capacity_only:
-                _report_capacity(args.bits, baseline, capacity, rounds)
+                _report_capacity(args.bits, baseline, capacity, rounds, hsm=args.hsm)
                 return 0
             rss_before = _rss_kib(server.pid)
             connections = 8 * cores
@@ -407,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_kib_after_second_overload": rss_after,
         }
         print(json.dumps(summary, indent=2))
-        _report_capacity(args.bits, baseline, capacity, rounds)
+        _report_capacity(args.bits, baseline, capacity, rounds, hsm=args.hsm)
         print(
             f"RESULT service-p99-at-80pct-ms {paced['p99_ms']:.1f} p50={paced['p50_ms']:.1f} "
             f"load={paced['share_of_capacity']:.2f}x-capacity"

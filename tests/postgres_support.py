@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL cluster on loopback: initdb into a temp dir, a random port, stopped at
-the end. Used by the ``postgres`` session fixture (tests/conftest.py) and by bench/scale.py.
+the end. Used by the ``postgres`` session fixture (tests/conftest.py), by bench/scale.py, and
+by tests/test_faults.py on a cluster of its own, which it stops and starts.
 
 PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` system user.
 The superuser has a random password (SCRAM over TCP, 127.0.0.1 only; no Unix socket in /tmp).
@@ -43,6 +44,20 @@ def find_binaries() -> Path | None:
 class Cluster:
     port: int
     password: str = dataclasses.field(repr=False)
+    # pg_ctl's argv up to its action (as the cluster's owner), and what `start` needs.
+    pg_ctl: tuple[str, ...] = ()
+    start_options: tuple[str, ...] = ()
+    home: Path | None = None  # pg_ctl's working directory, one the cluster's owner may enter
+
+    def stop(self) -> None:
+        """``pg_ctl stop -m fast``: sessions are ended, the server shuts down cleanly (what an
+        operator's restart or a failover does to the connections)."""
+        subprocess.run([*self.pg_ctl, "-m", "fast", "-w", "stop"], check=True,
+                       capture_output=True, timeout=120, cwd=self.home)  # fmt: skip
+
+    def start(self) -> None:
+        subprocess.run([*self.pg_ctl, *self.start_options, "-w", "start"], check=True,
+                       capture_output=True, timeout=120, cwd=self.home)  # fmt: skip
 
     def url(self, database: str = "postgres", *, with_password: bool = True) -> str:
         """With ``with_password=False``, for argv: the password then goes in ``PGPASSWORD``."""
@@ -104,7 +119,13 @@ def postgres_cluster(binaries: Path) -> Iterator[Cluster]:
             except subprocess.CalledProcessError:
                 if attempt == 2:
                     raise
-        yield Cluster(port, password)
+        yield Cluster(
+            port,
+            password,
+            pg_ctl=(*as_user, str(binaries / "pg_ctl"), "-D", str(data)),
+            start_options=("-o", options, "-l", str(root / "log")),
+            home=root,
+        )
     finally:
         if (data / "postmaster.pid").exists():
             run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")

@@ -1,6 +1,6 @@
 """The CLI's shape: every command reaches a handler, functions stay short, and building the
 parser (all `--help` needs) loads neither the service nor the sandbox nor the rehearsal's HTTP
-client."""
+client, nor uvicorn or psycopg."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pushprov.cli
+from pushprov import UsageError
 from pushprov.cli._main import build_parser
 
 
@@ -45,9 +48,7 @@ def test_help_loads_no_server_and_no_http_client() -> None:
         "    main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        # Not uvicorn: pushprov.hosting (the passphrase rule, which the parser's help names)
-        # imports it with its server module; it is a tenth of what FastAPI costs.
-        "heavy = ('fastapi', 'starlette', 'httpx', 'pushprov.service', "
+        "heavy = ('fastapi', 'starlette', 'httpx', 'uvicorn', 'psycopg', 'pushprov.service', "
         "'pushprov.sandbox', 'pushprov.cli._rehearsal', 'pushprov.cli._first_run')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)), file=sys.stderr)\n"
     )
@@ -70,3 +71,17 @@ def test_every_cli_function_is_short_and_simple() -> None:
     *over, summary = result.stdout.splitlines()
     assert over == []
     assert summary.endswith("0 over 50 lines, 0 over complexity 10"), summary
+
+
+def test_serve_and_sandbox_serve_take_the_service_settings_they_share() -> None:
+    parser = build_parser()
+    settings = ["--host", "::1", "--port", "9443", "--store", "keys.db", "--data-dir", "d"]
+    for command in (["serve"], ["sandbox", "serve"]):
+        args = parser.parse_args([*command, "--config", "c.toml", *settings])
+        assert (args.config, args.host, args.port, args.store, args.data_dir) == (
+            Path("c.toml"), "::1", "9443", "keys.db", "d"
+        )  # fmt: skip
+    # The sandbox has no issuer settings: those are the service's alone.
+    assert parser.parse_args(["serve", "--format", "jwe"]).format == "jwe"
+    with pytest.raises(UsageError, match="unrecognized arguments: --format"):
+        parser.parse_args(["sandbox", "serve", "--format", "jwe"])

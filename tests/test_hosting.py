@@ -11,13 +11,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pushprov import UsageError
+from pushprov import InputTooLargeError, UsageError
+from pushprov.cli._io import first_line as cli_first_line
 from pushprov.hosting import PASSPHRASE_ENV, ServiceConfig, bind, listen_socket, read_passphrase
 from pushprov.hosting._server import _OwnSocket
 from pushprov.store import (
     PostgresServiceState,
     SqliteServiceState,
     SqliteStore,
+    StoreCorruptError,
     StoreInsecureError,
     migrate,
     open_backend,
@@ -52,6 +54,23 @@ def test_one_passphrase_rule_refuses_empty_from_a_file_and_from_the_environment(
     beside.chmod(0o644)
     with pytest.raises(StoreInsecureError):
         read_passphrase(None, backend, {})
+
+
+def test_a_named_passphrase_file_is_read_alike_by_the_service_and_the_cli(tmp_path: Path) -> None:
+    # One reading rule (pushprov._files): the first line of at most 4096 bytes, else refused.
+    backend = open_backend(tmp_path / "keystore.db")
+    environ = {PASSPHRASE_ENV: "not used when a file is named"}
+    largest = tmp_path / "largest"
+    largest.write_bytes(b"x" * 4095 + b"\n")
+    too_large = tmp_path / "too-large"
+    too_large.write_bytes(b"x" * 4097)
+    missing = tmp_path / "missing"
+    for read in (lambda path: read_passphrase(path, backend, environ), cli_first_line):
+        assert read(str(largest)) == b"x" * 4095
+        with pytest.raises(InputTooLargeError, match="too-large is larger than the policy allows"):
+            read(str(too_large))
+        with pytest.raises(UsageError, match=r"cannot read .*missing: No such file"):
+            read(str(missing))
 
 
 def test_each_worker_binds_its_own_socket_and_the_kernel_spreads_connections() -> None:
@@ -123,7 +142,7 @@ def test_the_state_schema_is_made_in_one_transaction(tmp_path: Path) -> None:
     path.touch(mode=0o600)
     with sqlite3.connect(path) as conn:  # a table named as the index to be
         conn.execute("CREATE TABLE service_idempotency_created (x)")
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreCorruptError):  # not the schema we make: not ours
         SqliteServiceState(path)
     with sqlite3.connect(path) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
@@ -167,8 +186,13 @@ def test_both_databases_have_the_tables_of_one_description(
             for name in logical
         }
     assert embedded == shared
-    # The row MACs (schema 2) come after what version 1 had, the partner evidence (3) last.
-    assert embedded["keys"][-5:] == [
-        ("sealed_secret", False), ("written", False), ("mac", False), ("partner", False),
+    # Columns are added in schema order: the row MACs (schema 2) after what version 1 had, then
+    # the custody of HSM keys (schema 3), then the partner state and evidence (schema 4).
+    assert embedded["keys"][-6:] == [
+        ("sealed_secret", False),
+        ("written", False),
+        ("mac", False),
+        ("custody", False),
+        ("partner", False),
         ("evidence", False),
-    ]  # fmt: skip
+    ]

@@ -313,15 +313,15 @@ def test_promotion_puts_an_outgoing_pgp_key_on_probation_and_outcomes_decide(
     ks.verify_audit(PROD)
 
 
-def test_a_schema_2_sqlite_store_gains_the_partner_columns_on_open(tmp_path: Path) -> None:
+def test_a_schema_3_sqlite_store_gains_the_partner_columns_on_open(tmp_path: Path) -> None:
     ks = keystore(sqlite_factory(tmp_path))
     first = ks.generate(PROD, user_id="I <i@x>", at=T0)  # pending: no partner state yet
     ks.close()
-    # What a schema 2 store holds: no partner or evidence columns.
+    # What a schema 3 store holds: no partner or evidence columns.
     with sqlite3.connect(tmp_path / "keystore.db") as db:
         db.execute("ALTER TABLE keys DROP COLUMN partner")
         db.execute("ALTER TABLE keys DROP COLUMN evidence")
-        db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (b"2",))
+        db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (b"3",))
     ks = keystore(sqlite_factory(tmp_path))
     try:
         # Its rows still check out (a row without partner state MACs as before), and the
@@ -332,12 +332,12 @@ def test_a_schema_2_sqlite_store_gains_the_partner_columns_on_open(tmp_path: Pat
         ks.close()
     with sqlite3.connect(tmp_path / "keystore.db") as db:
         ((schema,),) = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall()
-    assert bytes(schema) == b"3"
+    assert bytes(schema) == b"4"
 
 
-def test_a_service_file_from_before_schema_3_gains_its_columns(tmp_path: Path) -> None:
+def test_a_service_file_from_before_schema_4_gains_its_columns(tmp_path: Path) -> None:
     path = tmp_path / "service.sqlite"
-    old = create_statements(SQLITE_SERVICE, ("meta", *SERVICE_TABLES), version=2)
+    old = create_statements(SQLITE_SERVICE, ("meta", *SERVICE_TABLES), version=3)
     with sqlite3.connect(path) as db:
         for statement in old:
             db.execute(statement)

@@ -355,12 +355,20 @@ _NO_LEGACY_SCRIPT = textwrap.dedent(
     key = openpgp.generate_key("G <g@x.example>", bits=2048, at=at)
     sub = key.certificate.encryption_key(GOOGLE_PROFILE, at)
     session = os.urandom(16)
-    block = bytes([3]) + session + checksum16(session)  # CAST5
-    pkesk = b"\\x03" + sub.key_id + b"\\x01" + mpi(encrypt_block(sub.public, block))
-    message = encode_packet(Tag.PKESK, pkesk) + encode_packet(Tag.SEIPD, b"\\x01" + bytes(64))
+
+    def naming(cipher):  # a PKESK whose session key names ``cipher``
+        block = bytes([cipher]) + session + checksum16(session)
+        pkesk = b"\\x03" + sub.key_id + b"\\x01" + mpi(encrypt_block(sub.public, block))
+        return encode_packet(Tag.PKESK, pkesk) + encode_packet(Tag.SEIPD, b"\\x01" + bytes(64))
+
+    message = naming(3)  # CAST5
     cast5 = dataclasses.replace(GOOGLE_PROFILE, cipher="CAST5", ciphers=frozenset({"CAST5"}))
     for name, call in [
         ("open", lambda: openpgp.open_message(message, decrypt_with=[key], verify_with=[], at=at)),
+        ("open-idea", lambda: openpgp.open_message(
+            naming(1), decrypt_with=[key], verify_with=[], at=at)),
+        ("open-blowfish", lambda: openpgp.open_message(
+            naming(4), decrypt_with=[key], verify_with=[], at=at)),
         ("open-cast5", lambda: openpgp.open_message(
             message, decrypt_with=[key], verify_with=[], at=at, policy=cast5)),
         ("seal-cast5", lambda: openpgp.seal(
@@ -378,18 +386,20 @@ _NO_LEGACY_SCRIPT = textwrap.dedent(
 
 
 def test_legacy_ciphers_without_the_legacy_provider_keep_documented_codes() -> None:
-    """With CRYPTOGRAPHY_OPENSSL_NO_LEGACY=1 a PKESK naming CAST5 raised UnsupportedAlgorithm
-    (internal_error) after the RSA step. Now: under Google's policy the one decryption failure;
-    under a policy allowing CAST5, ``unsupported`` before any RSA work; and so is a secret key
-    protected with CAST5."""
+    """With CRYPTOGRAPHY_OPENSSL_NO_LEGACY=1 a PKESK naming CAST5 (or IDEA, Blowfish) raised
+    UnsupportedAlgorithm (internal_error) after the RSA step. Now: under Google's policy the
+    one decryption failure; under a policy allowing CAST5, ``unsupported`` before any RSA work;
+    and so is a secret key protected with CAST5."""
     env = dict(os.environ, CRYPTOGRAPHY_OPENSSL_NO_LEGACY="1")
     result = subprocess.run(
         [sys.executable, "-c", _NO_LEGACY_SCRIPT], env=env, capture_output=True, text=True,
         timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:4] == [
+    assert result.stdout.split("\n")[:6] == [
         "open decryption_failed",
+        "open-idea decryption_failed",  # IDEA and Blowfish too live in the legacy provider
+        "open-blowfish decryption_failed",
         "open-cast5 unsupported",
         "seal-cast5 unsupported",
         "unlock-cast5 unsupported",  # a secret key protected with CAST5 (GnuPG 1.x)

@@ -53,13 +53,13 @@ def test_store_migrate_creates_then_keeps_the_schema(postgres: Cluster) -> None:
     secret = {"PGPASSWORD": postgres.password}
     first = _cli("store", "migrate", "--store", bare, "--json", env=secret)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"store": bare, "from": 0, "to": 3}
+    assert json.loads(first.stdout) == {"store": bare, "from": 0, "to": 4}
     again = _cli("store", "migrate", "--store", bare, env=secret)
     assert again.returncode == 0 and "up to date" in again.stdout
     assert _cli("store", "migrate", "--store", "/tmp/x.db", env=secret).returncode == 2
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT version FROM pushprov_schema").fetchall()
-    assert sorted(rows) == [(1,), (2,), (3,)]
+    assert sorted(rows) == [(1,), (2,), (3,), (4,)]
 
 
 def test_keys_cli_and_clients_cli_run_against_postgresql(postgres: Cluster) -> None:

@@ -122,8 +122,10 @@ def test_hsm_exports_are_pinned() -> None:
     from pushprov import hsm
 
     assert sorted(hsm.__all__) == [
+        "Custody",
         "Pkcs11Uri",
         "Token",
+        "TokenCustody",
         "TokenKeyNotFoundError",
         "TokenRsaKey",
         "TokenUnavailableError",

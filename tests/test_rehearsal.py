@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+
+import pytest
+
+from .hsm_support import softhsm_module
 
 
 def test_rehearsal_rotates_both_keys_without_a_single_failed_gopc() -> None:
@@ -78,3 +83,25 @@ def test_the_canary_catches_a_key_the_sandbox_never_trusted() -> None:
     assert re.search(r"Issuer-B\s+canary stopped", report)
     assert "retire refused: Issuer-B" in report
     assert report.rstrip().endswith("rehearsal ok (the canary caught the fault)")
+
+
+def test_rehearsal_moves_the_issuer_signing_role_into_a_softhsm2_token() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pushprov", "rehearse", "--hsm", "--step-seconds", "0.6"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if softhsm_module() is None or shutil.which("softhsm2-util") is None:
+        # Said clearly, before anything starts.
+        assert result.returncode == 2 and "--hsm needs SoftHSM2" in result.stderr
+        pytest.skip("SoftHSM2 not installed")
+    report = result.stdout
+    assert result.returncode == 0, report + result.stderr[-2000:]
+    assert "Issuer-B in a throwaway SoftHSM2 token" in report
+    assert re.search(r"issuer\s+Issuer-B\s+generated in the SoftHSM2 token \(pending\)", report)
+    assert re.search(r"issuer\s+Issuer-B\s+self-test passed \(verified\) -> active", report)
+    assert re.search(r"issuer\s+Issuer-A\s+retiring -> retired", report)
+    traffic = re.search(r"(\d+) GOPCs .* accepted (\d+), rejected (\d+), failed (\d+)", report)
+    assert traffic is not None, report
+    total, accepted, rejected, failed = map(int, traffic.groups())
+    assert total > 0 and accepted == total and rejected == failed == 0
+    assert report.rstrip().endswith("rehearsal ok")

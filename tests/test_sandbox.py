@@ -198,8 +198,11 @@ def test_sandbox_http_endpoints(tmp_path: Path, keys: Keys) -> None:
                 "signers": [keys.issuer_a.fingerprint],
                 # The fingerprint of google_1's encryption subkey, the one sealed to.
                 "decryptionKey": encryption_subkey,
+                # What the issuer's app would get back, as its backend reports it to pushprov.
+                "appResult": {"outcome": "accepted", "errorCode": None},
             }
             again = (await client.post("/v1/gopc", json=submission)).json()
             assert again["reasonCode"] == "SESSION_REUSED" and again["accepted"] is False
+            assert again["appResult"] == {"outcome": "rejected", "errorCode": "SESSION_REUSED"}
 
     asyncio.run(exercise())

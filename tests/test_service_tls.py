@@ -8,9 +8,11 @@ the handshake itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from pushprov import openpgp
 from pushprov.keys import FileKeySource
-from pushprov.service import TLS12_CIPHERS
+from pushprov.service import TLS12_CIPHERS, dev_certificate, server_context
 
 from .service_support import Server, running_server
 
@@ -159,3 +161,43 @@ def test_accepted_connections_have_nagle_disabled() -> None:
         return result
 
     assert asyncio.run(probe()) != 0
+
+
+# Finding 12 of issue 14, pinned: a refused handshake ends in a bare close, no TLS alert. OpenSSL
+# writes the alert into the memory BIO of asyncio's (and uvloop's, a port of it) SSL protocol,
+# which then closes the transport without sending it: CPython gh-98078, fixed upstream by
+# python/cpython#153620. docs/tls.md says what a client sees and how to tell. When this test
+# fails because the alert now arrives, the fix has reached us: update docs/tls.md.
+_REFUSED_SUITES = "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA"
+
+
+def test_a_refused_handshake_ends_without_the_alert_today(tls_server: tuple[str, Server]) -> None:
+    _, server = tls_server
+    with pytest.raises(ssl.SSLError) as refused:
+        _handshake(server, _client(maximum_version=ssl.TLSVersion.TLSv1_2, ciphers=_REFUSED_SUITES))
+    assert isinstance(refused.value, ssl.SSLEOFError), refused.value  # EOF, not an alert
+
+
+def test_the_same_context_in_a_blocking_socket_sends_the_alert(tmp_path: Path) -> None:
+    """The counterpart: our context is not at fault; a blocking socket flushes the alert."""
+    cert, key, _ = dev_certificate(tmp_path, now=NOW)
+    context = server_context(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve_one() -> None:
+            conn, _ = listener.accept()
+            with conn, contextlib.suppress(ssl.SSLError, OSError):
+                context.wrap_socket(conn, server_side=True)
+
+        thread = threading.Thread(target=serve_one)
+        thread.start()
+        client = _client(maximum_version=ssl.TLSVersion.TLSv1_2, ciphers=_REFUSED_SUITES)
+        with (
+            pytest.raises(ssl.SSLError) as refused,
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ):
+            client.wrap_socket(raw)
+        thread.join(timeout=10)
+    assert not isinstance(refused.value, ssl.SSLEOFError)
+    assert refused.value.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE", refused.value

@@ -227,6 +227,9 @@ def test_sign_and_verify(files: Files) -> None:
     fails(SopFailure.NO_SIGNATURE, "verify", sig, files.bob_cert, stdin=DATA)
     fails(SopFailure.NO_SIGNATURE, "verify", sig, files.alice_cert, stdin=DATA + b"!")
     fails(SopFailure.MISSING_ARG, "verify", sig, stdin=DATA)
+    # A packet that is no signature (a literal) is bad data, not a missing signature.
+    fails(SopFailure.BAD_DATA, "verify", files.write("junk.sig", b"\xcb\x01b"), files.alice_cert,
+          stdin=DATA)  # fmt: skip
 
 
 def test_sign_two_keys_binary_and_micalg(files: Files) -> None:
@@ -275,6 +278,7 @@ def test_inline_sign_and_verify(files: Files) -> None:
     fails(SopFailure.NO_SIGNATURE, "inline-verify", files.alice_cert, stdin=cleartext)
     binary = ok("inline-sign", "--no-armor", "--as=text", files.alice, stdin=DATA)
     assert ok("inline-verify", files.alice_cert, stdin=binary) == DATA
+    fails(SopFailure.BAD_DATA, "inline-verify", files.alice_cert, stdin=b"\x88")  # a cut-off header
 
 
 def test_cleartext_signatures(files: Files) -> None:

@@ -3,8 +3,9 @@ no passphrase, are ``store_corrupt`` (26) on every read path, and cuts or edits 
 are ``audit_tampered`` (27). Both stores, through the CLI as an operator runs it and through
 the snapshot the service re-reads.
 
-Also here: the upgrade of a store from before the MACs (schema 1), and the audit log's times
-under ``--at`` (the wall clock runs forward, the reference time sits beside it).
+Also here: the upgrade of a store from before the MACs (schema 1), the audit log's times
+under ``--at`` (the wall clock runs forward, the reference time sits beside it), and damage that
+is no edit (a file cut or scrambled, a table dropped): ``store_corrupt`` too, never exit 1.
 """
 
 from __future__ import annotations
@@ -368,8 +369,8 @@ def test_audit_times_run_forward_with_the_reference_time_beside_them(world: Worl
 _V1_CHECK_PLAINTEXT = b"pushprov keystore key-encryption key check v1"
 _V1_CHECK_AAD = b"pushprov-keystore-v1\0kek-check"
 _NEW_COLUMNS = (("keyring", "mac"), ("keyring", "audit_mac"), ("keys", "written"),
-                ("keys", "mac"), ("audit", "ref_at"), ("audit", "mac"), ("keys", "partner"),
-                ("keys", "evidence"))  # fmt: skip
+                ("keys", "mac"), ("audit", "ref_at"), ("audit", "mac"),
+                ("keys", "custody"), ("keys", "partner"), ("keys", "evidence"))  # fmt: skip
 
 
 def _downgrade_to_v1(world: World) -> None:
@@ -399,16 +400,18 @@ def _downgrade_to_v1(world: World) -> None:
     if world.kind == "sqlite":
         world.sql("UPDATE meta SET value = ? WHERE name = 'schema'", (b"1",))
     else:
-        for column in ("keys", "outcome"):  # schema 3's service columns
+        for column in ("keys", "outcome"):  # schema 4's service columns
             world.sql(f"ALTER TABLE pushprov_idempotency DROP COLUMN {column}")
         world.sql("DELETE FROM pushprov_schema WHERE version >= 2")
 
 
 def test_a_schema_1_store_is_upgraded_when_opened_with_its_passphrase(world: World) -> None:
     listed = world.ok("list")
+    for key in listed["keys"]:
+        key["partner"] = None  # schema 4's: a schema 1 store has no partner state
     _downgrade_to_v1(world)
     if world.kind == "postgresql":
-        assert migrate(world.location) == (1, 3)
+        assert migrate(world.location) == (1, 4)
     else:
         ((schema,),) = world.sql("SELECT value FROM meta WHERE name = 'schema'")
         assert bytes(schema) == b"1"
@@ -419,9 +422,28 @@ def test_a_schema_1_store_is_upgraded_when_opened_with_its_passphrase(world: Wor
     assert all(mac is not None for (mac,) in world.sql("SELECT mac FROM {audit}"))
     if world.kind == "sqlite":
         ((schema,),) = world.sql("SELECT value FROM meta WHERE name = 'schema'")
-        assert bytes(schema) == b"3"
+        assert bytes(schema) == b"4"
     # From now on a MAC removed is an attack, never a row still to be MACed.
     world.sql("UPDATE {keys} SET mac = NULL WHERE key_id = ?", (world.google,))
+    _every_read_path_is_corrupt(world)
+
+
+def test_a_schema_2_store_gains_the_custody_column_and_keeps_its_macs(world: World) -> None:
+    listed = world.ok("list")
+    macs = sorted(world.sql("SELECT key_id, mac FROM {keys}"))
+    world.sql("ALTER TABLE {keys} DROP COLUMN custody")
+    if world.kind == "postgresql":
+        world.sql("DELETE FROM pushprov_schema WHERE version >= 3")
+        assert migrate(world.location) == (2, 4)  # schema 4's columns, there already, kept
+    else:
+        world.sql("UPDATE meta SET value = ? WHERE name = 'schema'", (b"2",))
+    assert world.ok("list") == listed
+    assert sorted(world.sql("SELECT key_id, mac FROM {keys}")) == macs
+    if world.kind == "sqlite":
+        ((schema,),) = world.sql("SELECT value FROM meta WHERE name = 'schema'")
+        assert bytes(schema) == b"4"
+    # The new column is MACed: custody written behind pushprov's back is refused.
+    world.sql("UPDATE {keys} SET custody = ? WHERE key_id = ?", ('{"x": 1}', world.google))
     _every_read_path_is_corrupt(world)
 
 
@@ -478,3 +500,97 @@ def test_keys_imported_are_their_certificates_fingerprints(world: World) -> None
             assert cert.fingerprint == record.key_id
     finally:
         keystore.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# damage (finding 9): a damaged store is ``store_corrupt`` (26) from the CLI, never
+# ``internal_error`` (1): the file overwritten, cut, emptied or a page of it scrambled, a table
+# dropped, values no pushprov writes. ``--at`` outside what OpenPGP can record is usage (2).
+
+
+def _file(damage: Callable[[bytes], bytes]) -> Callable[[World], object]:
+    def apply(w: World) -> None:
+        path = Path(w.location)
+        assert not Path(f"{w.location}-wal").exists()  # the CLI checkpointed it on close
+        path.write_bytes(damage(path.read_bytes()))
+
+    return apply
+
+
+def _page_scrambled(data: bytes) -> bytes:
+    return data[:4096] + os.urandom(4096) + data[8192:]
+
+
+# A file's damage: the PostgreSQL store has no file of ours to cut.
+FILE_DAMAGE: dict[str, Callable[[World], object]] = {
+    "random-bytes": _file(lambda data: os.urandom(len(data))),
+    "truncated-half": _file(lambda data: data[: len(data) // 2]),
+    "truncated-in-header": _file(lambda data: data[:50]),
+    "emptied": _file(lambda data: b""),
+    "page-scrambled": _file(_page_scrambled),
+    # SQLite lets a column hold any type: a time written as text.
+    "created-as-text": lambda w: w.sql("UPDATE {keys} SET created = 'yesterday'"),
+}
+ROW_DAMAGE: dict[str, Callable[[World], object]] = {
+    "unknown-state": lambda w: w.sql("UPDATE {keys} SET state = 'bogus'"),
+    "unknown-role": lambda w: w.sql("UPDATE {keys} SET roles = 'sign,teleport'"),
+    "created-beyond-9999": lambda w: w.sql("UPDATE {keys} SET created = 99999999999999"),
+    "expires-before-year-1": lambda w: w.sql("UPDATE {keys} SET expires = -99999999999"),
+    "transitions-unparsable": lambda w: w.sql("UPDATE {keys} SET transitions = 'nope'"),
+    "keys-table-dropped": lambda w: w.sql("DROP TABLE {keys}"),
+    "keyring-table-dropped": lambda w: w.sql("DROP TABLE {keyring}"),
+    "meta-table-dropped": lambda w: w.sql("DROP TABLE {meta}"),
+}
+
+
+def _corrupt_from_the_cli(world: World, kind: str) -> None:
+    seen = {command: world.keys(command) for command in ("list", "check")}
+    seen["audit --verify"] = world.keys("audit", "--verify")
+    seen["gopc seal --store"] = world.seal()
+    statuses = {command: status for command, (status, _, _) in seen.items()}
+    print(f"\nDAMAGE {world.kind} {kind}: {statuses}")
+    for command, (status, out, err) in seen.items():
+        assert (status, out) == (26, b""), (command, err)
+        assert err.startswith("error: store_corrupt: "), (command, err)
+
+
+@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("kind", sorted(FILE_DAMAGE))
+def test_a_damaged_store_file_is_store_corrupt_from_the_cli(world: World, kind: str) -> None:
+    FILE_DAMAGE[kind](world)
+    _corrupt_from_the_cli(world, kind)
+
+
+@pytest.mark.parametrize("kind", sorted(ROW_DAMAGE))
+def test_damaged_rows_and_tables_are_store_corrupt_from_the_cli(world: World, kind: str) -> None:
+    ROW_DAMAGE[kind](world)
+    _corrupt_from_the_cli(world, kind)
+
+
+def test_a_dropped_audit_table_is_store_corrupt_where_the_audit_is_read(world: World) -> None:
+    """Reading keys does not read the audit log; reading or writing the audit does."""
+    world.sql("DROP TABLE {audit}")
+    retired = world.keys("retire", world.google, "--reason", "r")
+    for status, out, err in (world.keys("audit"), retired):
+        assert (status, out) == (26, b""), err
+        assert err.startswith("error: store_corrupt: "), err
+
+
+# The option is parsed before the store is opened: one store is enough.
+@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
+def test_at_outside_openpgp_times_is_a_usage_error(world: World) -> None:
+    outside = ("1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "-1", "2106-02-07T06:28:16Z",
+               "9999-12-31T23:59:59Z")  # fmt: skip
+    inside = ("1970-01-01T00:00:00Z", "2106-02-07T06:28:15Z")  # OpenPGP's unsigned 32 bits
+    for at in outside + inside:
+        generated = world.keys("generate", "--uid", "X <x@x.example>", "--bits", "2048", at=at)
+        sealed = world(
+            "gopc", "seal", "--session-id", "s", "--store", world.location, "--env", "sandbox",
+            "--at", at, stdin=b"{}",
+        )  # fmt: skip
+        if at in outside:
+            for status, _, err in (generated, sealed):
+                assert status == 2 and err.startswith("error: usage: "), (at, err)
+        else:  # the seal goes on and refuses something else ({} is no card)
+            assert generated[0] == 0, (at, generated[2])
+            assert sealed[0] not in (0, 1, 2), (at, sealed[2])

@@ -7,7 +7,15 @@ import re
 
 from ._errors import UsageError
 
-__all__ = ["MAX_UNIX_SECONDS", "as_unix", "from_unix", "now", "parse_duration", "parse_time"]
+__all__ = [
+    "MAX_UNIX_SECONDS",
+    "as_unix",
+    "from_unix",
+    "now",
+    "parse_duration",
+    "parse_reference_time",
+    "parse_time",
+]
 
 #: 9999-12-31T23:59:59Z, the last whole second a datetime can hold: ``from_unix`` fails beyond.
 MAX_UNIX_SECONDS = 253402300799
@@ -37,6 +45,19 @@ def parse_time(text: str) -> _dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.UTC)
     return value.astimezone(_dt.UTC)
+
+
+#: OpenPGP's times are unsigned 32-bit seconds (RFC 9580 §3.5): 1970 to 2106-02-07T06:28:15Z.
+_LAST_OPENPGP_SECOND = 2**32 - 1
+
+
+def parse_reference_time(text: str) -> _dt.datetime:
+    """``--at``: ``parse_time`` within what a key, a signature and the store can record, so
+    that a time outside it is the caller's mistake (usage), not a failure deep inside."""
+    value = parse_time(text)
+    if not 0 <= value.timestamp() <= _LAST_OPENPGP_SECOND:
+        raise UsageError("--at must lie between 1970-01-01 and 2106-02-07T06:28:15Z")
+    return value
 
 
 def parse_duration(text: str) -> _dt.timedelta:

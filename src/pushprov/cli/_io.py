@@ -7,10 +7,9 @@ import sys
 from typing import BinaryIO
 
 from .._errors import InputTooLargeError, UsageError
+from .._files import first_line, read_file_capped
 
 __all__ = ["first_line", "json_output", "read_capped", "read_stdin"]
-
-SMALL_FILE = 4096  # passphrase files
 
 
 def read_stdin(stdin: BinaryIO, cap: int) -> bytes:
@@ -22,22 +21,12 @@ def read_stdin(stdin: BinaryIO, cap: int) -> bytes:
 
 def read_capped(path: str, cap: int, stdin: BinaryIO | None = None) -> bytes:
     """A file's bytes (``-``: standard input), refused past ``cap`` without reading further."""
+    if path != "-":
+        return read_file_capped(path, cap)
     try:
-        if path == "-":
-            return read_stdin(stdin or sys.stdin.buffer, cap)
-        with open(path, "rb") as handle:
-            data = handle.read(cap + 1)
+        return read_stdin(stdin or sys.stdin.buffer, cap)
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
-    if len(data) > cap:
-        raise InputTooLargeError(f"{path} is larger than the policy allows")
-    return data
-
-
-def first_line(path: str) -> bytes:
-    """The first line of a small file: how passphrases arrive (never on argv)."""
-    lines = read_capped(path, SMALL_FILE).splitlines()
-    return lines[0] if lines else b""
 
 
 def json_output(value: object) -> bytes:

@@ -11,7 +11,7 @@ import datetime as _dt
 from collections.abc import Callable
 from typing import BinaryIO
 
-from .._clock import parse_duration, parse_time
+from .._clock import parse_duration, parse_reference_time
 from .._errors import UsageError
 from .._text import printable_lines
 from ..keys import (
@@ -34,6 +34,8 @@ KEYS_EPILOG = f"""exit status (besides those of `pushprov --help`):
   20  key_not_found       21  transition_refused   22  self_test_failed
   23  still_draining      24  store_conflict       25  store_insecure
   26  store_corrupt       27  audit_tampered       28  store_unavailable
+  HSM keys: 14 token_unavailable, 15 token_key_not_found, 13 bad_passphrase (PIN),
+      9 key_unusable (no CKA_SIGN/CKA_DECRYPT), 10 unsupported (export --secret)
   30  attention_needed: `keys check` found something to act on (a role without an
       active key, a key expiring within 30 days or expired, a retiring key past its
       drain window); the findings are on stderr, per-key notes in `keys list --json`
@@ -97,7 +99,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--at",
         metavar="TIME",
-        type=parse_time,
+        type=parse_reference_time,
         help="reference time for the operation (ISO 8601 or Unix seconds); default: now",
     )
     common.add_argument("--actor", help="who acts, for the audit log (default: login name)")
@@ -138,6 +140,14 @@ def _add_generate(add: _AddSubcommand) -> None:
     )
     generate.add_argument(
         "--alg", help="jwk: pin one algorithm, e.g. RSA1_5 for a legacy decryption key (enc)"
+    )
+    generate.add_argument(
+        "--hsm",
+        metavar="URI",
+        help="pgp: make the key in a PKCS#11 token, e.g. 'pkcs11:token=issuer;object=gpay-2026"
+        "?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/pushprov/pin'; "
+        "the PIN comes from pin-source= or $PUSHPROV_PKCS11_PIN_SOURCE (file:PATH or "
+        "env:NAME), the module from module-path= or $PUSHPROV_PKCS11_MODULE; never a PIN here",
     )
 
 
@@ -292,6 +302,7 @@ def _generate(
     record = ks.generate(
         env, user_id=args.uid, at=at, bits=args.bits, validity=args.expires,
         key_format=Format(args.format), use=args.use, alg=args.alg, reason=args.reason,
+        hsm_uri=args.hsm,
     )  # fmt: skip
     return _changed(ks, record, args, at)
 

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as _dt
 from typing import Any
 
-from .. import jose, openpgp
+from .. import hsm, jose, openpgp
 from .._clock import from_unix
 from .._text import printable_lines
 from ..keys import Environment, Finding, KeyRecord, Keystore, key_warnings, partner_use
@@ -105,6 +105,8 @@ def _record_text(data: dict[str, Any]) -> bytes:
             f"  jwk use {jwk['use']}  alg {jwk['alg'] or '-'}  {jwk['bits']} bits  "
             f"thumbprint {jwk['thumbprint']}"
         )
+    if data["hsm"] is not None:
+        lines += [f"  in HSM: {role} {data['hsm'][role]}" for role in ("sign", "decrypt")]
     lines += [f"  ! {w['message']}" for w in data["warnings"]]
     return printable_lines(lines)
 
@@ -169,8 +171,22 @@ def _record(ks: Keystore, record: KeyRecord, at: _dt.datetime) -> dict[str, Any]
             }
             for role, evidence in sorted(record.evidence.items())
         },
+        "hsm": _custody(record),
         "warnings": [{"code": f.code, "message": f.message} for f in _warnings(ks, record, at)],
     }
+
+
+def _custody(record: KeyRecord) -> dict[str, str] | None:
+    """An HSM key's token keys (pkcs11: URIs; the module, and where the PIN is read from)."""
+    if record.custody is None:
+        return None
+    custody = hsm.Custody.from_text(record.custody)
+    shown = {"sign": custody.sign, "decrypt": custody.decrypt}
+    if custody.module_path is not None:
+        shown["module_path"] = custody.module_path
+    if custody.pin_source is not None:
+        shown["pin_source"] = custody.pin_source
+    return shown
 
 
 def _entry(entry: AuditEntry) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import datetime as _dt
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .._clock import parse_time
+from .._clock import parse_reference_time
 from .._encoding import Encoding
 from ._io import first_line
 
@@ -33,7 +33,7 @@ def add_time(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--at",
         metavar="TIME",
-        type=parse_time,
+        type=parse_reference_time,
         help="reference time for every validity and policy check (ISO 8601 or Unix seconds); "
         "default: now",
     )

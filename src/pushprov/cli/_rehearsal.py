@@ -15,6 +15,11 @@ With ``fault="sandbox-forgets-issuer-key"`` the sandbox never trusts the issuer'
 canary GOPCs signed by B alone are rejected, the first rejections reported stop the canary,
 every GOPC is signed by A and B again, A stays in force (retiring it is refused), and no GOPC
 outside the canary fails; the exit status is 1 unless all of that held.
+
+With ``hsm``, the issuer's new key (Issuer-B) is made in a throwaway SoftHSM2 token (its own
+``SOFTHSM2_CONF``, token directory and random PIN under the rehearsal's directory): the
+rotation moves the signing role from a software key into the HSM while traffic flows, and the
+issuer service signs and decrypts through PKCS#11 from then on.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ from typing import Any
 
 import httpx
 
+from .. import hsm
 from .._clock import now
+from .._errors import UsageError
 from ..keys import Environment, Keystore, Partner, PartnerUnverifiedError
 from ..store import SqliteStore
 from ._demo import random_test_pan
@@ -76,14 +83,69 @@ class _Event:
     change: str
 
 
+# Where distributions put SoftHSM2's module (Debian/Ubuntu, multiarch, Fedora, source builds).
+_SOFTHSM_MODULES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib64/pkcs11/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+_SOFTHSM_LABEL = "rehearsal"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Token:
+    module: str
+    uri: str
+    env: dict[str, str]  # SOFTHSM2_CONF and pushprov's PKCS#11 configuration
+
+
+def _throwaway_token(root: Path) -> _Token:
+    """A SoftHSM2 token of its own under ``root``; a clear refusal when SoftHSM2 is absent."""
+    util = shutil.which("softhsm2-util")
+    module = next((m for m in _SOFTHSM_MODULES if Path(m).is_file()), None)
+    if util is None or module is None:
+        raise UsageError(
+            "--hsm needs SoftHSM2 (softhsm2-util and libsofthsm2.so; Debian/Ubuntu: "
+            "apt-get install softhsm2); or rehearse without --hsm"
+        )
+    home = root / "softhsm"
+    tokens = home / "tokens"
+    tokens.mkdir(parents=True, mode=0o700)
+    conf = home / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    pin, so_pin = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    pin_file = home / "pin"
+    pin_file.touch(mode=0o600)
+    pin_file.write_text(pin + "\n")
+    env = {
+        "SOFTHSM2_CONF": str(conf),
+        hsm.TokenCustody.MODULE_ENV: module,
+        hsm.TokenCustody.PIN_SOURCE_ENV: f"file:{pin_file}",
+    }
+    # softhsm2-util takes the PINs as arguments: random, for a token that lives minutes.
+    init = [util, "--init-token", "--free", "--label", _SOFTHSM_LABEL]
+    subprocess.run(
+        [*init, "--pin", pin, "--so-pin", so_pin],
+        env={**os.environ, **env}, check=True, capture_output=True,
+    )  # fmt: skip
+    return _Token(module, f"pkcs11:token={_SOFTHSM_LABEL};object=issuer-b", env)
+
+
 class _Rehearsal:
-    def __init__(self, root: Path, bits: int, step_seconds: float, fault: str | None) -> None:
+    def __init__(
+        self, root: Path, bits: int, step_seconds: float, fault: str | None, token: _Token | None
+    ) -> None:
         self.root = root
         self.fault = fault
         self.bits = bits
         self.step_seconds = step_seconds
+        self.token = token
         self.passphrase = secrets.token_urlsafe(24)
         self.env = {**os.environ, "PUSHPROV_STORE_PASSPHRASE": self.passphrase}
+        if token is not None:
+            self.env.update(token.env)
         self.samples: list[_Sample] = []
         self.events: list[_Event] = []
         self.started = time.monotonic()
@@ -99,18 +161,24 @@ class _Rehearsal:
         store = SqliteStore.open(
             self.root / side / "keystore.db", passphrase=self.passphrase.encode(), create=True
         )
-        return Keystore(store, actor=f"rehearsal-{side}", drain_window=DRAIN)
+        custody = None
+        if self.token is not None:
+            custody = hsm.TokenCustody.from_environment(self.token.env)
+        return Keystore(store, actor=f"rehearsal-{side}", drain_window=DRAIN, custody=custody)
 
     def note(self, side: str, key: str, change: str) -> None:
         self.events.append(_Event(time.monotonic() - self.started, side, self.labels[key], change))
 
-    def generate(self, side: str, label: str) -> str:
+    def generate(self, side: str, label: str, *, in_token: bool = False) -> str:
+        uri = self.token.uri if in_token and self.token is not None else None
         with contextlib.closing(self.keystore(side)) as keystore:
             record = keystore.generate(
-                ENV, user_id=f"{label} <{label.lower()}@{side}.example>", bits=self.bits, at=now()
-            )
+                ENV, user_id=f"{label} <{label.lower()}@{side}.example>", bits=self.bits,
+                at=now(), hsm_uri=uri,
+            )  # fmt: skip
         self.labels[record.key_id] = label
-        self.note(side, record.key_id, "generated (pending)")
+        where = "in the SoftHSM2 token " if uri is not None else ""
+        self.note(side, record.key_id, f"generated {where}(pending)")
         return record.key_id
 
     def hand_over(self, key_id: str, source: str, target: str, owner: str) -> None:
@@ -292,14 +360,24 @@ def _percentiles(values: list[float]) -> str:
 
 
 def run_rehearsal(
-    *, bits: int = 2048, step_seconds: float = 1.5, clients: int = 2, fault: str | None = None
+    *,
+    bits: int = 2048,
+    step_seconds: float = 1.5,
+    clients: int = 2,
+    fault: str | None = None,
+    hsm: bool = False,
 ) -> tuple[bytes, int]:
     if fault is not None and fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}")
     root = Path(tempfile.mkdtemp(prefix="pushprov-rehearsal-"))
     root.chmod(0o700)
     try:
-        return _run(_Rehearsal(root, bits, step_seconds, fault), clients)
+        token = _throwaway_token(root) if hsm else None
+        if token is not None:
+            # This process makes and self-tests the token key too: SoftHSM2 reads its
+            # configuration when the module is first loaded, which is after this point.
+            os.environ["SOFTHSM2_CONF"] = token.env["SOFTHSM2_CONF"]
+        return _run(_Rehearsal(root, bits, step_seconds, fault, token), clients)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -376,7 +454,7 @@ def _rotate_issuer_key(r: _Rehearsal, a: str) -> None:
     """A -> B. The sandbox trusts B before the issuer signs with it; B signs a fraction of the
     GOPCs alone until the sandbox accepted enough of them; only then may A retire, and A
     leaves the sandbox's trust only after the issuer stopped using it."""
-    b = r.generate("issuer", "Issuer-B")
+    b = r.generate("issuer", "Issuer-B", in_token=True)
     r.hand_over(b, "issuer", "sandbox", owner="issuer")
     r.promote("sandbox", b)
     r.settle()
@@ -467,6 +545,7 @@ def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
     failed = sum(1 for s in r.samples if s.status != 200)
     lines = [
         "pushprov rehearsal: issuer service + Google sandbox on loopback over TLS",
+        *_hsm_line(r),
         f"  traffic      {total} GOPCs in {elapsed:.1f} s ({total / elapsed:.1f}/s), "
         f"accepted {accepted}, rejected {total - accepted - failed}, failed {failed}",
         f"  pushprov     {_percentiles([s.pushprov_ms for s in r.samples])} (POST /v1/gopc)",
@@ -479,6 +558,12 @@ def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
     ok = total > 0 and accepted == total and not r.crashes
     lines.append("rehearsal ok" if ok else "REHEARSAL FAILED")
     return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
+
+
+def _hsm_line(r: _Rehearsal) -> list[str]:
+    if r.token is None:
+        return []
+    return [f"  hsm          Issuer-B in a throwaway SoftHSM2 token ({r.token.module})"]
 
 
 def _problems_and_timeline(r: _Rehearsal) -> list[str]:

@@ -30,6 +30,12 @@ def register(commands: Subparsers) -> None:
         help="inject a fault: the sandbox never trusts the issuer's new key; the canary must "
         "catch it with no GOPC outside the canary failing",
     )
+    rehearse.add_argument(
+        "--hsm",
+        action="store_true",
+        help="the issuer's new signing key (Issuer-B) is made in a throwaway SoftHSM2 token, "
+        "so the rotation moves the role from a software key into the HSM (needs softhsm2)",
+    )
     rehearse.set_defaults(handler=_rehearse)
 
 
@@ -37,4 +43,6 @@ def _rehearse(args: argparse.Namespace, _at: _dt.datetime, _: BinaryIO) -> tuple
     from ._rehearsal import run_rehearsal
 
     # The report goes out whatever the verdict; the status carries the verdict.
-    return run_rehearsal(bits=args.bits, step_seconds=args.step_seconds, fault=args.fault)
+    return run_rehearsal(
+        bits=args.bits, step_seconds=args.step_seconds, fault=args.fault, hsm=args.hsm
+    )

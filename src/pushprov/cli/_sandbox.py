@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
-from pathlib import Path
 from typing import BinaryIO
 
 from ._options import Subparsers
-from ._serve import SERVE_OPTIONS, service_config
+from ._serve import add_service_options, service_config
 
 __all__ = ["register"]
 
@@ -28,9 +27,7 @@ def register(commands: Subparsers) -> None:
         "trusts issuer certificates (POST /v1/issuer-keys). Its keys live in their own key "
         "store (manage them with `pushprov keys --store ...`; issuer keys have owner 'issuer').",
     )
-    serve.add_argument("--config", type=Path, help="TOML file ([service] table)")
-    for name in ("host", "port", "tls_cert", "tls_key", "store", "data_dir"):
-        serve.add_argument("--" + name.replace("_", "-"), dest=name, help=SERVE_OPTIONS[name])
+    add_service_options(serve, ("host", "port", "tls_cert", "tls_key", "store", "data_dir"))
     serve.add_argument(
         "--session-lifetime", type=float, default=600.0, help="seconds (default 600)"
     )

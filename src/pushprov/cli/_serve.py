@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -18,7 +19,7 @@ from ._options import Subparsers
 if TYPE_CHECKING:
     from ..hosting import ServiceConfig
 
-__all__ = ["SERVE_OPTIONS", "register", "service_config"]
+__all__ = ["SERVE_OPTIONS", "add_service_options", "register", "service_config"]
 
 SERVE_OPTIONS = {
     "host": "address to listen on (default 127.0.0.1)",
@@ -44,10 +45,16 @@ def register(commands: Subparsers) -> None:
         "then PUSHPROV_* environment variables, then these options. The key store's "
         "passphrase comes from $PUSHPROV_STORE_PASSPHRASE or store_passphrase_file.",
     )
-    serve.add_argument("--config", type=Path, help="TOML file ([service] table)")
-    for name, text in SERVE_OPTIONS.items():
-        serve.add_argument("--" + name.replace("_", "-"), dest=name, help=text)
+    add_service_options(serve, SERVE_OPTIONS)
     serve.set_defaults(handler=_serve)
+
+
+def add_service_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
+    """``--config`` and the settings ``names`` (keys of ``SERVE_OPTIONS``): what
+    ``service_config`` reads."""
+    parser.add_argument("--config", type=Path, help="TOML file ([service] table)")
+    for name in names:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, help=SERVE_OPTIONS[name])
 
 
 def _serve(args: argparse.Namespace, _at: _dt.datetime, _: BinaryIO) -> bytes:

@@ -12,13 +12,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .._errors import InputTooLargeError, UsageError
+from .._errors import UsageError
+from .._files import first_line
 from ..store import Backend, passphrase_file_beside, read_passphrase_beside
 
 __all__ = ["PASSPHRASE_ENV", "read_passphrase"]
 
 PASSPHRASE_ENV = "PUSHPROV_STORE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
-_MAX_FILE = 4096  # a passphrase file is small; read no further
 
 
 def read_passphrase(
@@ -31,15 +31,7 @@ def read_passphrase(
     """The passphrase of ``backend``'s store from ``file``, the environment or the file beside
     the store; ``file_option`` names the file's setting in the error."""
     if file is not None and str(file) != "":
-        try:
-            with open(file, "rb") as handle:
-                data = handle.read(_MAX_FILE + 1)
-        except OSError as error:
-            raise UsageError(f"cannot read {file}: {error.strerror}") from None
-        if len(data) > _MAX_FILE:
-            raise InputTooLargeError(f"{file} is larger than the policy allows")
-        lines = data.splitlines()
-        passphrase = lines[0] if lines else b""
+        passphrase = first_line(file)
     else:
         environ = os.environ if environ is None else environ
         if PASSPHRASE_ENV in environ:

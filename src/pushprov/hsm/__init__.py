@@ -6,9 +6,12 @@ the environment, never an argument); ``Token.generate_rsa_key`` makes a key pair
 A ``TokenRsaKey`` is an ``openpgp.PrivateKeyOps`` and a JOSE private-key backend:
 ``generate_openpgp_key``/``open_openpgp_key`` build and reopen OpenPGP keys whose primary and
 [E] subkey live in the token, ``token_jwk`` makes a JWK that signs or decrypts there.
+``TokenCustody`` is what the key store uses: tokens opened once per process, key records'
+``Custody`` (the token keys' URIs), keys found again after a token or session was lost.
 Binding: python-pkcs11 (MIT, typed, wheels for CPython 3.11+).
 """
 
+from ._custody import Custody, TokenCustody
 from ._errors import TokenKeyNotFoundError, TokenUnavailableError
 from ._jose import token_jwk
 from ._key import TokenRsaKey
@@ -17,8 +20,10 @@ from ._token import Token, open_token
 from ._uri import Pkcs11Uri, parse_uri
 
 __all__ = [
+    "Custody",
     "Pkcs11Uri",
     "Token",
+    "TokenCustody",
     "TokenKeyNotFoundError",
     "TokenRsaKey",
     "TokenUnavailableError",

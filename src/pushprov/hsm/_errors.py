@@ -48,6 +48,10 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     p11.NoSuchToken,
     p11.MultipleTokensReturned,
     p11.SlotIDInvalid,
+    # A key handle the token no longer knows: its objects were reloaded or its store went away
+    # (SoftHSM2 when its token directory vanishes). Ours, never a request's, so no oracle.
+    p11.ObjectHandleInvalid,
+    p11.KeyHandleInvalid,
 )
 _BAD_PIN: tuple[type[Exception], ...] = (
     p11.PinIncorrect,

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import pkcs11
@@ -161,6 +162,17 @@ def _pin_mac(pin: str) -> bytes:
     return hmac.new(_PIN_MAC_KEY, pin.encode(), hashlib.sha256).digest()
 
 
+@contextlib.contextmanager
+def _general_error_unavailable() -> Iterator[None]:
+    # CKR_GENERAL_ERROR while finding the token or logging in: the library lost its state
+    # (SoftHSM2 after its token store vanished) and wants C_Finalize/C_Initialize. Only here:
+    # during a decryption the same code must stay the one bad-padding outcome.
+    try:
+        yield
+    except p11.GeneralError:
+        raise TokenUnavailableError("the token is not available (GeneralError)") from None
+
+
 def open_token(
     uri: str | Pkcs11Uri, *, module_path: str | None = None, pin_source: str | None = None
 ) -> Token:
@@ -186,8 +198,8 @@ def open_token(
     try:
         lib = pkcs11.lib(module)
     except p11.PKCS11Error:
-        raise TokenUnavailableError("the PKCS#11 module cannot be loaded") from None
-    with token_errors():
+        raise TokenUnavailableError("the PKCS#11 module cannot be loaded or initialized") from None
+    with token_errors(), _general_error_unavailable():
         if where.slot_id is not None:
             slots = [s for s in lib.get_slots(token_present=True) if s.slot_id == where.slot_id]
             if not slots:

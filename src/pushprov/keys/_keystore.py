@@ -12,7 +12,7 @@ import datetime as _dt
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from .. import jose, openpgp
+from .. import hsm, jose, openpgp
 from .._clock import as_unix, now
 from .._errors import (
     KeyUnusableError,
@@ -86,6 +86,7 @@ class Keystore:
         secret_cache: SecretCache | None = None,
         keygen: KeyGenerator = openpgp.generate_key,
         clock: Callable[[], _dt.datetime] = now,
+        custody: hsm.TokenCustody | None = None,
     ) -> None:
         if not actor.strip():
             raise UsageError("the audit log needs an actor name")
@@ -97,8 +98,19 @@ class Keystore:
         self._secrets = SecretCache() if secret_cache is None else secret_cache
         self._keygen = keygen
         self._clock = clock
+        self._custody = custody
+        # HSM keys opened in this process, by key id: each holds its token keys' handles.
+        self._token_keys: dict[str, openpgp.SecretKey] = {}
+
+    @property
+    def custody(self) -> hsm.TokenCustody:
+        """The tokens HSM keys live in (configured from the environment unless given)."""
+        if self._custody is None:
+            self._custody = hsm.TokenCustody.from_environment()
+        return self._custody
 
     def close(self) -> None:
+        # Not the custody: the keys handed out keep using its token sessions.
         self._store.close()
 
     def __repr__(self) -> str:
@@ -117,6 +129,8 @@ class Keystore:
         )
 
     def _load_secret(self, record: KeyRecord) -> SecretKey:
+        if record.custody is not None:
+            return self._token_key(record)
         clear = self._store.load_secret(record.env.value, record.key_id)
         if clear is None:
             raise KeyUnusableError(f"key {record.key_id} has no secret material here")
@@ -128,6 +142,26 @@ class Keystore:
         if key_id_of(key) != record.key_id or jwk != (record.format is Format.JWK):
             raise StoreCorruptError(f"the secret stored for {record.key_id} is another key")
         return key
+
+    def _token_key(self, record: KeyRecord) -> openpgp.SecretKey:
+        """An HSM key's OpenPGP key, its private halves in the token (opened once)."""
+        assert record.custody is not None
+        if record.state is State.DESTROYED:
+            raise KeyUnusableError(f"key {record.key_id} was destroyed")
+        key = self._token_keys.get(record.key_id)
+        if key is None:
+            (cert,) = openpgp.read_certificates(record.public, policy=self.policy)
+            if cert.fingerprint != record.key_id:
+                raise StoreCorruptError(f"the certificate stored for {record.key_id} is not it")
+            custody = hsm.Custody.from_text(record.custody)
+            key = self._token_keys[record.key_id] = self.custody.open_openpgp_key(cert, custody)
+        return key
+
+    def probe_token_keys(self, record: KeyRecord) -> None:
+        """Prove an HSM key's token keys usable now (a sign and a decrypt in the token)."""
+        if record.custody is None:
+            raise UsageError(f"key {record.key_id} is not in an HSM")
+        self.custody.probe(hsm.Custody.from_text(record.custody))
 
     def _parse_secret(self, fmt: Format, clear: bytes) -> SecretKey:
         if fmt is Format.PGP:
@@ -235,15 +269,23 @@ class Keystore:
         alg: str | None = None,
         reason: str = "",
         expect_version: int | None = None,
+        hsm_uri: str | None = None,
     ) -> KeyRecord:
         """Make one of our keys (pending); its secret is sealed in the store.
 
-        An OpenPGP key (``user_id`` required) signs and decrypts. A JWK (``key_format=JWK``)
-        does one job, named by ``use``: ``"sig"`` signs, ``"enc"`` decrypts; ``alg`` pins it
-        to one algorithm (``"RSA1_5"`` for a legacy decryption key). Its kid is its RFC 7638
-        thumbprint, its ``iat``/``exp`` are ``at`` and ``at + validity``.
+        An OpenPGP key (``user_id`` required) signs and decrypts; with ``hsm_uri`` (a
+        ``pkcs11:`` URI naming a token) it is made in that token instead, and the record keeps
+        the certificate and the token keys' URIs (``custody``), no secret. A JWK
+        (``key_format=JWK``) does one job, named by ``use``: ``"sig"`` signs, ``"enc"``
+        decrypts; ``alg`` pins it to one algorithm (``"RSA1_5"`` for a legacy decryption key).
+        Its kid is its RFC 7638 thumbprint, its ``iat``/``exp`` are ``at`` and ``at + validity``.
         """
         if key_format is Format.JWK:
+            if hsm_uri is not None:
+                raise UnsupportedError(
+                    "HSM keys in the store are OpenPGP keys; a token JWK is made with "
+                    "pushprov.hsm.token_jwk"
+                )
             if user_id is not None:
                 raise UsageError("a JWK has no user ID")
             role = jwk_role(OURS, use)
@@ -259,12 +301,43 @@ class Keystore:
             raise UsageError("use and alg go with format jwk")
         if user_id is None:
             raise UsageError("an OpenPGP key needs a user ID")
+        if hsm_uri is not None:
+            return self._generate_in_token(
+                env, hsm_uri, user_id, at, bits, validity, reason, expect_version
+            )
         key = self._keygen(user_id, bits=bits, validity=validity, at=at, policy=self.policy)
         clear = key.armor().encode()
         self._secrets.put(clear, key)
         return self._add_pgp(
             env, key.certificate, OURS, clear, "generate", at, reason, expect_version
         )
+
+    def _generate_in_token(
+        self,
+        env: Environment,
+        uri: str,
+        user_id: str,
+        at: _dt.datetime,
+        bits: int | None,
+        validity: _dt.timedelta | None,
+        reason: str,
+        expect_version: int | None,
+    ) -> KeyRecord:
+        self._read(env, expect_version)  # a stale version is refused before the token is used
+        key, custody = self.custody.generate_openpgp_key(
+            uri, user_id, at=at, bits=bits, validity=validity, policy=self.policy
+        )
+        try:
+            record = self._add_pgp(
+                env, key.certificate, OURS, None, "generate", at, reason, expect_version,
+                custody=custody.to_text(),
+            )  # fmt: skip
+        except BaseException:
+            # No record names these token keys: leave no litter in the token.
+            self.custody.destroy(custody)
+            raise
+        self._token_keys[record.key_id] = key
+        return record
 
     def import_key(
         self,
@@ -377,6 +450,8 @@ class Keystore:
         at: _dt.datetime,
         reason: str,
         expect_version: int | None,
+        *,
+        custody: str | None = None,
     ) -> KeyRecord:
         problems = cert.policy_problems(self.policy, at)
         if problems:
@@ -394,6 +469,7 @@ class Keystore:
             transitions=((State.PENDING, at),),
             public=cert.armor().encode(),
             has_secret=clear_secret is not None,
+            custody=custody,
         )
         return self._add(env, record, clear_secret, action, at, reason, expect_version)
 
@@ -481,6 +557,10 @@ class Keystore:
             raise UsageError("a secret export needs a non-empty passphrase")
         if record.format is Format.JWK:
             raise UnsupportedError("a JWK has no passphrase-protected form: it stays in the store")
+        if record.in_hsm:
+            raise UnsupportedError(
+                f"key {record.key_id} lives in an HSM: its private keys never leave the token"
+            )
         armored = keyring.secret_key(record).armor(secret_passphrase).encode()
         self._commit(
             view,
@@ -597,6 +677,12 @@ class Keystore:
                 moved = (dataclasses.replace(moved[0], partner=Partner.CANARY), *moved[1:])
         events = [_Event(action, key.key_id, key.state, to)]
         events += [_Event("retire", r.key_id, r.state, State.RETIRING) for r in old]
+        if to is State.DESTROYED and key.custody is not None:
+            # First the token's objects, then the record: a failure here leaves a retired (or
+            # never used) key retired, never a "destroyed" one whose keys still exist.
+            self.custody.destroy(hsm.Custody.from_text(key.custody))
+            self._token_keys.pop(key.key_id, None)
+            events.append(_Event("destroy-token-keys", key.key_id, to, to))
         erase = frozenset({key.key_id}) if to is State.DESTROYED and key.has_secret else frozenset()
         self._commit(view, list(moved), events, at=at, reason=reason, erase=erase)
         if erase:
@@ -626,7 +712,7 @@ class Keystore:
             r
             for state in (State.ACTIVE, State.PENDING)
             for r in keyring.in_state(state)
-            if r.ours and r.has_secret and r.format is Format.PGP and not r.expired(at)
+            if r.ours and r.usable_secret and r.format is Format.PGP and not r.expired(at)
         ]
         if not signers:
             raise SelfTestFailedError(

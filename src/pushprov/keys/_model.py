@@ -113,6 +113,9 @@ class KeyRecord:
     has_secret: bool = False
     partner: Partner | None = None  # None: promoted before outcomes were kept, or never promoted
     evidence: dict[str, RoleEvidence] = dataclasses.field(default_factory=dict, compare=False)
+    #: An HSM key's token keys (``hsm.Custody`` text: pkcs11: URIs, never a PIN); None for a
+    #: key whose secret, if any, is sealed in the store.
+    custody: str | None = None
 
     @property
     def ours(self) -> bool:
@@ -124,6 +127,15 @@ class KeyRecord:
         return self.partner is Partner.VERIFIED or (
             self.partner is None and self.state in (State.ACTIVE, State.RETIRING)
         )
+
+    @property
+    def in_hsm(self) -> bool:
+        return self.custody is not None
+
+    @property
+    def usable_secret(self) -> bool:
+        """Whether we can sign and decrypt with it: a sealed secret, or token keys."""
+        return self.has_secret or (self.in_hsm and self.state is not State.DESTROYED)
 
     def entered(self, state: State) -> _dt.datetime | None:
         """When the record last entered ``state`` (None if never)."""
@@ -154,6 +166,7 @@ class KeyRecord:
             has_secret=self.has_secret,
             partner=None if self.partner is None else self.partner.value,
             evidence=add_evidence(None, self.evidence.items()) if self.evidence else None,
+            custody=self.custody,
         )
 
     @classmethod
@@ -174,4 +187,5 @@ class KeyRecord:
             has_secret=row.has_secret,
             partner=None if row.partner is None else Partner(row.partner),
             evidence=parse_evidence(row.evidence),
+            custody=row.custody,
         )

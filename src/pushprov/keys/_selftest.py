@@ -13,14 +13,15 @@ import datetime as _dt
 import os
 from collections.abc import Sequence
 
-from .. import jose, openpgp
-from .._errors import PushprovError
+from .. import hsm, jose, openpgp
+from .._errors import PassphraseError, PushprovError
 from .._policy import Policy
 from ._errors import SelfTestFailedError
 from ._model import Role
 
 __all__ = ["jwk_policy_problems", "self_test_jwk", "self_test_ours", "self_test_partner"]
 
+_TOKEN_ERRORS = (hsm.TokenUnavailableError, hsm.TokenKeyNotFoundError, PassphraseError)
 _USE = {Role.SIGN: "sig", Role.VERIFY: "sig", Role.DECRYPT: "enc", Role.ENCRYPT: "enc"}
 
 
@@ -53,6 +54,8 @@ def self_test_ours(
         opened = openpgp.open_message(
             sealed, decrypt_with=[key], verify_with=[key.certificate], at=at, policy=policy
         )
+    except _TOKEN_ERRORS:
+        raise  # an HSM key's token is away or refused the PIN: say that, not "self-test failed"
     except PushprovError as error:
         raise SelfTestFailedError(
             f"round trip with {key.fingerprint} failed ({error.code})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import threading
 import time
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .. import jose, openpgp
-from .._errors import KeyUnusableError
+from .._errors import KeyUnusableError, PushprovError
 from ._evidence import Partner, RoleEvidence
 from ._keyring import Keyring, SecretCache
 from ._keystore import Keystore
@@ -95,6 +96,19 @@ class ServiceKeys:
     canaries: tuple[tuple[str, str], ...] = ()
     #: The primary id of each (sub)key fingerprint we decrypt with (for the evidence).
     decryption_owners: dict[str, str] = dataclasses.field(default_factory=dict)
+    # HSM keys in use, each with a check that proves its token usable now (key id, check).
+    token_checks: tuple[tuple[str, Callable[[], None]], ...] = ()
+
+    def token_problems(self) -> list[str]:
+        """HSM keys whose token cannot sign or decrypt now (each check is a real sign and
+        decrypt in the token; a lost token or session is opened again on the way)."""
+        problems = []
+        for key_id, check in self.token_checks:
+            try:
+                check()
+            except PushprovError as failure:
+                problems.append(f"key {key_id}: {failure.code}")
+        return problems
 
     def __repr__(self) -> str:
         return f"ServiceKeys(version={self.version!r}, keys={len(self.inventory)})"
@@ -264,7 +278,8 @@ class StoreKeySource:
             or generation != self._loaded_generation
             or now - self._loaded >= self._refresh
         ):
-            keys = _service_keys(self._keystore().snapshot(self._env), at)
+            keystore = self._keystore()
+            keys = _service_keys(keystore.snapshot(self._env), at, keystore)
             with self._lock:
                 self._keys, self._loaded, self._loaded_generation = keys, now, generation
         return keys
@@ -274,17 +289,24 @@ class StoreKeySource:
         and once a minute per key (the drain window: a key in use must not be retired)."""
         when = int(at.timestamp())
         canary = sealing.canary
+        new_key = False
         for role, ids in ((Role.SIGN, sealing.signed_with), (Role.ENCRYPT, sealing.encrypted_to)):
             alone = 1 if role.value in canary else 0
             for key_id in ids:
                 use = self._uses.get((key_id, role))
                 if use is None:
                     self._uses[(key_id, role)] = [1, alone, when]
+                    new_key = new_key or key_id not in self._recorded
                 else:
                     use[0] += 1
                     use[1] += alone
                     use[2] = when
-        self._maybe_flush(at)
+        if new_key:
+            # A key's first use in this process is recorded at once (the drain window).
+            self._next_flush = self._monotonic() + EVIDENCE_INTERVAL
+            self.flush(at)
+        else:
+            self._maybe_flush(at)
 
     def note_open(self, decryption_key: str, at: _dt.datetime) -> None:
         keys = self._keys
@@ -327,7 +349,7 @@ class StoreKeySource:
         return self._keystore()
 
 
-def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
+def _service_keys(ring: Keyring, at: _dt.datetime, keystore: Keystore) -> ServiceKeys:
     """Both formats side by side; the envelope a request asks for picks its keys by type."""
     # The stored public form is what `keys export` hands out: no need to parse and re-armor.
     published = tuple(
@@ -382,4 +404,9 @@ def _service_keys(ring: Keyring, at: _dt.datetime) -> ServiceKeys:
         warnings=tuple(finding.message for finding in findings(ring.records, at)),
         canaries=tuple(sorted(canaries.items())),
         decryption_owners=decryption_owners,
+        token_checks=tuple(
+            (record.key_id, functools.partial(keystore.probe_token_keys, record))
+            for record in ring.in_state(State.ACTIVE, State.RETIRING)
+            if record.in_hsm
+        ),
     )

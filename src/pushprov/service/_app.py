@@ -28,8 +28,9 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp
 
 from .._clock import now as _now
+from .._errors import PushprovError
 from ..keys import KeySource
-from ._answers import Answer, validation_error
+from ._answers import Answer, refusal, validation_error
 from ._callers import Callers
 from ._config import ServiceConfig
 from ._context import Clock, Context
@@ -74,6 +75,11 @@ def create_app(
     @app.exception_handler(Answer)
     async def _answer(request: Request, exc: Answer) -> Response:
         return Response(exc.body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(PushprovError)
+    async def _refused(request: Request, exc: PushprovError) -> Response:
+        # Starlette would answer 500 itself before the transport saw the error.
+        return await _answer(request, refusal(exc, clock(), None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -6,9 +6,9 @@ import dataclasses
 import datetime as _dt
 from collections.abc import Callable
 
-from .._errors import PushprovError
+from .._errors import PushprovError, StoreError
 from ..keys import KeySource, ServiceKeys
-from ._answers import keys_unavailable
+from ._answers import keys_unavailable, refusal
 from ._callers import Callers
 from ._config import ServiceConfig
 from ._metrics import Metrics
@@ -31,8 +31,12 @@ class Context:
     callers: Callers
 
     def current_keys(self, at: _dt.datetime, request_id: str | None = None) -> ServiceKeys:
-        """The key snapshot at ``at``, or the 503 answer when there is none to serve with."""
+        """The key snapshot at ``at``, or the 503 answer when there is none to serve with (a
+        store that cannot be read: its class's answer, 503 ``SERVICE_UNAVAILABLE`` when it is
+        unreachable)."""
         try:
             return self.keys.current(at)
+        except StoreError as failure:  # the store, not the keys: its own outcome
+            raise refusal(failure, at, request_id) from None
         except PushprovError:
             raise keys_unavailable(at, request_id) from None

@@ -32,8 +32,8 @@ def health_router(context: Context) -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="Store reachable, an active key per role, none expired (public; problems "
-        "listed for known callers only)",
+        summary="Store reachable, an active key per role, none expired, HSM keys' tokens "
+        "usable (public; problems listed for known callers only)",
         responses={503: {"description": "not ready"}},
     )
     async def readyz(request: Request) -> Response:
@@ -68,6 +68,7 @@ def _readiness_problems(context: Context, at: _dt.datetime) -> list[str]:
         problems.append(f"keys: {failure.code}")
     else:
         problems += _key_problems(context, snapshot, at)
+        problems += snapshot.token_problems()
     return problems
 
 

@@ -1,6 +1,7 @@
 """The outermost ASGI layer: request id, the caller gate, body cap before parsing, read timeout,
-HSTS, access log, metrics, and a 500 without details for anything unforeseen. Then POST /v1/gopc
-goes to its endpoint, everything else to FastAPI.
+HSTS, access log, metrics; one of our errors met on the way answers its class's outcome (a
+store outage: 503 ``SERVICE_UNAVAILABLE``), anything unforeseen a 500 without details. Then
+POST /v1/gopc goes to its endpoint, everything else to FastAPI.
 
 The caller gate (``Callers.admits``) comes before everything that looks at the request beyond
 its headers: an unknown caller gets the silent 404 for any method, path and body, never a 405,
@@ -17,7 +18,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._clock import now as _now
-from ._answers import Answer, error, not_found
+from .._errors import PushprovError
+from ._answers import Answer, error, not_found, refusal
 from ._callers import Callers
 from ._config import ServiceConfig
 from ._metrics import Metrics
@@ -84,6 +86,12 @@ class Transport:
             await target(scope, exchange.receive, exchange.send)
         except _BodyProblem as problem:
             await _body_answer(problem.status).send(exchange.send)
+        except PushprovError as failure:
+            # Ours, met outside a route's own handling (the store gone while the caller is
+            # looked up or the answer stored): its class's outcome, a store outage 503.
+            log.warning("refused", extra={"trace_id": trace_id, "error": failure.code})
+            if not exchange.started:
+                await refusal(failure, _now(), state.get("request_id")).send(exchange.send)
         except Exception as failure:
             log.error("unhandled", extra={"trace_id": trace_id, "error": type(failure).__name__})
             if not exchange.started:

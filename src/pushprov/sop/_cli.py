@@ -19,7 +19,7 @@ import argparse
 import datetime as _dt
 import sys
 from collections.abc import Callable, Sequence
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO, NoReturn, TypeVar
 
 import cryptography
 from cryptography.hazmat.backends.openssl.backend import backend as _openssl
@@ -58,6 +58,7 @@ _GENERATE_PROFILES = {
 _ENCRYPT_PROFILES = {"default": "SEIPD v1 (MDC) with AES-256, SHA-384 signatures, v3 PKESK (RSA)"}
 
 _Handler = Callable[[argparse.Namespace, bytes], bytes]
+_T = TypeVar("_T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -232,12 +233,9 @@ def _verify(args: argparse.Namespace, data: bytes) -> bytes:
     signatures = read_input(args.signatures)
     certs = _certificate_files(args.certs)
     at, not_before = _window(args.not_before, args.not_after)
-    try:
-        verified = openpgp.verify_detached(data, signatures, verify_with=certs, at=at)
-    except (SignatureInvalidError, PolicyViolationError) as error:
-        raise SopError(SopFailure.NO_SIGNATURE, error.message) from None
-    except MalformedInputError as error:
-        raise SopError(SopFailure.BAD_DATA, error.message) from None
+    verified = _verifying(
+        lambda: openpgp.verify_detached(data, signatures, verify_with=certs, at=at)
+    )
     return _verifications(verified, not_before)
 
 
@@ -276,12 +274,7 @@ def _inline_verify(args: argparse.Namespace, data: bytes) -> bytes:
     at, not_before = _window(args.not_before, args.not_after)
     cleartext = data.lstrip().startswith(b"-----BEGIN PGP SIGNED MESSAGE-----")
     verify = openpgp.verify_cleartext if cleartext else openpgp.verify_inline
-    try:
-        plaintext, verified = verify(data, verify_with=certs, at=at)
-    except (SignatureInvalidError, PolicyViolationError) as error:
-        raise SopError(SopFailure.NO_SIGNATURE, error.message) from None
-    except MalformedInputError as error:
-        raise SopError(SopFailure.BAD_DATA, error.message) from None
+    plaintext, verified = _verifying(lambda: verify(data, verify_with=certs, at=at))
     lines = _verifications(verified, not_before)
     if args.verifications_out is not None:
         write_output(args.verifications_out, lines)
@@ -423,6 +416,16 @@ def _human_password(raw: bytes) -> bytes:
         return raw.decode("utf-8").rstrip().encode("utf-8")
     except UnicodeDecodeError:
         raise SopError(SopFailure.PASSWORD_NOT_HUMAN_READABLE, "password is not UTF-8") from None
+
+
+def _verifying(action: Callable[[], _T]) -> _T:
+    """verify and inline-verify: no good or acceptable signature is NO_SIGNATURE."""
+    try:
+        return action()
+    except (SignatureInvalidError, PolicyViolationError) as error:
+        raise SopError(SopFailure.NO_SIGNATURE, error.message) from None
+    except MalformedInputError as error:
+        raise SopError(SopFailure.BAD_DATA, error.message) from None
 
 
 def _signing(action: Callable[[_dt.datetime], bytes], at: _dt.datetime | None = None) -> bytes:

@@ -5,6 +5,9 @@ Only ``pushprov.keys`` talks to a store; it hands over plain rows and gets plain
 service's state (clients, idempotency, rate limits) lives beside the keys: ``Backend``.
 """
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 from ._backend import Backend, open_backend, open_store
 from ._errors import (
     AuditTamperedError,
@@ -15,17 +18,42 @@ from ._errors import (
 )
 from ._model import AuditEntry, Change, KeyRow, Store, StoreView
 from ._paths import default_store_path, passphrase_file_beside, read_passphrase_beside
-from ._postgres import KeyringWatcher, PostgresStore, migrate, redacted_url
 from ._sealing import DEFAULT_KDF_LOG2N
 from ._sqlite import SqliteStore
-from ._state import (
-    ClientInfo,
-    OutcomeRecord,
-    OutcomeResult,
-    PostgresServiceState,
-    ServiceState,
-    SqliteServiceState,
-    StoredResponse,
+
+if TYPE_CHECKING:
+    from ._postgres import KeyringWatcher, PostgresStore, migrate, redacted_url
+    from ._state import (
+        ClientInfo,
+        OutcomeRecord,
+        OutcomeResult,
+        PostgresServiceState,
+        ServiceState,
+        SqliteServiceState,
+        StoredResponse,
+    )
+
+# These load psycopg (``_state`` holds the PostgreSQL state beside the SQLite one), so only
+# when used: the key store on SQLite needs none of them.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ["KeyringWatcher", "PostgresStore", "migrate", "redacted_url"], "._postgres"
+        ),
+        **dict.fromkeys(
+            [
+                "ClientInfo",
+                "OutcomeRecord",
+                "OutcomeResult",
+                "PostgresServiceState",
+                "ServiceState",
+                "SqliteServiceState",
+                "StoredResponse",
+            ],
+            "._state",
+        ),
+    },
 )
 
 __all__ = [

@@ -11,13 +11,16 @@ import abc
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._errors import UsageError
 from ._model import Store
-from ._postgres import KeyringWatcher, PostgresStore, migrate, redacted_url
 from ._sealing import DEFAULT_KDF_LOG2N
 from ._sqlite import SqliteStore
-from ._state import PostgresServiceState, ServiceState, SqliteServiceState
+
+if TYPE_CHECKING:
+    from ._postgres import KeyringWatcher
+    from ._state import ServiceState
 
 __all__ = ["Backend", "open_backend", "open_store"]
 
@@ -74,6 +77,9 @@ class _Embedded(Backend):
     def open_state(self) -> ServiceState:
         if self._state_file is None:
             raise UsageError("this embedded store was opened without a service state file")
+        # Here, not at the top: ``_state`` also holds the PostgreSQL state, and loads psycopg.
+        from ._state import SqliteServiceState
+
         return SqliteServiceState(self._state_file)
 
     def watch(self, on_change: Callable[[str | None], None]) -> KeyringWatcher | None:
@@ -83,38 +89,13 @@ class _Embedded(Backend):
         raise UsageError("store migrate needs a postgresql:// URL (SQLite needs no migration)")
 
 
-class _Shared(Backend):
-    """PostgreSQL: keys and the service's state in one database, for every instance."""
-
-    shared = True
-
-    def __init__(self, url: str) -> None:
-        self._url = url  # may hold a password: never shown
-        self.name = redacted_url(url)
-        self.path = None
-
-    def open_store(
-        self, *, passphrase: bytes, create: bool = False, kdf_log2n: int = DEFAULT_KDF_LOG2N
-    ) -> Store:
-        return PostgresStore.open(
-            self._url, passphrase=passphrase, create=create, kdf_log2n=kdf_log2n
-        )
-
-    def open_state(self) -> ServiceState:
-        return PostgresServiceState(self._url)
-
-    def watch(self, on_change: Callable[[str | None], None]) -> KeyringWatcher | None:
-        return KeyringWatcher(self._url, on_change).start()
-
-    def migrate(self) -> tuple[int, int]:
-        return migrate(self._url)
-
-
 def open_backend(location: str | os.PathLike[str], *, state_file: Path | None = None) -> Backend:
     """The backend at ``location``; ``state_file`` is where the embedded backend keeps the
     service's state (the shared one keeps it in its database)."""
     if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
-        return _Shared(location)
+        from ._shared import SharedBackend  # psycopg: only for a PostgreSQL location
+
+        return SharedBackend(location)
     return _Embedded(Path(location), state_file)
 
 

@@ -50,7 +50,7 @@ class AuditTamperedError(StoreError):
 
 
 class StoreUnavailableError(StoreError):
-    """The shared (PostgreSQL) store cannot be reached now; a retry may succeed."""
+    """Store out of reach: PostgreSQL down, SQLite locked, disk full, I/O error; retry later."""
 
     code = "store_unavailable"
     exit_status = 28

@@ -9,9 +9,9 @@ fails on the next read as ``StoreCorruptError`` (key rows, the keyring head) or
 
 What is MACed (``mac`` columns, schema version 2):
 
-* a key row: every column, ``has_secret`` (the sealed secret is AEAD-bound to its row already)
-  and ``written``, the keyring version that last wrote the row; schema 3's ``partner`` state and
-  ``evidence`` join the MAC input once either is set (a row without them MACs as before);
+* a key row: every column (schema 3's ``custody`` only when set, schema 4's ``partner`` state
+  and ``evidence`` only once either is set), ``has_secret`` (the sealed secret is AEAD-bound to
+  its row already) and ``written``, the keyring version that last wrote the row;
 * the keyring row: its version and the environment's rows as (key id, written) pairs, so a row
   deleted, added, or replayed from an older version no longer matches;
 * the audit head (``audit_mac``): the entry count, the last hash and the keyring version;
@@ -102,8 +102,13 @@ class RowMac:
             row.format, row.owner, row.roles, row.label, row.created, row.expires, row.state,
             row.transitions, row.last_used, row.public, row.has_secret,
         )  # fmt: skip
+        if row.custody is not None:
+            # Schema 3's column, only when set: a row without it keeps the MAC it had, and
+            # adding, removing or changing it no longer matches.
+            fields = (*fields, row.custody)
         if row.partner is not None or row.evidence is not None:
-            # Which GOPCs a key seals alone, and whether it may be retired, follow from these.
+            # Schema 4's, the same way (two more fields, so never mistaken for custody alone):
+            # which GOPCs a key seals alone, and whether it may be retired, follow from these.
             fields = (*fields, row.partner, row.evidence)
         return self._tag("keys", row.env, row.key_id, written, fields)
 

@@ -31,6 +31,7 @@ class KeyRow:
     last_used: int | None
     public: bytes = dataclasses.field(repr=False)
     has_secret: bool = False  # read-only: the store sets it from the sealed column
+    custody: str | None = None  # where a key kept outside the store lives (opaque text)
     partner: str | None = None  # what the partner's outcomes proved: canary, verified, stopped
     evidence: str | None = None  # uses and outcomes per role (JSON); advisory, like last_used
 

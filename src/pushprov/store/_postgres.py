@@ -29,6 +29,7 @@ from ._schema import KEY_TABLES, POSTGRES, SERVICE_TABLES, added_columns, create
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, unlock
 
 __all__ = [
+    "MISSING_SCHEMA",
     "SCHEMA_VERSION",
     "KeyringWatcher",
     "PostgresStore",
@@ -45,10 +46,14 @@ _MIGRATIONS: tuple[str, ...] = (
     # 2: the row MACs and the audit's reference time; the first open with the passphrase
     # then MACs the rows already there (``PostgresStore._upgrade``).
     ";\n".join(added_columns(POSTGRES, KEY_TABLES, 2)),
-    # 3: partner states and evidence on key rows; which keys sealed each answer, its outcome.
-    ";\n".join(added_columns(POSTGRES, KEY_TABLES + SERVICE_TABLES, 3)),
+    # 3: where an HSM key's private halves live (``custody``; NULL for the rows already there).
+    ";\n".join(added_columns(POSTGRES, KEY_TABLES, 3)),
+    # 4: partner states and evidence on key rows; which keys sealed each answer, its outcome.
+    ";\n".join(added_columns(POSTGRES, KEY_TABLES + SERVICE_TABLES, 4, if_not_exists=True)),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+# A table or column of the schema gone (dropped by hand): the store is not as we made it.
+MISSING_SCHEMA = (pg_errors.UndefinedTable, pg_errors.UndefinedColumn)
 # Any constant will do: it only has to be the same for every `store migrate` run.
 _MIGRATE_LOCK = 0x70757368_70726F76
 
@@ -160,6 +165,12 @@ class PostgresStore(SqlStore):
             store = cls(conn, box, url)
             if not maced:
                 store._upgrade()
+        except psycopg.OperationalError:
+            conn.close()
+            raise StoreUnavailableError(f"lost the connection to {redacted_url(url)}") from None
+        except MISSING_SCHEMA:
+            conn.close()
+            raise StoreCorruptError("the key tables do not match the schema") from None
         except BaseException:
             conn.close()
             raise
@@ -213,6 +224,8 @@ class PostgresStore(SqlStore):
                 raise StoreConflictError("the change clashes with a stored record") from None
             except psycopg.OperationalError:
                 raise StoreUnavailableError(f"lost the connection to {self.url}") from None
+            except MISSING_SCHEMA:
+                raise StoreCorruptError("the key tables do not match the schema") from None
 
 
 def _initialise(conn: psycopg.Connection[Any], passphrase: bytes, log2n: int) -> SecretBox | None:

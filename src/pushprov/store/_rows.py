@@ -41,10 +41,10 @@ _AUDIT_NAMES = AUDIT_COLUMNS.split(", ")
 
 KEY_COLUMNS = (
     "key_id, env, format, owner, roles, label, created, expires, state, transitions, "
-    "last_used, public"
+    "last_used, public, custody"
 )
 #: What a read of key rows selects: the columns, whether a secret is sealed, the MAC's own, and
-#: what schema 3 added (after the MAC, so that older reads keep their positions).
+#: what schema 4 added (after the MAC, so that older reads keep their positions).
 KEY_READ = f"{KEY_COLUMNS}, sealed_secret IS NOT NULL, written, mac, partner, evidence"
 #: What a read of an environment's keyring row selects.
 HEAD_READ = "version, audit_seq, audit_head, mac, audit_mac"
@@ -56,7 +56,7 @@ def upsert_key_sql(table: str, mark: str) -> str:
     The update applies only within the row's own environment, so a key id can never move
     between sandbox and production.
     """
-    marks = ", ".join([mark] * 16)
+    marks = ", ".join([mark] * 17)
     return (
         f"INSERT INTO {table} ({KEY_COLUMNS}, written, mac, partner, evidence) "  # noqa: S608
         f"VALUES ({marks}) "
@@ -64,8 +64,8 @@ def upsert_key_sql(table: str, mark: str) -> str:
         "owner = excluded.owner, roles = excluded.roles, label = excluded.label, "
         "created = excluded.created, expires = excluded.expires, state = excluded.state, "
         "transitions = excluded.transitions, last_used = excluded.last_used, "
-        "public = excluded.public, written = excluded.written, mac = excluded.mac, "
-        "partner = excluded.partner, evidence = excluded.evidence "
+        "public = excluded.public, custody = excluded.custody, written = excluded.written, "
+        "mac = excluded.mac, partner = excluded.partner, evidence = excluded.evidence "
         f"WHERE {table}.env = excluded.env"
     )
 
@@ -74,7 +74,7 @@ def key_params(env: str, row: KeyRow, written: int, mac: bytes) -> tuple[object,
     return (
         row.key_id, env, row.format, row.owner, ",".join(row.roles), row.label,
         row.created, row.expires, row.state, json.dumps(row.transitions),
-        row.last_used, row.public, written, mac, row.partner, row.evidence,
+        row.last_used, row.public, row.custody, written, mac, row.partner, row.evidence,
     )  # fmt: skip
 
 
@@ -85,8 +85,8 @@ def key_row(r: tuple[Any, ...]) -> KeyRow:
     Any value of an unexpected shape is ``StoreCorruptError``: the row was not written by us.
     """
     (key_id, env, fmt, owner, roles, label, created, expires, state, transitions, last_used,
-     public, has_secret) = r[:13]  # fmt: skip
-    partner, evidence = r[15:17] if len(r) >= 17 else (None, None)
+     public, custody, has_secret) = r[:14]  # fmt: skip
+    partner, evidence = r[16:18] if len(r) >= 18 else (None, None)
     try:
         return KeyRow(
             key_id=str(key_id),
@@ -102,6 +102,7 @@ def key_row(r: tuple[Any, ...]) -> KeyRow:
             last_used=None if last_used is None else int(last_used),
             public=bytes(public),
             has_secret=bool(has_secret),
+            custody=None if custody is None else str(custody),
             partner=None if partner is None else str(partner),
             evidence=None if evidence is None else str(evidence),
         )
@@ -113,7 +114,7 @@ def checked_key_rows(rows: Iterable[tuple[Any, ...]], macs: RowMac) -> list[tupl
     """Rows read as ``KEY_READ``, each checked against its MAC; with the version that wrote it."""
     checked = []
     for r in rows:
-        row, written, stored = key_row(r), r[13], r[14]
+        row, written, stored = key_row(r), r[14], r[15]
         macs.check_key_row(row, written, stored)
         checked.append((row, int(written)))
     return checked

@@ -1,18 +1,18 @@
 """The tables, described once and rendered for each dialect (SQLite and PostgreSQL).
 
-Schema version 3::
+Schema version 4::
 
     meta        (name PRIMARY KEY, value)          kdf_log2n, kdf_salt, kek_check; in PostgreSQL
                                                    also service_hmac_key
     keyring     (env PRIMARY KEY, version, audit_seq, audit_head, mac², audit_mac²)
     keys        (key_id PRIMARY KEY, env, format, owner, roles, label, created, expires, state,
                  transitions (JSON text), last_used, public, sealed_secret NULL, written², mac²,
-                 partner³, evidence³)
+                 custody³ NULL, partner⁴, evidence⁴)
     audit       (env, seq, at, actor, action, key_id, from_state, to_state, reason, version,
                  prev_hash, hash, ref_at², mac²; PRIMARY KEY (env, seq))
     clients     (name PRIMARY KEY, key_hash UNIQUE, created, revoked)
-    idempotency (client, request_id, fingerprint, status, body, created, keys³, outcome³;
-                 PRIMARY KEY (client, request_id); index on request_id³)
+    idempotency (client, request_id, fingerprint, status, body, created, keys⁴, outcome⁴;
+                 PRIMARY KEY (client, request_id); index on request_id⁴)
     rate        (client, window, count; PRIMARY KEY (client, window))
 
 The key tables and the service tables share one PostgreSQL database (``pushprov_`` names,
@@ -28,7 +28,10 @@ PostgreSQL's migration 1 stays version 1), ``added_columns`` the ``ALTER TABLE``
 (PostgreSQL's migration 2, SQLite's upgrade on open). A change to these tables is a new version
 in both, never an edit of an old one.
 
-³ Version 3 added what a partner's outcomes prove: a key's partner state (``partner``: canary,
+³ Version 3 added ``custody``: where the private halves of a key kept outside the store live
+(an HSM key's ``pkcs11:`` URIs, as JSON text; never a secret). The row MAC covers it.
+
+⁴ Version 4 added what a partner's outcomes prove: a key's partner state (``partner``: canary,
 verified or stopped; it decides which GOPCs a key seals alone, so the row MAC covers it) and its
 evidence (``evidence``: uses and outcomes per role, JSON, MACed too), and with each sealed
 answer the keys that sealed it (``keys``: fingerprints and roles, never card data) and the
@@ -57,7 +60,7 @@ _Kind = Literal["text", "int", "int32", "blob"]
 
 
 #: The schema version this code creates and expects.
-LATEST = 3
+LATEST = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +100,8 @@ _TABLES = {
             _cols(
                 "key_id text, env text, format text, owner text, roles text, label text, "
                 "created int, expires int?, state text, transitions text, last_used int?, "
-                "public blob, sealed_secret blob?, written int?@2, mac blob?@2, partner text?@3, "
-                "evidence text?@3"
+                "public blob, sealed_secret blob?, written int?@2, mac blob?@2, custody text?@3, "
+                "partner text?@4, evidence text?@4"
             ),
             ("key_id",),
             indexes=(("env", 1),),
@@ -122,10 +125,10 @@ _TABLES = {
             "idempotency",
             _cols(
                 "client text, request_id text, fingerprint blob, status int32, body blob, "
-                "created int, keys text?@3, outcome text?@3"
+                "created int, keys text?@4, outcome text?@4"
             ),
             ("client", "request_id"),
-            indexes=(("created", 1), ("request_id", 3)),
+            indexes=(("created", 1), ("request_id", 4)),
         ),
         _Table("rate", _cols("client text, window int, count int32"), ("client", "window")),
     )
@@ -213,13 +216,16 @@ def _index(dialect: Dialect, name: str, column: str, guard: str = "") -> str:
     return f"CREATE INDEX {guard}{physical}_{column} ON {physical} ({column})"
 
 
-def added_columns(dialect: Dialect, tables: tuple[str, ...], version: int) -> list[str]:
+def added_columns(
+    dialect: Dialect, tables: tuple[str, ...], version: int, *, if_not_exists: bool = False
+) -> list[str]:
     """The ``ALTER TABLE ... ADD COLUMN`` (and ``CREATE INDEX``) statements that bring
     ``tables`` from ``version - 1`` to ``version`` (added columns are nullable: the rows already
-    there have none)."""
+    there have none). ``if_not_exists`` (PostgreSQL): a column already there is kept."""
     return [
         *(
             f"ALTER TABLE {dialect.table(name)} ADD COLUMN "
+            + ("IF NOT EXISTS " if if_not_exists else "")
             + _column(dialect, column, kind, required)
             for name in tables
             for column, kind, required, since in _TABLES[name].columns

@@ -2,8 +2,9 @@
 
 The tables are ``_schema``'s key tables with plain names (``meta``, ``keyring``, ``keys``,
 ``audit``); ``meta`` holds the schema version, kdf_log2n, kdf_salt and kek_check.
-A store of an older schema (1: before the row MACs; 2: before the partner evidence) is upgraded
-the first time it is opened with its passphrase (``_upgrade``).
+A store of schema version 1 (before the row MACs) is upgraded the first time it is opened with
+its passphrase (``_upgrade``); one of version 2 gains version 3's ``custody`` column then too
+(its rows' MACs stand: a row without custody is MACed as before).
 ``key_id`` is unique across environments, so one key can never serve sandbox and production.
 Every commit is one ``BEGIN IMMEDIATE`` transaction that first checks the environment's version:
 a crash leaves the old or the new version, and a stale writer gets ``StoreConflictError``.
@@ -17,18 +18,18 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ._errors import StoreConflictError, StoreCorruptError
+from ._errors import StoreConflictError, StoreCorruptError, StoreUnavailableError
 from ._model import Change
 from ._paths import private_database_file
 from ._rows import SqlStore
-from ._schema import KEY_TABLES, LATEST, SQLITE, added_columns, create_statements
+from ._schema import KEY_TABLES, LATEST, SQLITE, added_columns, columns_added, create_statements
 from ._sealing import DEFAULT_KDF_LOG2N, SecretBox, derive_kek, unlock
 
-__all__ = ["SqliteStore", "run_in_transaction"]
+__all__ = ["SqliteStore", "run_in_transaction", "store_error"]
 
 _SCHEMA_VERSION = str(LATEST).encode()
 _SCHEMA_V1 = b"1"
-_KNOWN_SCHEMAS = tuple(str(version).encode() for version in range(1, LATEST + 1))
+_KNOWN_SCHEMAS = frozenset(str(version).encode() for version in range(1, LATEST + 1))
 
 
 class SqliteStore(SqlStore):
@@ -59,7 +60,10 @@ class SqliteStore(SqlStore):
         """
         path = Path(path)
         new = private_database_file(path, create=create)
-        connection = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        try:
+            connection = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as error:
+            raise store_error(error) from None
         try:
             if on_connect is not None:
                 on_connect(connection)
@@ -73,8 +77,13 @@ class SqliteStore(SqlStore):
             else:
                 box, schema, maced = _unlock(connection, passphrase)
                 store = cls(connection, box, path)
-                if not maced or schema != _SCHEMA_VERSION:
-                    store._upgrade(schema, maced=maced)
+                if not maced:
+                    store._upgrade(schema)
+                elif schema != _SCHEMA_VERSION:
+                    store._add_columns(schema)
+        except sqlite3.Error as error:
+            connection.close()
+            raise store_error(error) from None
         except BaseException:
             connection.close()
             raise
@@ -95,38 +104,97 @@ class SqliteStore(SqlStore):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _upgrade(self, schema: bytes, *, maced: bool) -> None:
-        """A store of an older schema: add the columns of each later version and, for a store
-        from before the MACs, MAC every row as it stands and mark the store MACed (its KEK
-        check), all in one transaction."""
+    def _upgrade(self, schema: bytes) -> None:
+        """A store from before the MACs: add their columns (schema 1), MAC every row as it
+        stands and mark the store MACed (its KEK check), all in one transaction."""
         with self._transaction(write=True):
-            if schema != _SCHEMA_VERSION:
-                for version in range(int(schema) + 1, LATEST + 1):
-                    for statement in added_columns(SQLITE, KEY_TABLES, version):
-                        self._db.execute(statement)
-                self._db.execute(
-                    "UPDATE meta SET value = ? WHERE name = 'schema'", (_SCHEMA_VERSION,)
-                )
-            if maced:
-                return
+            self._columns_since(schema)
             self._mac_existing_rows()
             self._db.execute(
                 "UPDATE meta SET value = ? WHERE name = 'kek_check'", (self._box.make_check(),)
             )
 
+    def _add_columns(self, schema: bytes) -> None:
+        """A MACed store of an older schema: the columns added since, in one transaction."""
+        with self._transaction(write=True):
+            self._columns_since(schema)
+
+    def _columns_since(self, schema: bytes) -> None:
+        if schema == _SCHEMA_VERSION:
+            return
+        present = {
+            (table, str(row[1]))
+            for table in KEY_TABLES
+            for row in self._db.execute(f"PRAGMA table_info({table})")
+        }
+        for version in range(int(schema) + 1, LATEST + 1):
+            # A column already there (a half-done upgrade by hand) is kept, not added twice.
+            for table in KEY_TABLES:
+                for column in columns_added(table, version):
+                    if (table, column) not in present:
+                        self._db.execute(
+                            next(
+                                s
+                                for s in added_columns(SQLITE, (table,), version)
+                                if f" ADD COLUMN {column} " in s
+                            )
+                        )
+        self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (_SCHEMA_VERSION,))
+
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield
-        except sqlite3.IntegrityError:
-            self._db.execute("ROLLBACK")
-            raise StoreConflictError("the change clashes with a stored record") from None
-        except BaseException:
-            if self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield
+            except sqlite3.IntegrityError:
+                self._rollback()
+                raise StoreConflictError("the change clashes with a stored record") from None
+            except BaseException:
+                self._rollback()
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._rollback()
+            raise store_error(error) from None
+
+    def _rollback(self) -> None:
+        # A full disk or failing I/O may fail the rollback too; SQLite then rolls back itself.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+
+
+# What a failed SQLite call means for the store, by its primary result code. Unavailable: the
+# file cannot be used now (another writer holds it past the wait, the disk is full, I/O fails,
+# the file or its directory cannot be opened or written); a retry may succeed. Corrupt: the
+# file is not a database or not ours (damaged pages, random bytes, a table or column missing:
+# our statements are fixed, so SQLITE_ERROR at run time means the schema is not the one we made).
+_UNAVAILABLE_CODES = frozenset({
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+    sqlite3.SQLITE_NOLFS, sqlite3.SQLITE_PERM,
+})  # fmt: skip
+_CORRUPT_CODES = frozenset({
+    sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_SCHEMA,
+    sqlite3.SQLITE_MISMATCH,
+})  # fmt: skip
+
+
+def store_error(error: sqlite3.Error) -> Exception:
+    """What to raise for ``error``: ``StoreUnavailableError`` or ``StoreCorruptError`` by its
+    result code, else ``error`` itself (a misuse of the driver is a bug, not the store's state).
+    The message names the result code (``SQLITE_FULL``), never a statement or a value."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return error
+    primary = code & 0xFF
+    name = getattr(error, "sqlite_errorname", "SQLITE_UNKNOWN")
+    if primary in _UNAVAILABLE_CODES:
+        return StoreUnavailableError(f"the SQLite store cannot be used now ({name})")
+    if primary in _CORRUPT_CODES:
+        return StoreCorruptError(f"the SQLite store is damaged or not ours ({name})")
+    return error
 
 
 def run_in_transaction(
@@ -165,8 +233,11 @@ def _unlock(connection: sqlite3.Connection, passphrase: bytes) -> tuple[SecretBo
     """The box, the schema version and whether the rows are MACed."""
     try:
         meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
-    except sqlite3.DatabaseError:
-        raise StoreCorruptError("not a pushprov key store") from None
+    except sqlite3.Error as error:
+        outcome = store_error(error)
+        if isinstance(outcome, StoreCorruptError):
+            raise StoreCorruptError("not a pushprov key store") from None
+        raise outcome from None
     schema = meta.get("schema")
     if schema not in _KNOWN_SCHEMAS:
         raise StoreCorruptError("unknown key store schema")

@@ -31,10 +31,10 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from .._clock import as_unix, from_unix
-from .._errors import UsageError
-from ._errors import StoreUnavailableError
+from .._errors import StoreError, UsageError
+from ._errors import StoreCorruptError, StoreUnavailableError
 from ._paths import private_database_file
-from ._postgres import check_schema, connect, redacted_url
+from ._postgres import MISSING_SCHEMA, check_schema, connect, redacted_url
 from ._schema import (
     LATEST,
     POSTGRES,
@@ -45,7 +45,7 @@ from ._schema import (
     columns_added,
     create_statements,
 )
-from ._sqlite import run_in_transaction
+from ._sqlite import run_in_transaction, store_error
 
 __all__ = [
     "ClientInfo",
@@ -179,14 +179,25 @@ class _Sql:
         })  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Result:
+    """A statement's rows, all read, and how many rows it changed."""
+
+    rows: list[Any]
+    rowcount: int
+
+    def one(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+
 class _SqlServiceState:
     """The service state over SQL, once for both stores; a dialect gives ``_sql``, ``_execute``
-    (serialized by a lock: tests and the CLI share an object with the event loop's thread), the
-    error a duplicate raises and the errors that mean "unreachable"."""
+    (serialized by a lock: tests and the CLI share an object with the event loop's thread; a
+    store that cannot be used raises ``StoreUnavailableError`` or ``StoreCorruptError``, never
+    the driver's own error) and the error a duplicate raises."""
 
     _sql: ClassVar[_Sql]
     _duplicate: ClassVar[type[Exception]]
-    _unreachable: ClassVar[tuple[type[Exception], ...]]
     _hmac_key: bytes
     _next_purge = 0.0
     #: How long a worker trusts a successful key lookup. A revocation made through this
@@ -203,7 +214,7 @@ class _SqlServiceState:
         self._monotonic = monotonic
         self._clients_seen: dict[str, tuple[str, float]] = {}  # key hash -> (client, until)
 
-    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> _Result:
         raise NotImplementedError
 
     # -- clients ---------------------------------------------------------------------------
@@ -221,13 +232,13 @@ class _SqlServiceState:
     def list_clients(self) -> list[ClientInfo]:
         return [
             ClientInfo(name, from_unix(created), None if revoked is None else from_unix(revoked))
-            for name, created, revoked in self._execute(self._sql.list_clients).fetchall()
+            for name, created, revoked in self._execute(self._sql.list_clients).rows
         ]
 
     def revoke_client(self, name: str, *, at: _dt.datetime) -> None:
-        cursor = self._execute(self._sql.revoke_client, (as_unix(at), name))
+        result = self._execute(self._sql.revoke_client, (as_unix(at), name))
         self._clients_seen.clear()
-        if cursor.rowcount != 1:
+        if result.rowcount != 1:
             raise UsageError(f"no active client named {name}")
 
     def authenticate(self, api_key: str) -> str | None:
@@ -239,7 +250,7 @@ class _SqlServiceState:
         seen = self._clients_seen.get(key_hash)
         if seen is not None and now < seen[1]:
             return seen[0]
-        row = self._execute(self._sql.lookup_client, (key_hash,)).fetchone()
+        row = self._execute(self._sql.lookup_client, (key_hash,)).one()
         if row is None:
             self._clients_seen.pop(key_hash, None)
             return None
@@ -253,7 +264,7 @@ class _SqlServiceState:
 
     def count_request(self, client: str, window: int, requests: int = 1) -> int:
         """Add ``requests`` to the client's count in ``window``; the new count."""
-        total = self._execute(self._sql.count, (client, window, requests)).fetchall()[0][0]
+        total = self._execute(self._sql.count, (client, window, requests)).rows[0][0]
         if window % 60 == 0:  # now and then, forget old windows
             self._execute(self._sql.forget_windows, (window - 60,))
         return int(total)
@@ -264,7 +275,7 @@ class _SqlServiceState:
         return hmac.new(self._hmac_key, body, hashlib.sha256).digest()
 
     def recall(self, client: str, request_id: str, *, since: _dt.datetime) -> StoredResponse | None:
-        row = self._execute(self._sql.recall, (client, request_id, as_unix(since))).fetchone()
+        row = self._execute(self._sql.recall, (client, request_id, as_unix(since))).one()
         if row is None:
             return None
         keys = None if row[3] is None else str(row[3])
@@ -285,7 +296,7 @@ class _SqlServiceState:
             self._sql.remember,
             (client, request_id, response.fingerprint, response.status, response.body,
              as_unix(at), response.keys, as_unix(since)),
-        ).fetchall()  # fmt: skip
+        ).rows  # fmt: skip
         now = self._monotonic()
         if now >= self._next_purge:  # at most once per interval per process, one batch
             self._next_purge = now + self.purge_interval_seconds
@@ -299,8 +310,7 @@ class _SqlServiceState:
     def purge_expired(self, before: _dt.datetime) -> int:
         """Delete at most ``purge_batch`` idempotency records created before ``before`` (the
         start of the window); how many went. The ``created`` index bounds the search."""
-        cursor = self._execute(self._sql.purge, (as_unix(before), self.purge_batch))
-        return int(cursor.rowcount)
+        return self._execute(self._sql.purge, (as_unix(before), self.purge_batch)).rowcount
 
     def record_outcome(
         self, client: str, request_id: str, outcome: str, *, since: _dt.datetime
@@ -311,7 +321,7 @@ class _SqlServiceState:
         A requestId only another client used is ``REFUSED`` (and nothing of that record is
         returned), one nobody used (or whose record was purged) ``UNKNOWN``.
         """
-        rows = self._execute(self._sql.outcomes_of, (request_id,)).fetchall()
+        rows = self._execute(self._sql.outcomes_of, (request_id,)).rows
         own = next((row for row in rows if row[0] == client), None)
         if own is None:
             return OutcomeRecord(OutcomeResult.REFUSED if rows else OutcomeResult.UNKNOWN)
@@ -319,21 +329,25 @@ class _SqlServiceState:
         if int(created) < as_unix(since):
             return OutcomeRecord(OutcomeResult.LATE)
         if first is None:
-            cursor = self._execute(self._sql.set_outcome, (outcome, client, request_id))
-            if cursor.rowcount == 1:
+            updated = self._execute(self._sql.set_outcome, (outcome, client, request_id))
+            if updated.rowcount == 1:
                 return OutcomeRecord(OutcomeResult.RECORDED, None if keys is None else str(keys))
             # Another report won meanwhile: judge this one against it.
-            rows = self._execute(self._sql.outcomes_of, (request_id,)).fetchall()
+            rows = self._execute(self._sql.outcomes_of, (request_id,)).rows
             first = next((row[3] for row in rows if row[0] == client), None)
         same = first == outcome
         return OutcomeRecord(OutcomeResult.DUPLICATE if same else OutcomeResult.CONFLICTING)
 
     def ping(self) -> bool:
         try:
-            self._execute("SELECT 1").fetchone()
-        except self._unreachable:
+            self._execute(*self._probe())
+        except StoreError:
             return False
         return True
+
+    def _probe(self) -> tuple[str, tuple[Any, ...]]:
+        """What ``ping`` runs: a statement that fails when the store cannot serve requests."""
+        return "SELECT 1", ()
 
 
 class SqliteServiceState(_SqlServiceState):
@@ -341,14 +355,23 @@ class SqliteServiceState(_SqlServiceState):
 
     _sql = _Sql.of(SQLITE_SERVICE)
     _duplicate = sqlite3.IntegrityError
-    _unreachable = (sqlite3.Error,)
 
     def __init__(self, path: Path, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         private_database_file(path, create=True)  # the key store's check: ours alone
         super().__init__(monotonic=monotonic)
-        self._db = sqlite3.connect(
-            path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise store_error(error) from None
+        try:
+            self._open()
+        except sqlite3.Error as error:
+            self._db.close()
+            raise store_error(error) from None
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         # Every worker runs this at start: all or nothing, and a no-op once done.
@@ -368,21 +391,34 @@ class SqliteServiceState(_SqlServiceState):
     def __repr__(self) -> str:
         return "SqliteServiceState([secret])"
 
-    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def _probe(self) -> tuple[str, tuple[Any, ...]]:
+        # A committed write: the file can be read while the disk is full, and readiness must
+        # fail as the requests' writes do. A new value each time, so a page really changes.
+        return (
+            "INSERT OR REPLACE INTO service_meta (name, value) VALUES ('ready_probe', ?)",
+            (secrets.token_bytes(8),),
+        )
+
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> _Result:
         with self._lock:
             delay, deadline = _BUSY_FIRST_WAIT, 0.0
             while True:
                 try:
-                    return self._db.execute(query, params)
-                except sqlite3.OperationalError as error:
+                    # Fetched here: a write with RETURNING meets a full disk or a lock only
+                    # when its rows are read, and must fail here to be translated.
+                    cursor = self._db.execute(query, params)
+                    return _Result(cursor.fetchall(), cursor.rowcount)
+                except self._duplicate:
+                    raise
+                except sqlite3.Error as error:
                     # A statement that met a locked database changed nothing: run it again.
-                    if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                        raise
+                    if (error.sqlite_errorcode or 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise store_error(error) from None
                     now = time.monotonic()
                     if not deadline:
                         deadline = now + _BUSY_TIMEOUT_SECONDS
                     elif now > deadline:
-                        raise
+                        raise store_error(error) from None
                 time.sleep(delay)
                 delay = min(2 * delay, _BUSY_LAST_WAIT)
 
@@ -396,7 +432,7 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
     check and the change in one write transaction, as every worker runs this at start."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        for version in range(3, LATEST + 1):
+        for version in range(2, LATEST + 1):
             present = {
                 str(row[1])
                 for table in SERVICE_TABLES
@@ -427,7 +463,6 @@ class PostgresServiceState(_SqlServiceState):
 
     _sql = _Sql.of(POSTGRES)
     _duplicate = pg_errors.UniqueViolation
-    _unreachable = (StoreUnavailableError,)
 
     def __init__(self, url: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(monotonic=monotonic)
@@ -449,16 +484,19 @@ class PostgresServiceState(_SqlServiceState):
     def __repr__(self) -> str:
         return f"PostgresServiceState(url={redacted_url(self._url)!r})"
 
-    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> _Result:
         with self._lock:
             if self._db.broken or self._db.closed:
                 self._db = connect(self._url, application="pushprov-service")
             try:
-                return self._db.execute(query, params)
+                cursor = self._db.execute(query, params)
+                return _Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
             except psycopg.OperationalError:
                 raise StoreUnavailableError(
                     f"lost the connection to {redacted_url(self._url)}"
                 ) from None
+            except MISSING_SCHEMA:
+                raise StoreCorruptError("the service tables do not match the schema") from None
 
     def close(self) -> None:
         with self._lock:
