@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from pushprov import PassphraseError, jose, openpgp
 from pushprov.cli import main
 from pushprov.jose._compact import b64u_decode
+from pushprov.keys import Environment, Keystore, Partner
+from pushprov.store import open_store
 
 from .conftest import T0
 from .test_keystore_support import key_pool
@@ -260,3 +262,23 @@ def test_jwk_keys_through_the_cli_and_store_backed_jwe(cli: Cli) -> None:
     assert header["alg"] == "RSA1_5"  # the key is pinned to it: the legacy path, end to end
     status, plain, err = cli("open", *store, stdin=inbound)
     assert (status, plain) == (0, b"from google"), err
+
+
+def test_retiring_the_last_proven_key_needs_its_successor_verified_or_a_reason(cli: Cli) -> None:
+    ours, _ = _bootstrap(cli)
+    ks = Keystore(open_store(cli.store, passphrase=b"store words"), actor="svc")
+    try:  # what the service records once the partner accepted enough canary GOPCs
+        ks.set_partner(Environment.SANDBOX, ours, Partner.VERIFIED, at=T0, reason="canary")
+    finally:
+        ks.close()
+    successor = cli.ok("import", cli.file("ours2.asc", key_pool().ours[1].armor().encode()))
+    promoted = cli.ok("promote", successor["key_id"])
+    assert promoted["partner"] == "canary" and promoted["evidence"] == {}
+    status, out, err = cli.keys("retire", ours)
+    assert (status, out) == (31, b"")
+    assert err.startswith("error: partner_unverified") and successor["key_id"] in err
+    assert cli.keys("retire", ours, "--force")[0] == 2  # a reason, always
+    retired = cli.ok("retire", ours, "--force", "--reason", "B checked with Google by phone")
+    assert retired["state"] == "retiring"
+    (entry,) = [e for e in cli.ok("audit")["entries"] if e["action"] == "retire"]
+    assert entry["reason"] == "B checked with Google by phone"

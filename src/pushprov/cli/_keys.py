@@ -38,7 +38,10 @@ KEYS_EPILOG = f"""exit status (besides those of `pushprov --help`):
       9 key_unusable (no CKA_SIGN/CKA_DECRYPT), 10 unsupported (export --secret)
   30  attention_needed: `keys check` found something to act on (a role without an
       active key, a key expiring within 30 days or expired, a retiring key past its
-      drain window); the findings are on stderr, per-key notes in `keys list --json`
+      drain window, a stopped canary); the findings are on stderr, per-key notes in
+      `keys list --json`
+  31  partner_unverified: `keys retire` of the last key of its role the partner has
+      proven, while its successor is not verified with the partner (--force --reason)
 
 states: pending -> active -> retiring -> retired -> destroyed; retiring -> active
 (rollback); pending -> destroyed (discard). The store passphrase is read from
@@ -205,7 +208,10 @@ def _add_transitions(add: _AddSubcommand) -> None:
     retire.add_argument("key", metavar="KEY")
     retire.add_argument("--final", action="store_true", help="retiring -> retired (refused)")
     retire.add_argument(
-        "--force", action="store_true", help="with --final and --reason: skip the drain window"
+        "--force",
+        action="store_true",
+        help="with --reason: retire the last proven key before its successor is verified "
+        "with the partner; with --final too: skip the drain window",
     )
 
     rollback = add("rollback", "retiring -> active", _rollback)
