@@ -24,8 +24,10 @@ from pushprov.keys import (
     PartnerUnverifiedError,
     SecretCache,
     StoreKeySource,
+    key_id_of,
     partner_use,
 )
+from pushprov.service._canary import CanarySelector
 from pushprov.service._outcomes import blamed_roles
 from pushprov.store import SqliteStore
 
@@ -259,22 +261,28 @@ def test_uses_reach_the_store_in_batches_and_show_in_metrics_and_the_dashboard(
     world: World, server: Server
 ) -> None:
     with server.client() as client:
-        sealed = _seal(client, 5, "first")
-        # Nothing is written per request: the counts wait for the next second's flush.
-        assert "sign" not in world.record(world.b).evidence
+        sealed = _seal(client, 1, "first")
+        # A key's first use in a worker is written at once (the drain window must know)...
+        assert world.record(world.g1).evidence["encrypt"].sealed == 1
+        # (A signs only the GOPCs outside the canary: 10 GOPCs at 0.5 bring its first use.)
+        sealed |= _seal(client, 9, "more")
+        written = world.record(world.g1).evidence["encrypt"].sealed
+        sealed |= _seal(client, 4, "later")
+        # ... later uses are not written per request: they wait for the next second's flush.
+        assert world.record(world.g1).evidence["encrypt"].sealed == written
         time.sleep(1.1)
         sealed |= _seal(client, 1, "flush")  # the first request after a second writes them
         evidence = world.record(world.b).evidence["sign"]
         alone = sum(world.signers(server, gopc) == {world.b} for gopc in sealed.values())
-        assert (evidence.sealed, evidence.canary) == (6, alone)
-        assert world.record(world.g1).evidence["encrypt"].sealed == 6
+        assert (evidence.sealed, evidence.canary) == (15, alone)
+        assert world.record(world.g1).evidence["encrypt"].sealed == 15
         time.sleep(0.2)  # the keyring refresh, for the inventory /metrics reads
         metrics = client.get("/metrics").text
         page = client.get("/dashboard").text
-    assert f'pushprov_key_evidence{{count="sealed",key="{world.b}",use="sign"}} 6.0' in metrics
+    assert f'pushprov_key_evidence{{count="sealed",key="{world.b}",use="sign"}} 15.0' in metrics
     assert f'pushprov_key_partner_state{{key="{world.b}",state="canary"}} 1.0' in metrics
     assert f'pushprov_key_last_use_timestamp_seconds{{key="{world.a}",use="sign"}}' in metrics
-    assert "<td>canary</td><td>6 (" in page
+    assert "<td>canary</td><td>15 (" in page
 
 
 def test_a_partner_message_opened_with_our_key_is_when_the_partner_last_used_it(
@@ -292,3 +300,22 @@ def test_a_partner_message_opened_with_our_key_is_when_the_partner_last_used_it(
     after = {key_id: when for key_id, _, when in partner_use(world.operator.snapshot(ENV).records)}
     assert after[world.a] == at and after[world.b] is None
     assert world.record(world.a).evidence["decrypt"].sealed == 1
+
+
+def test_the_canary_fraction_and_its_cap_per_minute(world: World) -> None:
+    source = StoreKeySource(lambda cache: _open(world.path, cache), ENV, refresh=60)
+    keys = source.current(dt.datetime.now(dt.UTC))
+    assert keys.canaries == (("sign", world.b),)
+    signers, recipients = keys.outgoing("pgp")
+    clock = [0.0]
+    always = CanarySelector(0.05, 2, draw=lambda: 0.0, monotonic=lambda: clock[0])
+    chosen = [always.choose(keys, signers, recipients) for _ in range(3)]
+    assert [{key_id_of(k) for k in signed} for signed, _, _ in chosen] == [
+        {world.b}, {world.b}, {world.a, world.b},  # two a minute, then all keys again
+    ]  # fmt: skip
+    assert [roles for _, _, roles in chosen] == [("sign",), ("sign",), ()]
+    assert all(sealed_to == recipients for _, sealed_to, _ in chosen)
+    clock[0] = 60.0  # the next minute
+    assert always.choose(keys, signers, recipients)[2] == ("sign",)
+    never = CanarySelector(0.05, 2, draw=lambda: 0.05)  # a draw at the fraction: not under it
+    assert never.choose(keys, signers, recipients) == (signers, recipients, ())

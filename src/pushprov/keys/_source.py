@@ -47,6 +47,9 @@ class KeyStatus:
     evidence: tuple[tuple[str, RoleEvidence], ...] = ()  # by role, as last read
 
 
+_ENCODED: dict[tuple[tuple[str, ...], ...], str] = {}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Sealing:
     """Which keys sealed one GOPC (ids only), and the roles in which it was a canary GOPC:
@@ -57,15 +60,18 @@ class Sealing:
     canary: tuple[str, ...] = ()  # "sign", "encrypt"
 
     def encode(self) -> str:
-        """Compact JSON (key ids are hex or kids: nothing to escape), kept with the answer."""
-
-        def names(ids: tuple[str, ...]) -> str:
-            return ",".join(f'"{i}"' for i in ids)
-
-        return (
-            f'{{"sign":[{names(self.signed_with)}],"encrypt":[{names(self.encrypted_to)}],'
-            f'"canary":[{names(self.canary)}]}}'
-        )
+        """Compact JSON (key ids are hex or kids: nothing to escape), kept with the answer.
+        The same few combinations recur on every request: each is built once."""
+        key = (self.signed_with, self.encrypted_to, self.canary)
+        text = _ENCODED.get(key)
+        if text is None:
+            if len(_ENCODED) >= 256:  # bounded: keys are few, rotations rare
+                _ENCODED.clear()
+            text = _ENCODED[key] = json.dumps(
+                {"sign": self.signed_with, "encrypt": self.encrypted_to, "canary": self.canary},
+                separators=(",", ":"),
+            )
+        return text
 
     @classmethod
     def decode(cls, text: str) -> Sealing | None:

@@ -42,6 +42,8 @@ class CanarySelector:
         self._monotonic = monotonic
         self._minute = -1
         self._taken = 0
+        self._planned: ServiceKeys | None = None
+        self._plan: tuple[tuple[str, ...], tuple[str, str] | None] = ((), None)
 
     def choose(
         self, keys: ServiceKeys, signers: list[_S], recipients: list[_R]
@@ -49,25 +51,37 @@ class CanarySelector:
         """The signers and recipients to seal with, and the roles this GOPC is a canary for."""
         if not keys.canaries:
             return signers, recipients, ()
-        roles: list[str] = []
-        chosen: tuple[str, str] | None = None
+        if self._planned is not keys:  # once per keyring snapshot, not per request
+            self._plan = self._plan_for(keys, signers, recipients)
+            self._planned = keys
+        alone, candidate = self._plan
+        if candidate is None or not (self._draw() < self._fraction and self._admit()):
+            return signers, recipients, alone
+        role, key_id = candidate
+        if role == "sign":
+            signers = [key for key in signers if key_id_of(key) == key_id]
+        else:
+            recipients = [key for key in recipients if key_id_of(key) == key_id]
+        return signers, recipients, tuple(sorted((*alone, role)))
+
+    @staticmethod
+    def _plan_for(
+        keys: ServiceKeys, signers: list[_S], recipients: list[_R]
+    ) -> tuple[tuple[str, ...], tuple[str, str] | None]:
+        """The roles in which a key on probation is alone already (every GOPC is a canary
+        GOPC for it), and the one key on probation to seal alone now and then, if any."""
+        alone: list[str] = []
+        candidate: tuple[str, str] | None = None
         for role, key_id in keys.canaries:
             pool: list[_S] | list[_R] = signers if role == "sign" else recipients
             ids = [key_id_of(key) for key in pool]
             if key_id not in ids:
                 continue  # not usable for this envelope
             if len(ids) == 1:
-                roles.append(role)
-            elif chosen is None:
-                chosen = (role, key_id)
-        if chosen is not None and self._draw() < self._fraction and self._admit():
-            role, key_id = chosen
-            if role == "sign":
-                signers = [key for key in signers if key_id_of(key) == key_id]
-            else:
-                recipients = [key for key in recipients if key_id_of(key) == key_id]
-            roles.append(role)
-        return signers, recipients, tuple(sorted(roles))
+                alone.append(role)
+            elif candidate is None:
+                candidate = (role, key_id)
+        return tuple(sorted(alone)), candidate
 
     def _admit(self) -> bool:
         minute = int(self._monotonic() // 60)
