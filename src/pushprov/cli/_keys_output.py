@@ -87,14 +87,7 @@ def _record_text(data: dict[str, Any]) -> bytes:
         f"  created {data['created']}  expires {data['expires']}  last used {data['last_used']}",
         "  history " + ", ".join(f"{t['state']} {t['at']}" for t in data["transitions"]),
     ]
-    if data["partner"] is not None:
-        lines.append(f"  partner {data['partner']}")
-    lines += [
-        f"  {role}: {e['sealed']} uses ({e['canary']} canary), accepted {e['accepted']} "
-        f"({e['canary_accepted']} canary), rejected {e['rejected']} ({e['canary_rejected']} "
-        f"canary), last {e['last'] or '-'}"
-        for role, e in data["evidence"].items()
-    ]
+    lines += _evidence_text(data)
     lines += [
         f"  subkey {s['key_id']} [{s['capabilities'].upper()}] {s['bits']}"
         for s in data.get("subkeys", [])
@@ -109,6 +102,17 @@ def _record_text(data: dict[str, Any]) -> bytes:
         lines += [f"  in HSM: {role} {data['hsm'][role]}" for role in ("sign", "decrypt")]
     lines += [f"  ! {w['message']}" for w in data["warnings"]]
     return printable_lines(lines)
+
+
+def _evidence_text(data: dict[str, Any]) -> list[str]:
+    """The partner state and, per role, uses and outcomes (canary ones in brackets)."""
+    lines = [] if data["partner"] is None else [f"  partner {data['partner']}"]
+    return lines + [
+        f"  {role}: {e['sealed']} uses ({e['canary']} canary), accepted {e['accepted']} "
+        f"({e['canary_accepted']} canary), rejected {e['rejected']} ({e['canary_rejected']} "
+        f"canary), last {e['last'] or '-'}"
+        for role, e in data["evidence"].items()
+    ]
 
 
 def render_audit(

@@ -416,15 +416,7 @@ def _run(r: _Rehearsal, clients: int) -> tuple[bytes, int]:
             thread.start()
             threads.append(thread)
         traffic_started = time.monotonic()
-        r.settle()
-        # The first keys are alone in their roles: every GOPC is a canary GOPC for both.
-        r.await_partner(a, until=Partner.VERIFIED)
-        r.await_partner(s1, until=Partner.VERIFIED)
-        if r.fault == "sandbox-forgets-issuer-key":
-            _issuer_key_the_sandbox_forgot(r, a)
-        else:
-            _rotate_issuer_key(r, a)
-            _rotate_sandbox_key(r, s1)
+        _rotations(r, a, s1)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
@@ -435,6 +427,18 @@ def _run(r: _Rehearsal, clients: int) -> tuple[bytes, int]:
     if r.fault is not None:
         return _fault_report(r, elapsed, a)
     return _report(r, elapsed)
+
+
+def _rotations(r: _Rehearsal, a: str, s1: str) -> None:
+    r.settle()
+    # The first keys are alone in their roles: every GOPC is a canary GOPC for both.
+    r.await_partner(a, until=Partner.VERIFIED)
+    r.await_partner(s1, until=Partner.VERIFIED)
+    if r.fault == "sandbox-forgets-issuer-key":
+        _issuer_key_the_sandbox_forgot(r, a)
+    else:
+        _rotate_issuer_key(r, a)
+        _rotate_sandbox_key(r, s1)
 
 
 def _first_keys(r: _Rehearsal) -> tuple[str, str]:
@@ -551,13 +555,23 @@ def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
         f"  pushprov     {_percentiles([s.pushprov_ms for s in r.samples])} (POST /v1/gopc)",
         f"  end to end   {_percentiles([s.total_ms for s in r.samples])} "
         "(session + GOPC + acceptance)",
-        "  canary       {} canary GOPCs, accepted {}, rejected {}; outside the canary, "
-        "failed {}".format(*_canary_figures(r)),
+        _canary_line(r),
         *_problems_and_timeline(r),
     ]
-    ok = total > 0 and accepted == total and not r.crashes
-    lines.append("rehearsal ok" if ok else "REHEARSAL FAILED")
+    return _verdict(lines, ok=total > 0 and accepted == total and not r.crashes)
+
+
+def _verdict(lines: list[str], *, ok: bool, good: str = "rehearsal ok") -> tuple[bytes, int]:
+    lines.append(good if ok else "REHEARSAL FAILED")
     return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
+
+
+def _canary_line(r: _Rehearsal) -> str:
+    canary, accepted, rejected, outside = _canary_figures(r)
+    return (
+        f"  canary       {canary} canary GOPCs, accepted {accepted}, rejected {rejected}; "
+        f"outside the canary, failed {outside}"
+    )
 
 
 def _hsm_line(r: _Rehearsal) -> list[str]:
