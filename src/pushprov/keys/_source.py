@@ -380,6 +380,27 @@ def _service_keys(ring: Keyring, at: _dt.datetime, keystore: Keystore) -> Servic
         for record in ring.records
         if record.state is not State.DESTROYED
     )
+    return ServiceKeys(
+        version=str(ring.version),
+        signers=(*ring.signing_keys(at=at), *(() if jwe_signer is None else (jwe_signer,))),
+        recipients=(*ring.recipients(at=at), *(() if jwe_recipient is None else (jwe_recipient,))),
+        decryptors=(*ring.decryption_keys(), *ring.jwe_decryption_keys()),
+        verifiers=(*ring.verification_certs(), *ring.jwe_verification_keys()),
+        published=published,
+        inventory=inventory,
+        warnings=tuple(finding.message for finding in findings(ring.records, at)),
+        canaries=_canaries(ring, at),
+        decryption_owners=_decryption_owners(ring),
+        token_checks=tuple(
+            (record.key_id, functools.partial(keystore.probe_token_keys, record))
+            for record in ring.in_state(State.ACTIVE, State.RETIRING)
+            if record.in_hsm
+        ),
+    )
+
+
+def _canaries(ring: Keyring, at: _dt.datetime) -> tuple[tuple[str, str], ...]:
+    """(role, key id) of the OpenPGP keys on probation usable now, the oldest first per role."""
     canaries: dict[str, str] = {}
     for record in ring.records:
         if (
@@ -390,8 +411,13 @@ def _service_keys(ring: Keyring, at: _dt.datetime, keystore: Keystore) -> Servic
             and not record.expired(at)
         ):
             for role in sorted(record.roles & {Role.SIGN, Role.ENCRYPT}):
-                canaries.setdefault(role.value, record.key_id)  # the oldest one first
-    decryption_owners = {
+                canaries.setdefault(role.value, record.key_id)
+    return tuple(sorted(canaries.items()))
+
+
+def _decryption_owners(ring: Keyring) -> dict[str, str]:
+    """The key id of each (sub)key fingerprint of our OpenPGP keys that decrypt."""
+    return {
         info.fingerprint: record.key_id
         for record in ring.records
         if Role.DECRYPT in record.roles
@@ -399,20 +425,3 @@ def _service_keys(ring: Keyring, at: _dt.datetime, keystore: Keystore) -> Servic
         and record.state in (State.ACTIVE, State.RETIRING)
         for info in ring.certificate(record).key_infos()
     }
-    return ServiceKeys(
-        version=str(ring.version),
-        signers=(*ring.signing_keys(at=at), *(() if jwe_signer is None else (jwe_signer,))),
-        recipients=(*ring.recipients(at=at), *(() if jwe_recipient is None else (jwe_recipient,))),
-        decryptors=(*ring.decryption_keys(), *ring.jwe_decryption_keys()),
-        verifiers=(*ring.verification_certs(), *ring.jwe_verification_keys()),
-        published=published,
-        inventory=inventory,
-        warnings=tuple(finding.message for finding in findings(ring.records, at)),
-        canaries=tuple(sorted(canaries.items())),
-        decryption_owners=decryption_owners,
-        token_checks=tuple(
-            (record.key_id, functools.partial(keystore.probe_token_keys, record))
-            for record in ring.in_state(State.ACTIVE, State.RETIRING)
-            if record.in_hsm
-        ),
-    )
