@@ -23,6 +23,7 @@ from pushprov.store import (
     StoreInsecureError,
     migrate,
     open_backend,
+    passphrase_file_beside,
 )
 
 from .postgres_support import Cluster
@@ -71,6 +72,20 @@ def test_a_named_passphrase_file_is_read_alike_by_the_service_and_the_cli(tmp_pa
             read(str(too_large))
         with pytest.raises(UsageError, match=r"cannot read .*missing: No such file"):
             read(str(missing))
+
+
+def test_the_passphrase_file_beside_the_store_follows_the_same_rule(tmp_path: Path) -> None:
+    # Found without being named, it is read as a named one is: an oversized file is refused,
+    # not cut at 4096 bytes into a passphrase nobody chose.
+    tmp_path.chmod(0o700)
+    backend = open_backend(tmp_path / "keystore.db")
+    beside = passphrase_file_beside(tmp_path / "keystore.db")
+    beside.touch(mode=0o600)
+    beside.write_bytes(b"x" * 4095 + b"\n")
+    assert read_passphrase(None, backend, {}) == b"x" * 4095
+    beside.write_bytes(b"x" * 4097)
+    with pytest.raises(InputTooLargeError, match="larger than the policy allows"):
+        read_passphrase(None, backend, {})
 
 
 def test_each_worker_binds_its_own_socket_and_the_kernel_spreads_connections() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .._errors import UsageError
+from .._files import first_line
 from ._errors import StoreInsecureError
 
 __all__ = [
@@ -94,9 +95,4 @@ def read_passphrase_beside(store: Path) -> bytes | None:
     if not path.exists():
         return None
     check_private_path(path, directory=False)
-    try:
-        with open(path, "rb") as handle:
-            lines = handle.read(4096).splitlines()
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror}") from None
-    return lines[0] if lines and lines[0] else None
+    return first_line(path) or None  # the rule a named passphrase file follows
