@@ -32,6 +32,23 @@ def test_opening_a_sqlite_store_loads_no_psycopg(tmp_path: Path) -> None:
     assert _loaded_after(code) == []
 
 
+def test_the_service_state_on_sqlite_loads_no_psycopg(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    code = (
+        "import pathlib\nimport pushprov.store\n"
+        f"backend = pushprov.store.open_backend({str(tmp_path / 'keys.db')!r}, "
+        f"state_file=pathlib.Path({str(tmp_path / 'service.sqlite')!r}))\n"
+        "state = backend.open_state()\n"
+        "assert type(state).__name__ == 'SqliteServiceState'\n"
+        "state.close()\n"
+    )
+    assert _loaded_after(code) == []
+
+
+def test_the_postgresql_service_state_loads_psycopg() -> None:
+    assert _loaded_after("from pushprov.store import PostgresServiceState") == ["psycopg"]
+
+
 def test_a_postgresql_location_loads_psycopg() -> None:
     # open_backend connects to nothing; naming the backend is enough to load its driver.
     code = (

@@ -20,39 +20,27 @@ from ._model import AuditEntry, Change, KeyRow, Store, StoreView
 from ._paths import default_store_path, passphrase_file_beside, read_passphrase_beside
 from ._sealing import DEFAULT_KDF_LOG2N
 from ._sqlite import SqliteStore
+from ._state import (
+    ClientInfo,
+    OutcomeRecord,
+    OutcomeResult,
+    ServiceState,
+    SqliteServiceState,
+    StoredResponse,
+)
 
 if TYPE_CHECKING:
     from ._postgres import KeyringWatcher, PostgresStore, migrate, redacted_url
-    from ._state import (
-        ClientInfo,
-        OutcomeRecord,
-        OutcomeResult,
-        PostgresServiceState,
-        ServiceState,
-        SqliteServiceState,
-        StoredResponse,
-    )
+    from ._state_postgres import PostgresServiceState
 
-# These load psycopg (``_state`` holds the PostgreSQL state beside the SQLite one), so only
-# when used: the key store on SQLite needs none of them.
+# These load psycopg, so only when used: a store on SQLite needs none of them.
 __getattr__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(
             ["KeyringWatcher", "PostgresStore", "migrate", "redacted_url"], "._postgres"
         ),
-        **dict.fromkeys(
-            [
-                "ClientInfo",
-                "OutcomeRecord",
-                "OutcomeResult",
-                "PostgresServiceState",
-                "ServiceState",
-                "SqliteServiceState",
-                "StoredResponse",
-            ],
-            "._state",
-        ),
+        "PostgresServiceState": "._state_postgres",
     },
 )
 

@@ -17,10 +17,10 @@ from .._errors import UsageError
 from ._model import Store
 from ._sealing import DEFAULT_KDF_LOG2N
 from ._sqlite import SqliteStore
+from ._state import ServiceState, SqliteServiceState
 
 if TYPE_CHECKING:
     from ._postgres import KeyringWatcher
-    from ._state import ServiceState
 
 __all__ = ["Backend", "open_backend", "open_store"]
 
@@ -77,9 +77,6 @@ class _Embedded(Backend):
     def open_state(self) -> ServiceState:
         if self._state_file is None:
             raise UsageError("this embedded store was opened without a service state file")
-        # Here, not at the top: ``_state`` also holds the PostgreSQL state, and loads psycopg.
-        from ._state import SqliteServiceState
-
         return SqliteServiceState(self._state_file)
 
     def watch(self, on_change: Callable[[str | None], None]) -> KeyringWatcher | None:

@@ -10,7 +10,8 @@ from ._backend import Backend
 from ._model import Store
 from ._postgres import KeyringWatcher, PostgresStore, migrate, redacted_url
 from ._sealing import DEFAULT_KDF_LOG2N
-from ._state import PostgresServiceState, ServiceState
+from ._state import ServiceState
+from ._state_postgres import PostgresServiceState
 
 __all__ = ["SharedBackend"]
 
