@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from pushprov.keys import (
     Keystore,
     Partner,
     PartnerUnverifiedError,
+    Sealing,
     SecretCache,
     StoreKeySource,
     key_id_of,
@@ -319,3 +321,34 @@ def test_the_canary_fraction_and_its_cap_per_minute(world: World) -> None:
     assert always.choose(keys, signers, recipients)[2] == ("sign",)
     never = CanarySelector(0.05, 2, draw=lambda: 0.05)  # a draw at the fraction: not under it
     assert never.choose(keys, signers, recipients) == (signers, recipients, ())
+
+
+def test_an_evidence_write_the_store_refuses_fails_no_request_and_is_written_later(
+    world: World,
+) -> None:
+    # The store is busy (another writer holds SQLite's write lock past our short wait): the
+    # first use of a key, written at once, meets a refusal. The seal it rides on must not fail
+    # (the service would answer 503), and the use is written by the next flush instead.
+    def impatient(connection: sqlite3.Connection) -> None:
+        connection.execute("PRAGMA busy_timeout = 50")
+
+    def open_impatient(cache: SecretCache) -> Keystore:
+        store = SqliteStore.open(world.path, passphrase=PASSPHRASE, on_connect=impatient)
+        return Keystore(store, actor="test", secret_cache=cache)
+
+    source = StoreKeySource(open_impatient, ENV, refresh=60)
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    source.current(at)
+    sealing = Sealing(signed_with=(world.a,), encrypted_to=(world.g1,))
+    writer = sqlite3.connect(world.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        source.note_seal(sealing, at)  # the write is refused: no exception reaches the seal
+        source.note_seal(sealing, at)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert world.record(world.a).evidence.get("sign") is None  # nothing written yet
+    source.flush(at)
+    assert world.record(world.a).evidence["sign"].sealed == 2
+    assert world.record(world.g1).evidence["encrypt"].sealed == 2

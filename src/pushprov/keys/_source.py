@@ -7,13 +7,14 @@ import dataclasses
 import datetime as _dt
 import functools
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .. import jose, openpgp
-from .._errors import KeyUnusableError, PushprovError
+from .._errors import KeyUnusableError, PushprovError, StoreError
 from ._evidence import Partner, RoleEvidence
 from ._keyring import Keyring, SecretCache
 from ._keystore import Keystore
@@ -224,6 +225,7 @@ def _status(key_id: str, fmt: str, owner: str, expires: _dt.datetime | None) -> 
     return KeyStatus(key_id, fmt, owner, roles, "active", expires)
 
 
+_log = logging.getLogger("pushprov.keys")
 _USE_RECORD_INTERVAL = 60.0  # seconds between drain-window use records per key and process
 #: Seconds between evidence writes per process: one write transaction for every key's counts.
 EVIDENCE_INTERVAL = 1.0
@@ -310,7 +312,7 @@ class StoreKeySource:
         if new_key:
             # A key's first use in this process is recorded at once (the drain window).
             self._next_flush = self._monotonic() + EVIDENCE_INTERVAL
-            self.flush(at)
+            self._flush_beside_a_request(at)
         else:
             self._maybe_flush(at)
 
@@ -327,10 +329,19 @@ class StoreKeySource:
         now = self._monotonic()
         if now >= self._next_flush:
             self._next_flush = now + EVIDENCE_INTERVAL
+            self._flush_beside_a_request(at)
+
+    def _flush_beside_a_request(self, at: _dt.datetime) -> None:
+        # Evidence is advisory: a write that fails (store away, a lock conflict) must not fail
+        # the GOPC it rides on. What it held is counted again and written on a later turn.
+        try:
             self.flush(at)
+        except StoreError as error:
+            _log.warning("key use not recorded yet (%s); kept for the next write", error.code)
 
     def flush(self, at: _dt.datetime) -> None:
-        """Write the uses counted since the last write (and the drain window's last use)."""
+        """Write the uses counted since the last write (and the drain window's last use); if
+        the store refuses, the uses stay counted for the next write."""
         uses, self._uses = self._uses, {}
         if not uses:
             return
@@ -340,7 +351,11 @@ class StoreKeySource:
                 (role, RoleEvidence(sealed=count, canary=canary, last=last))
             )
         keystore = self._keystore()
-        keystore.record_evidence(self._env, deltas)
+        try:
+            keystore.record_evidence(self._env, deltas)
+        except StoreError:
+            self._count_again(uses)
+            raise
         now = self._monotonic()
         sealed = {key_id for key_id, role in uses if role is not Role.DECRYPT}
         due = [
@@ -350,6 +365,13 @@ class StoreKeySource:
             keystore.record_use(self._env, due, at=at)
             for key_id in due:
                 self._recorded[key_id] = now
+
+    def _count_again(self, uses: dict[tuple[str, Role], list[int]]) -> None:
+        for key, (count, canary, last) in uses.items():
+            use = self._uses.setdefault(key, [0, 0, 0])
+            use[0] += count
+            use[1] += canary
+            use[2] = max(use[2], last)
 
     def lifecycle(self) -> Keystore | None:
         return self._keystore()

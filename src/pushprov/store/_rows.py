@@ -273,8 +273,10 @@ class SqlStore:
         keys, m = self._dialect.table("keys"), self._dialect.mark
         macs = self._box.rows
         with self._transaction(write=True):
+            # Locked in key id order, as every writer of key rows takes them: concurrent
+            # instances queue instead of deadlocking.
             found = self._db.execute(
-                f"SELECT {KEY_READ} FROM {keys} WHERE env = {m}"  # noqa: S608
+                f"SELECT {KEY_READ} FROM {keys} WHERE env = {m} ORDER BY key_id"  # noqa: S608
                 f"{self._dialect.row_lock}",
                 (env,),
             ).fetchall()
@@ -295,7 +297,7 @@ class SqlStore:
         t, m = self._dialect.table, self._dialect.mark
         upsert = upsert_key_sql(t("keys"), m)
         macs = self._box.rows
-        for row in change.upsert:
+        for row in sorted(change.upsert, key=lambda row: row.key_id):  # the lock order
             if row.env != env:
                 raise ValueError("a change touches one environment only")
             row = self._current_evidence(env, row)  # noqa: PLW2901 - the row as written
