@@ -1,5 +1,6 @@
 """Faults under traffic, with real parts (issue 14): PostgreSQL stopped and started again under
-`pushprov serve`, the SQLite store's disk full, a worker of `serve --workers 2` killed.
+`pushprov serve`, PostgreSQL frozen with its connections open (behind ``FreezableProxy``), the
+SQLite store's disk full, a worker of `serve --workers 2` killed.
 
 Each test runs `pushprov serve` as a real process and a steady stream of authenticated
 POST /v1/gopc requests against it, then breaks something underneath. What callers may see is

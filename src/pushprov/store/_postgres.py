@@ -98,7 +98,8 @@ _REPLY_TIMEOUT_SECONDS = 3.0
 
 class _BoundedConnection(psycopg.Connection[Any]):
     """A connection whose every round trip (statement, commit, rollback) waits at most
-    ``reply_timeout`` for the server; then it is broken, as if the server had closed it."""
+    ``reply_timeout`` for the server; then it is broken, as if the server had closed it.
+    ``wait``'s ``timeout`` (and its ``_WaitTimeout``) are psycopg's since 3.3.6."""
 
     reply_timeout: float | None = None
 
