@@ -254,6 +254,7 @@ class Readiness:
         self._timeout = timeout
         self._stop = threading.Event()
         self.seen: list[tuple[float, int]] = []
+        self.answered: list[tuple[float, int]] = []  # (when the answer came, status)
         self._thread = threading.Thread(target=self._run)
 
     def __enter__(self) -> Readiness:
@@ -266,7 +267,10 @@ class Readiness:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.seen.append((time.monotonic(), _probe(self._served, self._timeout)))
+            sent = time.monotonic()
+            status = _probe(self._served, self._timeout)
+            self.seen.append((sent, status))
+            self.answered.append((time.monotonic(), status))
 
     def first(self, status: int, after: float) -> float | None:
         times = [t for t, s in self.seen if s == status and t >= after]
@@ -442,7 +446,8 @@ def test_postgres_frozen_under_traffic(own_cluster: Cluster, tmp_path: Path) -> 
             freezing = time.monotonic()
             proxy.freeze()
             wait_for(lambda: traffic.first(503, freezing) is not None, 20, "a caller's 503")
-            wait_for(lambda: readiness.first(503, freezing) is not None, 20, "/readyz 503")
+            # Probes queue behind the callers' stalled calls: up to a probe's 15 s timeout each.
+            wait_for(lambda: readiness.first(503, freezing) is not None, 35, "/readyz 503")
             time.sleep(max(0.0, freezing + PARTITION_SECONDS - time.monotonic()))
             thawing = time.monotonic()
             proxy.thaw()
@@ -478,7 +483,11 @@ def test_postgres_frozen_under_traffic(own_cluster: Cluster, tmp_path: Path) -> 
         callers_while_frozen=dict(Counter(o.status for o in during)),
         frozen_seconds=round(thawing - freezing, 2),
         first_caller_503_after_freeze_seconds=round(first_503 - freezing, 2),
-        readyz_503_after_freeze_seconds=round(to_503 - freezing, 2),
+        readyz_503_probe_sent_after_freeze_seconds=round(to_503 - freezing, 2),
+        readyz_503_answered_after_freeze_seconds=round(
+            min(t for t, s in readiness.answered if s == 503 and t >= freezing) - freezing, 2
+        ),
+        readyz_while_frozen=dict(Counter(s for t, s in readiness.seen if freezing <= t < thawing)),
         slowest_answer_seconds=round(slowest, 3),
         slowest_while_frozen_seconds=round(max(o.ended - o.started for o in during), 3),
         first_caller_200_after_thaw_seconds=round(back - thawing, 2),
