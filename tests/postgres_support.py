@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL cluster on loopback: initdb into a temp dir, a random port, stopped at
 the end. Used by the ``postgres`` session fixture (tests/conftest.py), by bench/scale.py, and
-by tests/test_faults.py on a cluster of its own, which it stops and starts.
+by tests/test_faults.py on a cluster of its own, which it stops and starts. ``FreezableProxy``
+stands between a client and a cluster and stops answering on demand.
 
 PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` system user.
 The superuser has a random password (SCRAM over TCP, 127.0.0.1 only; no Unix socket in /tmp).
@@ -8,15 +9,18 @@ The superuser has a random password (SCRAM over TCP, 127.0.0.1 only; no Unix soc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
 import pwd
 import secrets
+import select
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +28,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-__all__ = ["Cluster", "find_binaries", "postgres_cluster"]
+__all__ = ["Cluster", "FreezableProxy", "find_binaries", "postgres_cluster"]
 
 USER = "pushprov"
 
@@ -130,3 +134,70 @@ def postgres_cluster(binaries: Path) -> Iterator[Cluster]:
         if (data / "postmaster.pid").exists():
             run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+class FreezableProxy:
+    """A TCP proxy on loopback in front of the cluster. ``freeze()`` stops forwarding both
+    ways and keeps every socket open (new connections too are accepted by the kernel and then
+    left unanswered): what a stuck server process or a stuck middlebox looks like to libpq,
+    whose kernel keeps acknowledging, so TCP keepalives cannot tell. ``thaw()`` resumes."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream = upstream_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._running = threading.Event()  # set: forwarding; clear: frozen
+        self._running.set()
+        self._closing = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> FreezableProxy:
+        self._accepter.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing.set()
+        self._running.set()
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def freeze(self) -> None:
+        self._running.clear()
+
+    def thaw(self) -> None:
+        self._running.set()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            self._running.wait()
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self._upstream))
+            except OSError:
+                client.close()
+                continue
+            self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while not self._closing.is_set():
+                self._running.wait()
+                readable, _, _ = select.select([source], [], [], 0.05)
+                if not readable or not self._running.is_set():
+                    continue
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

@@ -1,5 +1,6 @@
 """Faults under traffic, with real parts (issue 14): PostgreSQL stopped and started again under
-`pushprov serve`, the SQLite store's disk full, a worker of `serve --workers 2` killed.
+`pushprov serve`, PostgreSQL frozen with its connections open (behind ``FreezableProxy``), the
+SQLite store's disk full, a worker of `serve --workers 2` killed.
 
 Each test runs `pushprov serve` as a real process and a steady stream of authenticated
 POST /v1/gopc requests against it, then breaks something underneath. What callers may see is
@@ -47,7 +48,7 @@ from pushprov.store import (
 )
 
 from .instances import child_env
-from .postgres_support import Cluster, find_binaries, postgres_cluster
+from .postgres_support import Cluster, FreezableProxy, find_binaries, postgres_cluster
 from .service_support import request_body, running_server
 
 PASSPHRASE = b"faults test passphrase"
@@ -171,12 +172,12 @@ def serving(
             process.wait(timeout=10)
 
 
-def _probe(served: Served) -> int:
-    """/readyz's status; 0 when nothing answered."""
+def _probe(served: Served, timeout: float = 5.0) -> int:
+    """/readyz's status; 0 when nothing answered within ``timeout``."""
     if not (served.data / "dev-tls.crt").exists():  # serve makes it as it starts
         return 0
     try:
-        with httpx.Client(verify=served.tls(), timeout=5) as probe:
+        with httpx.Client(verify=served.tls(), timeout=timeout) as probe:
             return probe.get(f"{served.url}/readyz").status_code
     except httpx.TransportError:
         return 0
@@ -246,12 +247,14 @@ class Traffic:
 
 
 class Readiness:
-    """GET /readyz every 0.1 s: (time, status)."""
+    """GET /readyz every 0.1 s: (time, status). ``timeout``: how long a probe waits."""
 
-    def __init__(self, served: Served) -> None:
+    def __init__(self, served: Served, timeout: float = 5.0) -> None:
         self._served = served
+        self._timeout = timeout
         self._stop = threading.Event()
         self.seen: list[tuple[float, int]] = []
+        self.answered: list[tuple[float, int]] = []  # (when the answer came, status)
         self._thread = threading.Thread(target=self._run)
 
     def __enter__(self) -> Readiness:
@@ -264,7 +267,10 @@ class Readiness:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.seen.append((time.monotonic(), _probe(self._served)))
+            sent = time.monotonic()
+            status = _probe(self._served, self._timeout)
+            self.seen.append((sent, status))
+            self.answered.append((time.monotonic(), status))
 
     def first(self, status: int, after: float) -> float | None:
         times = [t for t, s in self.seen if s == status and t >= after]
@@ -404,6 +410,90 @@ def _close_replay_servers() -> Iterator[None]:
     yield
     while _CLEANUP:
         _CLEANUP.pop().close()
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL that stops answering without closing its connections
+# ---------------------------------------------------------------------------------------------
+
+
+PARTITION_SECONDS = 20.0  # frozen long past every timeout: what would otherwise hang, hangs
+
+
+def test_postgres_frozen_under_traffic(own_cluster: Cluster, tmp_path: Path) -> None:
+    """The database stops answering and keeps its connections open: callers get 503 within
+    the client's deadline (not TCP's minutes), /readyz 503; once it answers again, the same
+    `serve` recovers by itself and no accepted answer is lost."""
+    url = own_cluster.create_database("frozen")
+    migrate(url)
+    provisioned = provision(
+        PostgresStore.open(url, passphrase=PASSPHRASE, create=True, kdf_log2n=10),
+        PostgresServiceState(url),
+    )
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    env = {"PGPASSWORD": own_cluster.password}
+    with FreezableProxy(own_cluster.port) as proxy:
+        # serve knows the proxy only, with no timeout of its own in the URL: our defaults.
+        via_proxy = f"postgresql://pushprov@127.0.0.1:{proxy.port}/frozen"
+        with (
+            serving(data, tmp_path / "serve.log", store=via_proxy, env=env) as served,
+            Readiness(served, timeout=DEADLINE) as readiness,
+            Traffic(served, provisioned.api_key, "frozen") as traffic,
+        ):
+            wait_for(lambda: traffic.first(200, 0) is not None, 20, "a first 200")
+            time.sleep(1.0)
+            freezing = time.monotonic()
+            proxy.freeze()
+            wait_for(lambda: traffic.first(503, freezing) is not None, 20, "a caller's 503")
+            # Probes queue behind the callers' stalled calls: up to a probe's 15 s timeout each.
+            wait_for(lambda: readiness.first(503, freezing) is not None, 35, "/readyz 503")
+            time.sleep(max(0.0, freezing + PARTITION_SECONDS - time.monotonic()))
+            thawing = time.monotonic()
+            proxy.thaw()
+            wait_for(lambda: traffic.first(200, thawing) is not None, 20, "a caller's 200 again")
+            wait_for(lambda: readiness.first(200, thawing) is not None, 20, "/readyz 200 again")
+            time.sleep(1.0)
+            assert served.process.poll() is None  # recovered without a restart
+        outcomes = traffic.outcomes
+        during = [o for o in outcomes if freezing <= o.started < thawing]
+        assert set(Counter(o.status for o in outcomes)) <= {200, 503}, traffic.counts()
+        assert {o.code for o in outcomes if o.status == 503} == {"SERVICE_UNAVAILABLE"}
+        # Nothing waited for TCP: every answer, frozen or not, within the caller's deadline.
+        slowest = max(o.ended - o.started for o in outcomes)
+        assert slowest < DEADLINE
+        # Started in the freeze and answered: 503 (a 200 only for what finished before it).
+        first_503 = min(o.ended for o in during if o.status == 503)
+        assert sum(o.status == 503 for o in during) >= 2
+        # Begun and answered inside the freeze (not just before it): only 503s.
+        frozen = [o for o in during if o.started > freezing + 1.0 and o.ended < thawing]
+        assert frozen and {o.status for o in frozen} == {503}, Counter(o.status for o in frozen)
+        to_503 = readiness.first(503, freezing)
+        back = traffic.first(200, thawing)
+        ready_again = readiness.first(200, thawing)
+        assert to_503 is not None and back is not None and ready_again is not None
+        assert first_503 - freezing < 10.0
+        kept = check_answers_kept(
+            served_for_replay(data, tmp_path, via_proxy, env), provisioned, outcomes
+        )
+    check_log(served)
+    figures(
+        "postgres-frozen",
+        callers=traffic.counts(),
+        callers_while_frozen=dict(Counter(o.status for o in during)),
+        frozen_seconds=round(thawing - freezing, 2),
+        first_caller_503_after_freeze_seconds=round(first_503 - freezing, 2),
+        readyz_503_probe_sent_after_freeze_seconds=round(to_503 - freezing, 2),
+        readyz_503_answered_after_freeze_seconds=round(
+            min(t for t, s in readiness.answered if s == 503 and t >= freezing) - freezing, 2
+        ),
+        readyz_while_frozen=dict(Counter(s for t, s in readiness.seen if freezing <= t < thawing)),
+        slowest_answer_seconds=round(slowest, 3),
+        slowest_while_frozen_seconds=round(max(o.ended - o.started for o in during), 3),
+        first_caller_200_after_thaw_seconds=round(back - thawing, 2),
+        readyz_200_after_thaw_seconds=round(ready_again - thawing, 2),
+        accepted_replayed=kept,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -69,19 +69,78 @@ def redacted_url(url: str) -> str:
     return f"postgresql://{user}{host}:{port}/{params.get('dbname', '')}"
 
 
+# Settings added to the operator's URL unless it sets them (the URL wins), so that a database
+# that stops answering without closing the connection (a partition, a frozen host or server)
+# costs a caller seconds, not TCP's minutes. Small, because a `serve` worker runs its store
+# calls one after another on its event loop: each stalled call delays every queued request.
+_LIBPQ_DEFAULTS = {
+    # A new connection gives up after 2 s (libpq: seconds; 2 is its minimum): connecting and
+    # SCRAM take milliseconds on a live server.
+    "connect_timeout": "2",
+    # An idle connection (the watcher's LISTEN, a store between requests) on a path that drops
+    # packets is found dead after 1 s idle + 2 unanswered probes 1 s apart = 3 s (seconds).
+    "keepalives": "1",
+    "keepalives_idle": "1",
+    "keepalives_interval": "1",
+    "keepalives_count": "2",
+    # Data sent and not acknowledged for 3 s drops the connection (libpq: milliseconds).
+    "tcp_user_timeout": "3000",
+}
+# Server side: a statement of the service or key store that runs past 2.5 s (waiting on a
+# lock a stuck session holds) is cancelled by the server, a clean 503; the service's
+# statements take milliseconds. Not for migrate: a migration on a large table may take
+# longer, and it holds its advisory lock, not a caller.
+_STATEMENT_TIMEOUT_MS = 2500
+# Client side, for what TCP cannot see: a peer whose kernel still acknowledges (a frozen
+# server process, a stuck proxy) never trips keepalives or tcp_user_timeout. No reply within
+# 3 s (above the server's statement_timeout, so a slow statement gets the server's clean
+# cancel first) breaks the connection; the next use reconnects.
+_REPLY_TIMEOUT_SECONDS = 3.0
+
+
+class _BoundedConnection(psycopg.Connection[Any]):
+    """A connection whose every round trip (statement, commit, rollback) waits at most
+    ``reply_timeout`` for the server; then it is broken, as if the server had closed it.
+    ``wait``'s ``timeout`` (and its ``_WaitTimeout``) are psycopg's since 3.3.6."""
+
+    reply_timeout: float | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if timeout is not None or self.reply_timeout is None:  # notifies(timeout=...): its own
+            return super().wait(gen, interval, timeout)
+        try:
+            return super().wait(gen, interval, self.reply_timeout)
+        except psycopg.errors._WaitTimeout:
+            # Mid-protocol: the connection cannot be used again. Finishing the libpq
+            # connection marks it ``broken``, which the stores test to reconnect.
+            self.pgconn.finish()
+            raise psycopg.OperationalError("the server did not answer in time") from None
+
+
 def connect(url: str, *, application: str) -> psycopg.Connection[Any]:
     """An autocommit connection; a connection failure becomes ``StoreUnavailableError``.
 
     The password may sit in the URL, ``PGPASSWORD`` or a ``.pgpass`` file (libpq's rules); the
     error names the redacted URL only, since libpq's own text may quote connection parameters.
+    Timeouts (``_LIBPQ_DEFAULTS``, ``statement_timeout`` through ``options``) are added unless
+    the URL sets them; an operator's ``statement_timeout`` also lifts the client-side bound.
     """
     try:
-        conninfo = make_conninfo(url, application_name=application, connect_timeout="10")
-        return psycopg.connect(conninfo, autocommit=True)
+        given = conninfo_to_dict(url)
+        added = {k: v for k, v in _LIBPQ_DEFAULTS.items() if k not in given}
+        options = str(given.get("options") or "")
+        bounded = application != "pushprov-migrate" and "statement_timeout" not in options
+        if bounded:
+            added["options"] = f"{options} -c statement_timeout={_STATEMENT_TIMEOUT_MS}".strip()
+        conninfo = make_conninfo(url, application_name=application, **added)
+        conn = _BoundedConnection.connect(conninfo, autocommit=True)
     except psycopg.ProgrammingError:
         raise UsageError("the store URL is not a valid PostgreSQL URL") from None
     except psycopg.OperationalError:
         raise StoreUnavailableError(f"cannot connect to {redacted_url(url)}") from None
+    # Set after connecting: connect's own waits are bounded by connect_timeout.
+    conn.reply_timeout = _REPLY_TIMEOUT_SECONDS if bounded else None
+    return conn
 
 
 def migrate(url: str) -> tuple[int, int]:
