@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pushprov import openpgp
+from pushprov.store import PostgresServiceState, SqliteServiceState, migrate
 
 from .gpg import Gpg, GpgWorld, build_world, gpg_available
 from .postgres_support import Cluster, find_binaries, postgres_cluster
@@ -126,3 +127,18 @@ def postgres() -> Iterator[Cluster]:
         pytest.skip("PostgreSQL (initdb, pg_ctl) not installed")
     with postgres_cluster(binaries) as cluster:
         yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_state(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[], SqliteServiceState | PostgresServiceState]:
+    """A service state store of each kind, opened afresh by each call (both stores run every
+    test that asks for it); the PostgreSQL database is named after the test."""
+    if request.param == "sqlite":
+        return lambda: SqliteServiceState(tmp_path / "service.sqlite")
+    cluster: Cluster = request.getfixturevalue("postgres")
+    module = request.node.module.__name__.rpartition(".")[2].removeprefix("test_")[:12]
+    url = cluster.create_database(f"{module}_{request.node.name.split('[')[0][-40:]}")
+    migrate(url)
+    return lambda: PostgresServiceState(url)

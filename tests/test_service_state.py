@@ -16,29 +16,15 @@ import pytest
 from pushprov.store import (
     OutcomeRecord,
     OutcomeResult,
-    PostgresServiceState,
     ServiceState,
     SqliteServiceState,
     StoredResponse,
     StoreUnavailableError,
     _state,
-    migrate,
 )
-
-from .postgres_support import Cluster
 
 T = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(hours=24)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], ServiceState]:
-    if request.param == "sqlite":
-        return lambda: SqliteServiceState(tmp_path / "service.sqlite")
-    cluster: Cluster = request.getfixturevalue("postgres")
-    url = cluster.create_database(f"state_{request.node.name.split('[')[0][-40:]}")
-    migrate(url)
-    return lambda: PostgresServiceState(url)
 
 
 def _answer(state: ServiceState, body: bytes) -> StoredResponse:

@@ -7,34 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-import pytest
 
 from pushprov.store import (
     PostgresServiceState,
     ServiceState,
     SqliteServiceState,
     StoredResponse,
-    migrate,
 )
-
-from .postgres_support import Cluster
 
 T = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(hours=24)
 BATCH = 1000
 State = SqliteServiceState | PostgresServiceState
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], State]:
-    if request.param == "sqlite":
-        return lambda: SqliteServiceState(tmp_path / "service.sqlite")
-    cluster: Cluster = request.getfixturevalue("postgres")
-    url = cluster.create_database(f"purge_{request.node.name.split('[')[0][-40:]}")
-    migrate(url)
-    return lambda: PostgresServiceState(url)
 
 
 def _answer(state: ServiceState, body: bytes) -> StoredResponse:

@@ -464,15 +464,7 @@ def _rotate_issuer_key(r: _Rehearsal, a: str) -> None:
     r.settle()
     r.promote("issuer", b)
     r.note("issuer", b, "on probation: signs a canary fraction of the GOPCs alone")
-    r.retire_refused(a, b)
-    r.await_partner(b, until=Partner.VERIFIED)
-    r.retire("issuer", a, final=False)
-    r.settle()
-    r.retire("issuer", a, final=True)
-    r.retire("sandbox", a, final=False)
-    r.settle()
-    r.retire("sandbox", a, final=True)
-    r.settle()
+    _retire_once_proven(r, a, b)
 
 
 def _rotate_sandbox_key(r: _Rehearsal, s1: str) -> None:
@@ -485,14 +477,20 @@ def _rotate_sandbox_key(r: _Rehearsal, s1: str) -> None:
     r.settle()
     r.promote("issuer", s2)
     r.note("issuer", s2, "on probation: a canary fraction of the GOPCs is encrypted to it alone")
-    r.retire_refused(s1, s2)
-    r.await_partner(s2, until=Partner.VERIFIED)
-    r.retire("issuer", s1, final=False)
+    _retire_once_proven(r, s1, s2)
+
+
+def _retire_once_proven(r: _Rehearsal, old: str, new: str) -> None:
+    """The end of either rotation: ``old`` may not retire until ``new`` is verified with the
+    partner; then the issuer drops it first, the sandbox after the drain."""
+    r.retire_refused(old, new)
+    r.await_partner(new, until=Partner.VERIFIED)
+    r.retire("issuer", old, final=False)
     r.settle()
-    r.retire("issuer", s1, final=True)
-    r.retire("sandbox", s1, final=False)
+    r.retire("issuer", old, final=True)
+    r.retire("sandbox", old, final=False)
     r.settle()
-    r.retire("sandbox", s1, final=True)
+    r.retire("sandbox", old, final=True)
     r.settle()
 
 
