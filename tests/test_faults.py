@@ -334,13 +334,16 @@ def own_cluster() -> Iterator[Cluster]:
         yield cluster
 
 
-def test_postgres_stopped_and_started_under_traffic(own_cluster: Cluster, tmp_path: Path) -> None:
-    url = own_cluster.create_database("faults")
+def _provisioned_database(cluster: Cluster, name: str) -> Provisioned:
+    """A new database of ``cluster``, migrated, with the keys and client the traffic uses."""
+    url = cluster.create_database(name)
     migrate(url)
-    provisioned = provision(
-        PostgresStore.open(url, passphrase=PASSPHRASE, create=True, kdf_log2n=10),
-        PostgresServiceState(url),
-    )
+    store = PostgresStore.open(url, passphrase=PASSPHRASE, create=True, kdf_log2n=10)
+    return provision(store, PostgresServiceState(url))
+
+
+def test_postgres_stopped_and_started_under_traffic(own_cluster: Cluster, tmp_path: Path) -> None:
+    provisioned = _provisioned_database(own_cluster, "faults")
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
     bare = own_cluster.url("faults", with_password=False)
@@ -424,12 +427,7 @@ def test_postgres_frozen_under_traffic(own_cluster: Cluster, tmp_path: Path) -> 
     """The database stops answering and keeps its connections open: callers get 503 within
     the client's deadline (not TCP's minutes), /readyz 503; once it answers again, the same
     `serve` recovers by itself and no accepted answer is lost."""
-    url = own_cluster.create_database("frozen")
-    migrate(url)
-    provisioned = provision(
-        PostgresStore.open(url, passphrase=PASSPHRASE, create=True, kdf_log2n=10),
-        PostgresServiceState(url),
-    )
+    provisioned = _provisioned_database(own_cluster, "frozen")
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
     env = {"PGPASSWORD": own_cluster.password}
