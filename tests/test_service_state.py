@@ -113,6 +113,47 @@ def test_sqlite_write_gives_up_when_the_lock_is_never_released(
     state.close()
 
 
+def test_readiness_fails_for_a_while_after_any_statement_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Why: on a full disk the probe's own small write can still succeed while every request's
+    # insert fails (CI saw /readyz 200 between 503s). Readiness follows the requests.
+    clock = [1000.0]
+    state = SqliteServiceState(tmp_path / "service.sqlite", monotonic=lambda: clock[0])
+    assert state.ping()
+    other = sqlite3.connect(tmp_path / "service.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(_state, "_BUSY_TIMEOUT_SECONDS", 0.05)
+    with pytest.raises(StoreUnavailableError):
+        state.remember("c", "r", _answer(state, b"x"), at=T, since=T - WINDOW)
+    other.execute("ROLLBACK")
+    other.close()
+    # The lock is gone and a statement would succeed, yet not ready within the window...
+    assert state.list_clients() == []
+    clock[0] += state.unready_after_failure_seconds - 0.01
+    assert not state.ping()
+    # ...and answered without waiting for the store's lock, which a stalled request may hold.
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_the_lock() -> None:
+        with state._lock:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    held.wait(5)
+    began = time.monotonic()
+    assert not state.ping()
+    assert time.monotonic() - began < 0.5
+    release.set()
+    holder.join()
+    clock[0] += 0.02
+    assert state.ping()
+    state.close()
+
+
 def test_an_answer_keeps_the_keys_that_sealed_it(make_state: Callable[[], ServiceState]) -> None:
     state = make_state()
     keys = '{"encrypt":["G1","G2"],"sign":["A"]}'

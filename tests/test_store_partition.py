@@ -56,7 +56,8 @@ def test_a_frozen_database_fails_calls_within_seconds_and_they_recover(postgres:
     with FreezableProxy(postgres.port) as proxy:
         via_proxy = f"postgresql://{USER}:{postgres.password}@127.0.0.1:{proxy.port}/frozen_stores"
         store = PostgresStore.open(via_proxy, passphrase=PASSPHRASE)
-        state = PostgresServiceState(via_proxy)
+        skew = [0.0]  # moved on to pass the state's not-ready window after a failure
+        state = PostgresServiceState(via_proxy, monotonic=lambda: time.monotonic() + skew[0])
         try:
             assert state.ping() and store.read(PROD.value).keys == ()
             proxy.freeze()
@@ -72,14 +73,23 @@ def test_a_frozen_database_fails_calls_within_seconds_and_they_recover(postgres:
                     call()
                 waits.append(time.monotonic() - began)
                 assert postgres.password not in str(failed.value)
+            assert max(waits) < BOUND, waits
+            assert min(waits) > 1.5, waits  # they did wait on the database: not refused at once
+            # Readiness right after a failed call: no again, at once.
+            began = time.monotonic()
+            assert not state.ping()
+            assert time.monotonic() - began < 0.5
+            # And past that window, its own probe, bounded like the calls.
+            skew[0] += state.unready_after_failure_seconds
             began = time.monotonic()
             assert not state.ping()
             waits.append(time.monotonic() - began)
-            assert max(waits) < BOUND, waits
-            assert min(waits) > 1.5, waits  # they did wait on the database: not refused at once
+            assert BOUND > waits[-1] > 1.5, waits
             proxy.thaw()
             # The next call reconnects: no restart, no operator.
-            assert state.ping() and state.list_clients() == []
+            assert state.list_clients() == []
+            skew[0] += state.unready_after_failure_seconds
+            assert state.ping()
             assert store.read(PROD.value).keys == ()
         finally:
             store.close()

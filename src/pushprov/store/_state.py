@@ -18,6 +18,7 @@ import datetime as _dt
 import enum
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import sqlite3
@@ -29,6 +30,7 @@ from typing import Any, ClassVar, Protocol
 
 from .._clock import as_unix, from_unix
 from .._errors import StoreError, UsageError
+from ._errors import StoreUnavailableError
 from ._paths import private_database_file
 from ._schema import (
     LATEST,
@@ -184,7 +186,7 @@ class _Result:
 
 
 class _SqlServiceState:
-    """The service state over SQL, once for both stores; a dialect gives ``_sql``, ``_execute``
+    """The service state over SQL, once for both stores; a dialect gives ``_sql``, ``_run``
     (serialized by a lock: tests and the CLI share an object with the event loop's thread; a
     store that cannot be used raises ``StoreUnavailableError`` or ``StoreCorruptError``, never
     the driver's own error) and the error a duplicate raises."""
@@ -201,14 +203,27 @@ class _SqlServiceState:
     #: a whole deployment writes at capacity, and one batch takes a few milliseconds.
     purge_batch = 1000
     purge_interval_seconds = 1.0
+    #: How long ``ping`` fails after any statement found the store unusable. Readiness must
+    #: say what callers meet: on a full disk the probe's small write can still find room
+    #: (SQLite reuses WAL space) while the requests' inserts fail. And a worker whose
+    #: statements wait out a frozen server answers its balancer at once, not after them.
+    unready_after_failure_seconds = 2.0
 
     def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.RLock()
         self._monotonic = monotonic
         self._clients_seen: dict[str, tuple[str, float]] = {}  # key hash -> (client, until)
+        self._failed_at = -math.inf
+
+    def _run(self, query: str, params: tuple[Any, ...]) -> _Result:
+        raise NotImplementedError
 
     def _execute(self, query: str, params: tuple[Any, ...] = ()) -> _Result:
-        raise NotImplementedError
+        try:
+            return self._run(query, params)
+        except StoreUnavailableError:
+            self._failed_at = self._monotonic()
+            raise
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -332,6 +347,10 @@ class _SqlServiceState:
         return OutcomeRecord(OutcomeResult.DUPLICATE if same else OutcomeResult.CONFLICTING)
 
     def ping(self) -> bool:
+        """Whether the store serves now: false within ``unready_after_failure_seconds`` of a
+        failed statement (without waiting for the lock), else the dialect's probe's outcome."""
+        if self._monotonic() - self._failed_at < self.unready_after_failure_seconds:
+            return False
         try:
             self._execute(*self._probe())
         except StoreError:
@@ -392,7 +411,7 @@ class SqliteServiceState(_SqlServiceState):
             (secrets.token_bytes(8),),
         )
 
-    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> _Result:
+    def _run(self, query: str, params: tuple[Any, ...]) -> _Result:
         with self._lock:
             delay, deadline = _BUSY_FIRST_WAIT, 0.0
             while True:

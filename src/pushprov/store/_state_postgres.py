@@ -50,7 +50,7 @@ class PostgresServiceState(_SqlServiceState):
     def __repr__(self) -> str:
         return f"PostgresServiceState(url={redacted_url(self._url)!r})"
 
-    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> _Result:
+    def _run(self, query: str, params: tuple[Any, ...]) -> _Result:
         with self._lock:
             if self._db.broken or self._db.closed:
                 self._db = connect(self._url, application="pushprov-service")
