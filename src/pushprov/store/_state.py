@@ -205,8 +205,8 @@ class _SqlServiceState:
     purge_interval_seconds = 1.0
     #: How long ``ping`` fails after any statement found the store unusable. Readiness must
     #: say what callers meet: on a full disk the probe's small write can still find room
-    #: (SQLite reuses WAL space) while the requests' inserts fail. And a worker whose
-    #: statements wait out a frozen server answers its balancer at once, not after them.
+    #: (SQLite reuses WAL space) while the requests' inserts fail. Also a ping within it
+    #: does not queue for the lock behind statements still waiting on a frozen server.
     unready_after_failure_seconds = 2.0
 
     def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
