@@ -6,6 +6,8 @@ import base64
 import dataclasses
 import datetime as dt
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -340,6 +342,40 @@ def test_missing_object_is_token_key_not_found(token: hsm.Token, softhsm: SoftHs
         other.generate_rsa_key("elsewhere", "sign", bits=2048)
     with pytest.raises(hsm.TokenKeyNotFoundError):
         token.rsa_key("pkcs11:object=elsewhere", "sign")
+
+
+_OPEN_FROM_THREADS = """
+import sys, threading
+from pushprov import hsm
+token = hsm.open_token(sys.argv[1])
+failures = []
+start = threading.Barrier(4)
+def open_many():
+    start.wait()
+    for _ in range(150):
+        try:
+            token.rsa_key(sys.argv[2], "sign").public_key.public_numbers()
+        except Exception as failure:
+            failures.append(type(failure).__name__)
+threads = [threading.Thread(target=open_many) for _ in range(4)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(sorted(set(failures)), len(failures))
+"""
+
+
+def test_one_session_opens_keys_from_several_threads_at_once(
+    softhsm: SoftHsm, token_keys: TokenKeys
+) -> None:
+    # Why: serve opens a token key on the event loop and in the outcomes endpoint's thread at
+    # once when a key becomes active. Attribute reads on the one session, not serialized,
+    # made SoftHSM2 answer CKR_GENERAL_ERROR (a 500 in CI's rehearsal) or crash the process.
+    # In a child process, so that a crash fails this test and not the whole run.
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_FROM_THREADS, softhsm.uri(), token_keys.primary.uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout.strip()) == (0, "[] 0"), done.stderr[-2000:]
 
 
 def test_destroy_removes_the_pair_and_only_it(token: hsm.Token, token_keys: TokenKeys) -> None:

@@ -13,7 +13,13 @@ from pkcs11 import exceptions as p11
 
 from .._errors import KeysError, PassphraseError
 
-__all__ = ["TOKEN_FAILURES", "TokenKeyNotFoundError", "TokenUnavailableError", "token_errors"]
+__all__ = [
+    "TOKEN_FAILURES",
+    "TokenKeyNotFoundError",
+    "TokenUnavailableError",
+    "general_error_unavailable",
+    "token_errors",
+]
 
 
 class TokenUnavailableError(KeysError):
@@ -80,3 +86,15 @@ def token_errors() -> Iterator[None]:
         raise TokenUnavailableError(
             f"the token is not available ({type(error).__name__})"
         ) from None
+
+
+@contextlib.contextmanager
+def general_error_unavailable() -> Iterator[None]:
+    """CKR_GENERAL_ERROR as ``TokenUnavailableError``, where no request's data is involved:
+    finding the token, logging in, finding a key and reading its attributes. The library lost
+    its state (SoftHSM2 after its token store vanished) and wants C_Finalize/C_Initialize.
+    Never around a decryption: there the same code must stay the one bad-padding outcome."""
+    try:
+        yield
+    except p11.GeneralError:
+        raise TokenUnavailableError("the token is not available (GeneralError)") from None

@@ -12,7 +12,7 @@ from pkcs11 import MGF, Attribute, Mechanism
 from pkcs11 import exceptions as p11
 
 from .._errors import KeyUnusableError, UnsupportedError
-from ._errors import TOKEN_FAILURES, token_errors
+from ._errors import TOKEN_FAILURES, general_error_unavailable, token_errors
 from ._uri import Pkcs11Uri
 
 if TYPE_CHECKING:
@@ -76,7 +76,9 @@ class TokenRsaKey:
         key._token = token
         key._private = private
         key.role = role
-        with token_errors():
+        # The token's lock: one session serves every thread of a worker, and two threads
+        # reading attributes on it at once made SoftHSM2 fail or crash.
+        with token._lock, token_errors(), general_error_unavailable():
             key.key_id = bytes(private[Attribute.ID])
             key.label = str(private[Attribute.LABEL])
             modulus = int.from_bytes(private[Attribute.MODULUS], "big")

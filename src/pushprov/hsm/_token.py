@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import os
 import threading
-from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import pkcs11
@@ -15,7 +14,12 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11
 
 from .._errors import KeyUnusableError, PassphraseError, UnsupportedError, UsageError
-from ._errors import TokenKeyNotFoundError, TokenUnavailableError, token_errors
+from ._errors import (
+    TokenKeyNotFoundError,
+    TokenUnavailableError,
+    general_error_unavailable,
+    token_errors,
+)
 from ._key import Role, TokenRsaKey
 from ._uri import Pkcs11Uri, parse_uri, read_pin
 
@@ -97,7 +101,7 @@ class Token:
             raise UsageError('the pkcs11: URI must name a private key ("type=private")')
         if where.token is not None and where.token != self.label:
             raise UsageError("the pkcs11: URI names another token than this session's")
-        with self._lock, token_errors():
+        with self._lock, token_errors(), general_error_unavailable():
             try:
                 private = self._session.get_key(
                     object_class=ObjectClass.PRIVATE_KEY,
@@ -162,17 +166,6 @@ def _pin_mac(pin: str) -> bytes:
     return hmac.new(_PIN_MAC_KEY, pin.encode(), hashlib.sha256).digest()
 
 
-@contextlib.contextmanager
-def _general_error_unavailable() -> Iterator[None]:
-    # CKR_GENERAL_ERROR while finding the token or logging in: the library lost its state
-    # (SoftHSM2 after its token store vanished) and wants C_Finalize/C_Initialize. Only here:
-    # during a decryption the same code must stay the one bad-padding outcome.
-    try:
-        yield
-    except p11.GeneralError:
-        raise TokenUnavailableError("the token is not available (GeneralError)") from None
-
-
 def open_token(
     uri: str | Pkcs11Uri, *, module_path: str | None = None, pin_source: str | None = None
 ) -> Token:
@@ -199,7 +192,7 @@ def open_token(
         lib = pkcs11.lib(module)
     except p11.PKCS11Error:
         raise TokenUnavailableError("the PKCS#11 module cannot be loaded or initialized") from None
-    with token_errors(), _general_error_unavailable():
+    with token_errors(), general_error_unavailable():
         if where.slot_id is not None:
             slots = [s for s in lib.get_slots(token_present=True) if s.slot_id == where.slot_id]
             if not slots:
