@@ -6,8 +6,13 @@ import re
 import shutil
 import subprocess
 import sys
+import types
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
+
+from pushprov.cli import _rehearsal
 
 from .hsm_support import softhsm_module
 
@@ -105,3 +110,18 @@ def test_rehearsal_moves_the_issuer_signing_role_into_a_softhsm2_token() -> None
     total, accepted, rejected, failed = map(int, traffic.groups())
     assert total > 0 and accepted == total and rejected == failed == 0
     assert report.rstrip().endswith("rehearsal ok")
+
+
+def test_a_failed_rehearsal_shows_the_servers_error_lines(tmp_path: Path) -> None:
+    # The data directory is deleted afterwards: the report is the only place left to say why.
+    for side, name in (("issuer", "serve"), ("sandbox", "sandbox")):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / f"{name}.log").write_text(
+            '{"level":"warning","msg":"created a self-signed development certificate"}\n'
+            + "".join(f'{{"level":"error","msg":"unhandled","n":{i}}}\n' for i in range(7))
+        )
+    shown = _rehearsal._server_errors(cast(Any, types.SimpleNamespace(root=tmp_path)))
+    assert len(shown) == 10  # the last five of each server
+    assert shown[0] == '  issuer log   {"level":"error","msg":"unhandled","n":2}'
+    assert shown[-1].startswith("  sandbox log   ") and '"n":6' in shown[-1]
+    assert not any("warning" in line for line in shown)

@@ -584,10 +584,24 @@ def _problems_and_timeline(r: _Rehearsal) -> list[str]:
     if reasons:
         lines.append(f"  problems     {', '.join(reasons)}")
     lines += [f"  traffic thread died: {crash}" for crash in r.crashes]
+    if reasons or r.crashes:
+        lines += _server_errors(r)
     lines.append(
         "  key timeline (seconds from start; every promotion ran its self-test first, then "
         "the partner's canary)"
     )
     for event in r.events:
         lines.append(f"    {event.at:6.1f}  {event.side:8} {event.key:11} {event.change}")
+    return lines
+
+
+def _server_errors(r: _Rehearsal) -> list[str]:
+    """The servers' last error lines (JSON; a log never holds a card number or a secret), so
+    that a failed rehearsal says what the server met: the data directory is deleted after."""
+    lines = []
+    for side, name in (("issuer", "serve"), ("sandbox", "sandbox")):
+        with contextlib.suppress(OSError):
+            text = (r.root / side / f"{name}.log").read_text(errors="replace")
+            errors = [line for line in text.splitlines() if '"level":"error"' in line]
+            lines += [f"  {side} log   {line[:300]}" for line in errors[-5:]]
     return lines
