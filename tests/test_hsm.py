@@ -344,35 +344,48 @@ def test_missing_object_is_token_key_not_found(token: hsm.Token, softhsm: SoftHs
         token.rsa_key("pkcs11:object=elsewhere", "sign")
 
 
-_OPEN_FROM_THREADS = """
+_TOKENS_FROM_THREADS = """
 import sys, threading
 from pushprov import hsm
-token = hsm.open_token(sys.argv[1])
+a, b = hsm.open_token(sys.argv[1]), hsm.open_token(sys.argv[2])
+signer = a.rsa_key(sys.argv[3], "sign")
+try:
+    b.rsa_key("pkcs11:object=threads-b", "sign")
+except hsm.TokenKeyNotFoundError:
+    b.generate_rsa_key("threads-b", "sign", bits=2048)
 failures = []
 start = threading.Barrier(4)
-def open_many():
+def run(work):
     start.wait()
     for _ in range(150):
         try:
-            token.rsa_key(sys.argv[2], "sign").public_key.public_numbers()
+            work()
         except Exception as failure:
             failures.append(type(failure).__name__)
-threads = [threading.Thread(target=open_many) for _ in range(4)]
+works = [
+    lambda: signer.sign_digest(8, bytes(32)),  # the event loop seals (SHA-256 digest)
+    lambda: a.rsa_key(sys.argv[3], "sign"),  # another thread opens a key on that session
+    lambda: b.rsa_key("pkcs11:object=threads-b", "sign"),  # and on another token's
+    lambda: b.rsa_key("pkcs11:object=threads-b", "sign"),
+]
+threads = [threading.Thread(target=run, args=(work,)) for work in works]
 for thread in threads: thread.start()
 for thread in threads: thread.join()
 print(sorted(set(failures)), len(failures))
 """
 
 
-def test_one_session_opens_keys_from_several_threads_at_once(
+def test_a_module_is_called_from_one_thread_at_a_time(
     softhsm: SoftHsm, token_keys: TokenKeys
 ) -> None:
-    # Why: serve opens a token key on the event loop and in the outcomes endpoint's thread at
-    # once when a key becomes active. Attribute reads on the one session, not serialized,
-    # made SoftHSM2 answer CKR_GENERAL_ERROR (a 500 in CI's rehearsal) or crash the process.
+    # Why: serve opens a token key in the outcomes endpoint's thread while its event loop
+    # signs. python-pkcs11 initializes a module without locking (C_Initialize(NULL)), so
+    # SoftHSM2 keeps no mutexes: unserialized calls, on one session or on two tokens'
+    # sessions, answered CKR_GENERAL_ERROR (a 500 in CI's rehearsal) or crashed the process.
     # In a child process, so that a crash fails this test and not the whole run.
     done = subprocess.run(
-        [sys.executable, "-c", _OPEN_FROM_THREADS, softhsm.uri(), token_keys.primary.uri()],
+        [sys.executable, "-c", _TOKENS_FROM_THREADS, softhsm.uri(), softhsm.uri(OTHER_LABEL),
+         token_keys.primary.uri()],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert (done.returncode, done.stdout.strip()) == (0, "[] 0"), done.stderr[-2000:]

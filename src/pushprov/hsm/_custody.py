@@ -30,7 +30,7 @@ from .._policy import GOOGLE_PROFILE, Policy
 from ._errors import TokenKeyNotFoundError, TokenUnavailableError
 from ._key import Role, TokenRsaKey
 from ._openpgp import generate_openpgp_key
-from ._token import DEFAULT_BITS, Token, open_token
+from ._token import DEFAULT_BITS, Token, module_lock, open_token
 from ._uri import Pkcs11Uri, parse_uri
 
 __all__ = ["Custody", "TokenCustody"]
@@ -227,7 +227,7 @@ class TokenCustody:
         for place in [place for place in self._tokens if place[0] == module]:
             del self._tokens[place]  # its session ended with the library; nothing to close
         self.generation += 1
-        with contextlib.suppress(p11.PKCS11Error):
+        with module_lock(module), contextlib.suppress(p11.PKCS11Error):
             pkcs11.lib(module).reinitialize()
         return True
 

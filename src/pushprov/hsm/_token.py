@@ -34,13 +34,13 @@ class Token:
     """One logged-in read/write session on a token. Operations are serialized on it (a PKCS#11
     session runs one operation at a time); close it, or use it as a context manager."""
 
-    def __init__(self, session: Any, uri: Pkcs11Uri, *, _token: object = None) -> None:
+    def __init__(self, session: Any, uri: Pkcs11Uri, module: str, *, _token: object = None) -> None:
         if _token is not _BUILT_BY_OPEN:
             raise TypeError("use open_token()")
         self._session = session
         self._uri = uri
-        self._lock = threading.Lock()
-        with token_errors():
+        self._lock = module_lock(module)
+        with self._lock, token_errors():
             mechanisms = session.token.slot.get_mechanisms()
         self.mechanisms: frozenset[int] = frozenset(int(m) for m in mechanisms)
 
@@ -156,6 +156,29 @@ class Token:
 
 
 _BUILT_BY_OPEN = object()
+_MODULE_LOCKS: dict[str, threading.RLock] = {}
+_MODULE_LOCKS_GUARD = threading.Lock()
+
+
+def module_lock(module: str) -> threading.RLock:
+    """The lock every call into ``module`` holds, on any session of any of its tokens.
+
+    python-pkcs11 initializes a module with ``C_Initialize(NULL)``: the application promises
+    never to call it from two threads at once (PKCS#11 §5.4), and SoftHSM2 then turns its own
+    mutexes off. A worker's event loop and its threadpool both reach the tokens (a key opened
+    by the outcomes endpoint while a GOPC is signed): unserialized, SoftHSM2 answered
+    CKR_GENERAL_ERROR or crashed the process, even with the two calls on different tokens.
+    """
+    with _MODULE_LOCKS_GUARD:
+        return _MODULE_LOCKS.setdefault(os.path.realpath(module), threading.RLock())
+
+
+def _after_fork() -> None:
+    # A child opens its own sessions (PKCS#11 §6.7.7); a lock held at the fork stays held.
+    _MODULE_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 # The PIN each token accepted in this process, as a keyed MAC under a key that never leaves
 # memory: enough to judge a later PIN when the login is shared, useless to anyone else.
 _LOGINS: dict[tuple[str, bytes], bytes] = {}
@@ -188,6 +211,11 @@ def open_token(
         raise PassphraseError("the token PIN is not UTF-8 text") from None
     if where.token is None and where.serial is None and where.slot_id is None:
         raise UsageError('the pkcs11: URI names no token ("token=", "serial=" or "slot-id=")')
+    with module_lock(module):
+        return _log_in(where, module, pin)
+
+
+def _log_in(where: Pkcs11Uri, module: str, pin: str) -> Token:
     try:
         lib = pkcs11.lib(module)
     except p11.PKCS11Error:
@@ -214,4 +242,4 @@ def open_token(
         else:
             _LOGINS[login] = _pin_mac(pin)
     del pin
-    return Token(session, where, _token=_BUILT_BY_OPEN)
+    return Token(session, where, module, _token=_BUILT_BY_OPEN)
