@@ -19,7 +19,7 @@ import pytest
 
 from pushprov import jose, open_gopc, openpgp
 from pushprov.cli._demo import random_test_pan
-from pushprov.keys import Environment, Format, Keystore, SecretCache, StoreKeySource
+from pushprov.keys import Environment, Format, Keyring, Keystore, SecretCache, StoreKeySource
 from pushprov.store import SqliteStore
 
 from .service_support import request_body, running_server
@@ -295,3 +295,45 @@ def test_pushprov_serve_end_to_end(tmp_path: Path, workers: int) -> None:
     ]
     assert len(request_logs) == 6 and {entry["status"] for entry in request_logs} == {200}
     assert PAN not in stderr.decode()
+
+
+def test_a_reload_begun_earlier_never_replaces_a_newer_snapshot(tmp_path: Path) -> None:
+    # Why: the event loop and the outcomes endpoint's thread both reload the keyring. A reload
+    # that read the store before a promotion could finish last and put the old keyring back
+    # for a whole refresh period (found in review; a retired key would seal again).
+    now = dt.datetime.now(dt.UTC)
+    path = tmp_path / "keys" / "keystore.db"
+    path.parent.mkdir(mode=0o700)
+    operator = _open(path)
+    env = Environment.SANDBOX
+    first = operator.generate(env, user_id="Issuer A <a@issuer.example>", bits=2048, at=now)
+    operator.promote(env, first.key_id, at=now)
+    read, release = threading.Event(), threading.Event()
+
+    class HeldBack(Keystore):
+        def snapshot(self, env: Environment) -> Keyring:
+            ring = super().snapshot(env)
+            if threading.current_thread().name == "held back":
+                read.set()
+                release.wait(30)
+            return ring
+
+    def open_held_back(cache: SecretCache) -> Keystore:
+        store = SqliteStore.open(path, passphrase=PASSPHRASE)
+        return HeldBack(store, actor="test", secret_cache=cache)
+
+    clock = [0.0]
+    source = StoreKeySource(open_held_back, env, refresh=60, monotonic=lambda: clock[0])
+    before = source.current(now).version
+    clock[0] = 61.0  # due for a reload
+    earlier = threading.Thread(target=source.current, args=(now,), name="held back")
+    earlier.start()
+    assert read.wait(30)  # it has read the keyring as it was
+    second = operator.generate(env, user_id="Issuer B <b@issuer.example>", bits=2048, at=now)
+    operator.promote(env, second.key_id, at=now)
+    after = source.current(now).version  # this thread reloads: the new keyring
+    release.set()
+    earlier.join()
+    assert before != after
+    assert source.current(now).version == after  # not the earlier reload's older keyring
+    operator.close()

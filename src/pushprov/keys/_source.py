@@ -260,6 +260,10 @@ class StoreKeySource:
         # Bumped by invalidate(); a read that began before the bump does not count as fresh.
         self._generation = 0
         self._loaded_generation = 0
+        # Reloads in the order they began: one that began earlier never replaces a later one's
+        # snapshot (the event loop and the outcomes thread may reload at once).
+        self._reads = 0
+        self._loaded_read = 0
         self._recorded: dict[str, float] = {}
         # Uses since the last write, by (key id, role): [count, canary count, last Unix time].
         self._uses: dict[tuple[str, Role], list[int]] = {}
@@ -286,10 +290,17 @@ class StoreKeySource:
             or generation != self._loaded_generation
             or now - self._loaded >= self._refresh
         ):
+            with self._lock:
+                self._reads += 1
+                read = self._reads
             keystore = self._keystore()
             keys = _service_keys(keystore.snapshot(self._env), at, keystore)
             with self._lock:
-                self._keys, self._loaded, self._loaded_generation = keys, now, generation
+                if read > self._loaded_read:
+                    self._keys, self._loaded, self._loaded_generation = keys, now, generation
+                    self._loaded_read = read
+                elif self._keys is not None:
+                    keys = self._keys  # a reload that began later has stored a newer one
         return keys
 
     def note_seal(self, sealing: Sealing, at: _dt.datetime) -> None:
