@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,3 +353,39 @@ def test_an_evidence_write_the_store_refuses_fails_no_request_and_is_written_lat
     source.flush(at)
     assert world.record(world.a).evidence["sign"].sealed == 2
     assert world.record(world.g1).evidence["encrypt"].sealed == 2
+
+
+def test_a_burst_of_reports_opens_one_keystore_off_the_event_loop(
+    world: World, tmp_path: Path
+) -> None:
+    # Why: each thread that records outcomes opens its own keystore (a store connection and
+    # the passphrase's KDF). Run over AnyIO's 40 threads, a burst of reports from one caller
+    # cost up to 40 of them per worker (found in review). Now one thread at a time records.
+    opened_by: list[int] = []
+
+    def opening(cache: SecretCache) -> Keystore:
+        opened_by.append(threading.get_ident())
+        return _open(world.path, cache)
+
+    source = StoreKeySource(opening, ENV, refresh=0.05)
+    with running_server(tmp_path, source, rate_limit_per_second=10_000) as running:
+        start = threading.Barrier(8)
+        answers: list[int] = []
+
+        def report() -> None:
+            with running.client() as client:
+                start.wait()
+                for index in range(3):
+                    item = {"requestId": f"nobody-{threading.get_ident()}-{index}",
+                            "outcome": "accepted"}  # fmt: skip
+                    answers.append(_report(client, item).status_code)
+
+        callers = [threading.Thread(target=report) for _ in range(8)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+    assert answers == [200] * 24
+    # The event loop's keystore (it seals; here it may not have needed one) and the one
+    # recording thread's.
+    assert 1 <= len(set(opened_by)) <= 2, len(set(opened_by))

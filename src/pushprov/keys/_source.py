@@ -171,6 +171,10 @@ class KeySource(Protocol):
         """Where outcomes are recorded and partner states decided, or None (key files)."""
         ...
 
+    def invalidate(self) -> None:
+        """Read the keys again on the next request: a change was committed."""
+        ...
+
 
 class FileKeySource:
     """Keys from files, all active: for demos and for tests that need no keystore."""
@@ -218,6 +222,9 @@ class FileKeySource:
 
     def lifecycle(self) -> Keystore | None:
         return None
+
+    def invalidate(self) -> None:
+        pass  # files are read once
 
 
 def _status(key_id: str, fmt: str, owner: str, expires: _dt.datetime | None) -> KeyStatus:

@@ -31,9 +31,10 @@ import datetime as _dt
 import logging
 from collections.abc import Sequence
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from .._card import parse_strict_json
 from .._clock import as_unix
@@ -72,6 +73,11 @@ def blamed_roles(code: str | None, canary: Sequence[str]) -> tuple[str, ...]:
 
 def outcomes_router(context: Context) -> APIRouter:
     router = APIRouter()
+    # One report at a time per worker, off the event loop: every thread that records opens a
+    # keystore of its own (a store connection, the passphrase's KDF: ~0.1 s, 32 MiB), so a
+    # burst of reports must not fan out over AnyIO's 40 threads. Each report takes
+    # milliseconds; its store writes are serialized by the store anyway.
+    recording = CapacityLimiter(1)
 
     @router.post(
         OUTCOMES_PATH,
@@ -91,7 +97,9 @@ def outcomes_router(context: Context) -> APIRouter:
             batch = OutcomesRequest.model_validate(document)
         except ValidationError as invalid:
             raise validation_error(invalid.errors(), at) from None
-        return await run_in_threadpool(_record, context, client, batch.outcomes, at)
+        return await anyio.to_thread.run_sync(
+            _record, context, client, batch.outcomes, at, limiter=recording
+        )
 
     return router
 
@@ -163,12 +171,14 @@ def _apply(context: Context, keystore: Keystore, tally: _Tally, at: _dt.datetime
             outcome = "accepted" if delta.accepted else "rejected"
             metrics.key_outcomes.labels(key_id, role.value, outcome).inc()
     stored = keystore.record_evidence(env, tally.deltas)
+    changed = False
     for key_id, blamed in tally.stopped.items():
         stopped = keystore.set_partner(
             env, key_id, Partner.STOPPED, at=at,
             reason=f"a canary GOPC was rejected for a reason its {blamed} key causes",
         )  # fmt: skip
         if stopped is not None:
+            changed = True
             metrics.canary_stops.labels(key_id, blamed).inc()
             log.warning("canary stopped", extra={"key": key_id, "role": blamed})
     # Keys still on probation as this worker last read them; set_partner checks again.
@@ -178,8 +188,13 @@ def _apply(context: Context, keystore: Keystore, tally: _Tally, at: _dt.datetime
         proof = stored.get(key_id, {}).values()
         accepted = sum(e.canary_accepted for e in proof)
         if accepted >= wanted and not any(e.canary_rejected for e in proof):
-            keystore.set_partner(
+            verified = keystore.set_partner(
                 env, key_id, Partner.VERIFIED, at=at,
                 reason=f"{accepted} canary GOPCs sealed with it alone accepted by the partner, "
                 "none rejected because of it",
             )  # fmt: skip
+            changed = changed or verified is not None
+    if changed:
+        # This worker seals by the change from its next request on, not after its refresh:
+        # a stopped canary key must not seal alone again, a verified one no longer alone.
+        context.keys.invalidate()
