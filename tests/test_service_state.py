@@ -143,7 +143,7 @@ def test_readiness_fails_for_a_while_after_any_statement_failed(
 
     holder = threading.Thread(target=hold_the_lock)
     holder.start()
-    held.wait(5)
+    assert held.wait(5)
     began = time.monotonic()
     assert not state.ping()
     assert time.monotonic() - began < 0.5

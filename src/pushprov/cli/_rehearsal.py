@@ -537,8 +537,7 @@ def _fault_report(r: _Rehearsal, elapsed: float, a: str) -> tuple[bytes, int]:
     ]
     ok = rejected > 0 and outside == outside_before == 0 and a_state == "active"
     ok = ok and total > canary and not r.crashes
-    lines.append("rehearsal ok (the canary caught the fault)" if ok else "REHEARSAL FAILED")
-    return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
+    return _verdict(r, lines, ok=ok, good="rehearsal ok (the canary caught the fault)")
 
 
 def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
@@ -556,10 +555,14 @@ def _report(r: _Rehearsal, elapsed: float) -> tuple[bytes, int]:
         _canary_line(r),
         *_problems_and_timeline(r),
     ]
-    return _verdict(lines, ok=total > 0 and accepted == total and not r.crashes)
+    return _verdict(r, lines, ok=total > 0 and accepted == total and not r.crashes)
 
 
-def _verdict(lines: list[str], *, ok: bool, good: str = "rehearsal ok") -> tuple[bytes, int]:
+def _verdict(
+    r: _Rehearsal, lines: list[str], *, ok: bool, good: str = "rehearsal ok"
+) -> tuple[bytes, int]:
+    if not ok:
+        lines += _server_errors(r)
     lines.append(good if ok else "REHEARSAL FAILED")
     return ("\n".join(lines) + "\n").encode(), 0 if ok else 1
 
@@ -584,8 +587,6 @@ def _problems_and_timeline(r: _Rehearsal) -> list[str]:
     if reasons:
         lines.append(f"  problems     {', '.join(reasons)}")
     lines += [f"  traffic thread died: {crash}" for crash in r.crashes]
-    if reasons or r.crashes:
-        lines += _server_errors(r)
     lines.append(
         "  key timeline (seconds from start; every promotion ran its self-test first, then "
         "the partner's canary)"
@@ -596,8 +597,9 @@ def _problems_and_timeline(r: _Rehearsal) -> list[str]:
 
 
 def _server_errors(r: _Rehearsal) -> list[str]:
-    """The servers' last error lines (JSON; a log never holds a card number or a secret), so
-    that a failed rehearsal says what the server met: the data directory is deleted after."""
+    """The servers' last error lines, so that a failed rehearsal says what the servers met:
+    the data directory is deleted after. The log's JSON lines carry an exception's type, not
+    its text, and mask card-number-like digit runs; the rehearsal's card is a test number."""
     lines = []
     for side, name in (("issuer", "serve"), ("sandbox", "sandbox")):
         with contextlib.suppress(OSError):

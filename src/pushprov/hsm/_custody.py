@@ -85,8 +85,8 @@ class TokenCustody:
 
     ``module_path`` and ``pin_source`` (configuration) win over what a record or URI says;
     ``from_environment`` reads them from ``PUSHPROV_PKCS11_MODULE`` and
-    ``PUSHPROV_PKCS11_PIN_SOURCE``. Thread-safe; each token's operations are serialized on its
-    one session (a service worker runs its private operations one at a time anyway).
+    ``PUSHPROV_PKCS11_PIN_SOURCE``. Thread-safe; every call into a module is serialized by its
+    lock (a service worker runs its private operations one at a time anyway).
     """
 
     #: Configuration that overrides what a record says (another host's module path, another

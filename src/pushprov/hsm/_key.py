@@ -76,8 +76,8 @@ class TokenRsaKey:
         key._token = token
         key._private = private
         key.role = role
-        # The token's lock: one session serves every thread of a worker, and two threads
-        # reading attributes on it at once made SoftHSM2 fail or crash.
+        # The module's lock: one session serves every thread of a worker, and two threads
+        # reading attributes at once made SoftHSM2 fail or crash.
         with token._lock, token_errors(), general_error_unavailable():
             key.key_id = bytes(private[Attribute.ID])
             key.label = str(private[Attribute.LABEL])

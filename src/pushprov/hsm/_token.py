@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import itertools
 import os
 import threading
 from typing import Any, NoReturn
@@ -31,8 +32,9 @@ _MAX_BITS = 8192
 
 
 class Token:
-    """One logged-in read/write session on a token. Operations are serialized on it (a PKCS#11
-    session runs one operation at a time); close it, or use it as a context manager."""
+    """One logged-in read/write session on a token; close it, or use it as a context manager.
+    Every call on it holds its module's lock (``module_lock``): one call into the module at a
+    time in this process, on any session of any of its tokens."""
 
     def __init__(self, session: Any, uri: Pkcs11Uri, module: str, *, _token: object = None) -> None:
         if _token is not _BUILT_BY_OPEN:
@@ -101,18 +103,28 @@ class Token:
             raise UsageError('the pkcs11: URI must name a private key ("type=private")')
         if where.token is not None and where.token != self.label:
             raise UsageError("the pkcs11: URI names another token than this session's")
+        wanted: dict[Attribute, Any] = {
+            Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+            Attribute.KEY_TYPE: KeyType.RSA,
+        }
+        if where.object is not None:
+            wanted[Attribute.LABEL] = where.object
+        if where.id is not None:
+            wanted[Attribute.ID] = where.id
         with self._lock, token_errors(), general_error_unavailable():
+            # Not get_key(): on a second match it raises with its search still open, and the
+            # search holds the session's operation lock until the exception is freed, maybe
+            # by another thread, which cannot release it: the session then hung for good.
+            search = self._session.get_objects(wanted)
             try:
-                private = self._session.get_key(
-                    object_class=ObjectClass.PRIVATE_KEY,
-                    key_type=KeyType.RSA,
-                    label=where.object,
-                    id=where.id,
-                )
-            except p11.NoSuchKey:
-                raise TokenKeyNotFoundError("no RSA private key in the token matches") from None
-            except p11.MultipleObjectsReturned:
-                raise TokenKeyNotFoundError("several keys in the token match; add id=") from None
+                found = list(itertools.islice(search, 2))
+            finally:
+                search.close()  # C_FindObjectsFinal, here, on this thread, under the lock
+            if not found:
+                raise TokenKeyNotFoundError("no RSA private key in the token matches")
+            if len(found) > 1:
+                raise TokenKeyNotFoundError("several keys in the token match; add id=")
+            private = found[0]
             allowed = private[Attribute.SIGN if role == "sign" else Attribute.DECRYPT]
         if not allowed:
             raise KeyUnusableError(
@@ -157,7 +169,6 @@ class Token:
 
 _BUILT_BY_OPEN = object()
 _MODULE_LOCKS: dict[str, threading.RLock] = {}
-_MODULE_LOCKS_GUARD = threading.Lock()
 
 
 def module_lock(module: str) -> threading.RLock:
@@ -169,16 +180,18 @@ def module_lock(module: str) -> threading.RLock:
     by the outcomes endpoint while a GOPC is signed): unserialized, SoftHSM2 answered
     CKR_GENERAL_ERROR or crashed the process, even with the two calls on different tokens.
     """
-    with _MODULE_LOCKS_GUARD:
-        return _MODULE_LOCKS.setdefault(os.path.realpath(module), threading.RLock())
+    # dict.setdefault is atomic: two threads asking at once get the same lock.
+    return _MODULE_LOCKS.setdefault(os.path.realpath(module), threading.RLock())
 
 
 def _after_fork() -> None:
-    # A child opens its own sessions (PKCS#11 §6.7.7); a lock held at the fork stays held.
+    # A child opens its own sessions (PKCS#11 §6.7.7), with fresh locks: one another thread
+    # held at the fork would stay held in the child.
     _MODULE_LOCKS.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork)
+
 # The PIN each token accepted in this process, as a keyed MAC under a key that never leaves
 # memory: enough to judge a later PIN when the login is shared, useless to anyone else.
 _LOGINS: dict[tuple[str, bytes], bytes] = {}

@@ -297,10 +297,10 @@ class StoreKeySource:
             or generation != self._loaded_generation
             or now - self._loaded >= self._refresh
         ):
+            keystore = self._keystore()  # a thread's first opens one: before the count
             with self._lock:
                 self._reads += 1
                 read = self._reads
-            keystore = self._keystore()
             keys = _service_keys(keystore.snapshot(self._env), at, keystore)
             with self._lock:
                 if read > self._loaded_read:
