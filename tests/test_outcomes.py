@@ -128,14 +128,22 @@ def test_canary_gopcs_are_signed_by_the_new_key_alone_and_acceptances_verify_it(
     world: World, server: Server
 ) -> None:
     with server.client() as client:
-        sealed = _seal(client, 16, "r")
+        # At least the 3 canary GOPCs verification needs, told by their signers (at fraction
+        # 0.5, 16 GOPCs hold fewer than 3 in 0.2 % of runs: CI met one; so 16 more then).
+        sealed: dict[str, str] = {}
+        for round_ in range(6):
+            sealed |= _seal(client, 16, f"r{round_}")
+            alone = [r for r, gopc in sealed.items() if world.signers(server, gopc) == {world.b}]
+            if len(alone) >= 3:
+                break
         answer = _report(client, *(_accepted(request_id) for request_id in sealed))
+    total = len(sealed)
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
-    assert [r["result"] for r in results] == ["recorded"] * 16
+    assert [r["result"] for r in results] == ["recorded"] * total
     canary = {r["requestId"] for r in results if r["canary"] == ["sign"]}
-    # Some, not all (fraction 0.5 of 16: all or none has odds of 2 in 65,536).
-    assert 0 < len(canary) < 16
+    # The canary GOPCs pushprov names are the ones signed by B alone; some, not all.
+    assert canary == set(alone) and 3 <= len(canary) < total
     for request_id, gopc in sealed.items():
         expected = {world.b} if request_id in canary else {world.a, world.b}
         assert world.signers(server, gopc) == expected, request_id
@@ -148,9 +156,9 @@ def test_canary_gopcs_are_signed_by_the_new_key_alone_and_acceptances_verify_it(
         keystore.close()
     assert entry.key_id == world.b and "accepted by the partner" in entry.reason
     evidence = world.record(world.b).evidence["sign"]
-    assert evidence.accepted == 16 and evidence.canary_accepted == len(canary)
+    assert evidence.accepted == total and evidence.canary_accepted == len(canary)
     assert evidence.rejected == evidence.canary_rejected == 0
-    assert world.record(world.g1).evidence["encrypt"].accepted == 16
+    assert world.record(world.g1).evidence["encrypt"].accepted == total
     # Verified, B no longer seals alone: every GOPC is signed by both again.
     with server.client() as client:
         after = _seal(client, 6, "after")
