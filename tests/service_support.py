@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -19,6 +19,9 @@ import uvicorn
 from pushprov.hosting import listen_socket, uvicorn_config
 from pushprov.keys import KeySource
 from pushprov.service import ServiceConfig, SqliteServiceState, create_app, dev_certificate
+
+if TYPE_CHECKING:
+    from pushprov.store import PostgresServiceState
 
 
 @dataclasses.dataclass
@@ -85,3 +88,27 @@ def running_server(tmp: Path, keys: KeySource, **overrides: Any) -> Iterator[Ser
 
 def as_json(response: httpx.Response) -> Any:
     return json.loads(response.content)
+
+
+def ping_while_locked(state: SqliteServiceState | PostgresServiceState) -> bool:
+    """``state.ping()`` run while another thread holds the store's lock, as a request's
+    statement stalled on the database would: its answer. Fails if the ping waited for it."""
+    held, release, answers = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        with state._lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        pinger = threading.Thread(target=lambda: answers.append(state.ping()))
+        pinger.start()
+        pinger.join(10)
+        assert not pinger.is_alive(), "the ping waited for the store's lock"
+    finally:
+        release.set()
+        holder.join()
+    return bool(answers[0])

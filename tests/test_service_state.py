@@ -23,6 +23,8 @@ from pushprov.store import (
     _state,
 )
 
+from .service_support import ping_while_locked
+
 T = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(hours=24)
 
@@ -133,22 +135,7 @@ def test_readiness_fails_for_a_while_after_any_statement_failed(
     clock[0] += state.unready_after_failure_seconds - 0.01
     assert not state.ping()
     # ...and answered without waiting for the store's lock, which a stalled request may hold.
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold_the_lock() -> None:
-        with state._lock:
-            held.set()
-            release.wait(5)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    assert held.wait(5)
-    began = time.monotonic()
-    assert not state.ping()
-    assert time.monotonic() - began < 0.5
-    release.set()
-    holder.join()
+    assert not ping_while_locked(state)
     clock[0] += 0.02
     assert state.ping()
     state.close()

@@ -33,11 +33,16 @@ def _open(path: Path, cache: SecretCache | None = None) -> Keystore:
     return Keystore(store, actor="test", secret_cache=cache)
 
 
-def test_rotation_while_serving_fails_no_request(tmp_path: Path) -> None:
-    now = dt.datetime.now(dt.UTC)
+def _new_store(tmp_path: Path) -> tuple[Path, Keystore]:
+    """A new key store in a private directory, and the operator's keystore on it."""
     path = tmp_path / "keys" / "keystore.db"
     path.parent.mkdir(mode=0o700)
-    operator = _open(path)
+    return path, _open(path)
+
+
+def test_rotation_while_serving_fails_no_request(tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    path, operator = _new_store(tmp_path)
     env = Environment.SANDBOX
     google_1 = openpgp.generate_key("G1 <g1@google.example>", bits=2048, at=now)
     google_2 = openpgp.generate_key("G2 <g2@google.example>", bits=2048, at=now)
@@ -117,9 +122,7 @@ def test_jwe_with_jwk_keys_from_the_store(tmp_path: Path) -> None:
     seals GOPCs in either envelope, publishes our JWKs, opens Google's JWE echo requests and
     records the use of the kids it sealed with."""
     now = dt.datetime.now(dt.UTC)
-    path = tmp_path / "keys" / "keystore.db"
-    path.parent.mkdir(mode=0o700)
-    operator = _open(path)
+    path, operator = _new_store(tmp_path)
     env = Environment.SANDBOX
     google_enc = jose.generate_jwk(bits=2048, at=now, use="enc")
     google_sig = jose.generate_jwk(bits=2048, at=now, use="sig")
@@ -302,9 +305,7 @@ def test_a_reload_begun_earlier_never_replaces_a_newer_snapshot(tmp_path: Path) 
     # that read the store before a promotion could finish last and put the old keyring back
     # for a whole refresh period (found in review; a retired key would seal again).
     now = dt.datetime.now(dt.UTC)
-    path = tmp_path / "keys" / "keystore.db"
-    path.parent.mkdir(mode=0o700)
-    operator = _open(path)
+    path, operator = _new_store(tmp_path)
     env = Environment.SANDBOX
     first = operator.generate(env, user_id="Issuer A <a@issuer.example>", bits=2048, at=now)
     operator.promote(env, first.key_id, at=now)
